@@ -1,0 +1,226 @@
+"""The one place that reads app settings (environment variables in Azure, `Values` of local.settings.json locally).
+
+Each setting is declared once in `SETTINGS` with its name, meaning and default; `Settings.from_env` parses and
+validates them all, and an invalid or missing one is a `SettingsError` naming the setting (never its value).
+`local.settings.example.json` lists exactly these names; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from dataverse.auth import Secret
+
+__all__ = ["AUTH_MODES", "SETTINGS", "Setting", "Settings", "SettingsError", "environment", "load_local_settings"]
+
+AuthMode = Literal["client_secret", "certificate", "managed_identity", "static_token", "none"]
+AUTH_MODES: tuple[AuthMode, ...] = ("client_secret", "certificate", "managed_identity", "static_token", "none")
+
+# Read by the Functions host, not by our code; listed in the example file all the same.
+HOST_SETTINGS = ("FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage")
+
+
+class SettingsError(ValueError):
+    """A missing or invalid app setting; the message names the setting and what is expected."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One app setting: environment name, field on `Settings`, default (as text), meaning, and whether secret."""
+
+    name: str
+    field: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATAVERSE_URL", "dataverse_url", "", "Environment URL, e.g. https://contoso.crm4.dynamics.com"),
+    Setting(
+        "DATAVERSE_AUTH",
+        "auth",
+        "client_secret",
+        "client_secret | certificate | managed_identity | "
+        "static_token | none (none and static_token are for the local emulator)",
+    ),
+    Setting("DATAVERSE_TENANT_ID", "tenant_id", "", "Entra ID tenant (directory) id of the app registration"),
+    Setting("DATAVERSE_CLIENT_ID", "client_id", "", "Application (client) id of the app registration"),
+    Setting(
+        "DATAVERSE_CLIENT_SECRET",
+        "client_secret",
+        "",
+        "Client secret (auth client_secret); use a Key Vault reference in Azure",
+        secret=True,
+    ),
+    Setting(
+        "DATAVERSE_CERTIFICATE_PATH", "certificate_path", "", "PEM (key + certificate) or PFX file (auth certificate)"
+    ),
+    Setting(
+        "DATAVERSE_CERTIFICATE_PASSWORD",
+        "certificate_password",
+        "",
+        "Passphrase of the certificate's private key, if any",
+        secret=True,
+    ),
+    Setting(
+        "DATAVERSE_MANAGED_IDENTITY_CLIENT_ID",
+        "managed_identity_client_id",
+        "",
+        "Client id of a user-assigned managed identity; empty for the system-assigned one",
+    ),
+    Setting("DATAVERSE_STATIC_TOKEN", "static_token", "", "Bearer token for auth static_token", secret=True),
+    Setting("DATAVERSE_CONNECT_TIMEOUT", "connect_timeout", "10", "Seconds to establish a connection"),
+    Setting(
+        "DATAVERSE_READ_TIMEOUT",
+        "read_timeout",
+        "300",
+        "Seconds to wait for an answer (a 5,000-row page takes a while)",
+    ),
+    Setting("DATAVERSE_MAX_ATTEMPTS", "max_attempts", "6", "Tries per request, the first included"),
+    Setting(
+        "DATAVERSE_MAX_RETRY_WAIT",
+        "max_retry_wait",
+        "300",
+        "Cap on the total seconds one request may spend waiting between retries",
+    ),
+    Setting(
+        "DATAVERSE_MAX_PARALLEL",
+        "max_parallel",
+        "8",
+        "Requests in flight at most (lowered further by "
+        "Dataverse's x-ms-dop-hint; the service protection limit is 52 per user)",
+    ),
+    Setting("DATAVERSE_PAGE_SIZE", "page_size", "5000", "Rows per page when reading (1 to 5,000)"),
+    Setting(
+        "DATAVERSE_BULK_CHUNK_SIZE", "bulk_chunk_size", "1000", "Targets per CreateMultiple/UpsertMultiple request"
+    ),
+)
+
+
+def _text(value: str, setting: Setting) -> str:
+    return value.strip()
+
+
+def _secret(value: str, setting: Setting) -> Secret | None:
+    return Secret(value) if value else None
+
+
+def _number(low: float, high: float, integer: bool) -> Callable[[str, Setting], float | int]:
+    def parse(value: str, setting: Setting) -> float | int:
+        try:
+            number = int(value) if integer else float(value)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise SettingsError(f"{setting.name} must be {kind}") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{setting.name} must be between {low:g} and {high:g}")
+        return number
+
+    return parse
+
+
+def _auth(value: str, setting: Setting) -> AuthMode:
+    for mode in AUTH_MODES:
+        if value == mode:
+            return mode
+    raise SettingsError(f"{setting.name} must be one of {', '.join(AUTH_MODES)}")
+
+
+def _url(value: str, setting: Setting) -> str:
+    url = value.strip().rstrip("/")
+    for suffix in ("/api/data/v9.2", "/api/data/v9.1", "/api/data/v9.0"):
+        url = url.removesuffix(suffix)
+    if url and not url.startswith(("https://", "http://")):
+        raise SettingsError(f"{setting.name} must be an https:// URL such as https://contoso.crm.dynamics.com")
+    return url
+
+
+_PARSERS: dict[str, Callable[[str, Setting], Any]] = {
+    "dataverse_url": _url,
+    "auth": _auth,
+    "client_secret": _secret,
+    "certificate_password": _secret,
+    "static_token": _secret,
+    "connect_timeout": _number(0.1, 600, integer=False),
+    "read_timeout": _number(1, 3600, integer=False),
+    "max_attempts": _number(1, 20, integer=True),
+    "max_retry_wait": _number(0, 3600, integer=False),
+    "max_parallel": _number(1, 52, integer=True),
+    "page_size": _number(1, 5000, integer=True),
+    "bulk_chunk_size": _number(1, 5000, integer=True),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated app settings. Build with `Settings.from_env()`; secrets are `Secret` (masked in repr)."""
+
+    dataverse_url: str
+    auth: AuthMode
+    tenant_id: str
+    client_id: str
+    client_secret: Secret | None
+    certificate_path: str
+    certificate_password: Secret | None
+    managed_identity_client_id: str
+    static_token: Secret | None
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+    max_retry_wait: float
+    max_parallel: int
+    page_size: int
+    bulk_chunk_size: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Parse every declared setting from `env` (default: the process environment)."""
+        source = os.environ if env is None else env
+        values = {}
+        for setting in SETTINGS:
+            raw = source.get(setting.name, "").strip() or setting.default
+            values[setting.field] = _PARSERS.get(setting.field, _text)(raw, setting)
+        return cls(**values)
+
+    def require_dataverse(self) -> None:
+        """Check that the settings needed to reach Dataverse with the chosen auth mode are all there."""
+        needed = {
+            "client_secret": ("DATAVERSE_TENANT_ID", "DATAVERSE_CLIENT_ID", "DATAVERSE_CLIENT_SECRET"),
+            "certificate": ("DATAVERSE_TENANT_ID", "DATAVERSE_CLIENT_ID", "DATAVERSE_CERTIFICATE_PATH"),
+            "managed_identity": (),
+            "static_token": ("DATAVERSE_STATIC_TOKEN",),
+            "none": (),
+        }[self.auth]
+        by_name = {s.name: getattr(self, s.field) for s in SETTINGS}
+        missing = [name for name in ("DATAVERSE_URL", *needed) if not by_name[name]]
+        if missing:
+            raise SettingsError(f"DATAVERSE_AUTH={self.auth} needs {', '.join(missing)} (not set)")
+
+
+def load_local_settings(path: str | Path) -> dict[str, str]:
+    """The `Values` of a local.settings.json file, for running the command line as the Functions host would."""
+    file = Path(path)
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{file}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise SettingsError(f"{file}: not valid JSON ({exc})") from None
+    values = document.get("Values") if isinstance(document, dict) else None
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise SettingsError(f"{file}: 'Values' must be an object of strings")
+    return dict(values)
+
+
+def environment(local_settings: str | Path | None = None) -> dict[str, str]:
+    """The process environment, overlaid with the `Values` of a local.settings.json file when one is given."""
+    env = dict(os.environ)
+    if local_settings:
+        env.update(load_local_settings(local_settings))
+    return env

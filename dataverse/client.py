@@ -1,0 +1,472 @@
+"""The Dataverse Web API client: reads (paged, FetchXML, change tracking), writes (single, bulk, `$batch`), actions.
+
+Everything goes through one `Transport` (headers, token, retries, limits, error mapping). Reads are generators
+whose memory is bounded by one page; bulk writes are chunked (default 1,000 targets per request) and the chunks run
+in parallel up to the transport's cap. Creates are retried only when they are idempotent: with a client-assigned id,
+where a duplicate-key answer to a retry means the first attempt succeeded.
+
+>>> client = DataverseClient(TransportConfig(org_url="https://org.crm.dynamics.com"), NoAuth())
+>>> client.api_url
+'https://org.crm.dynamics.com/api/data/v9.2/'
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from dataverse.auth import NoAuth, TokenProvider
+from dataverse.batch import BatchRequest, BatchResult, ChangeSet, decode_batch, encode_batch
+from dataverse.errors import (
+    ChangeTrackingTokenExpired,
+    DataverseBadRequest,
+    DataverseDuplicate,
+    DataverseError,
+    DataverseNotFound,
+)
+from dataverse.fetchxml import next_page, set_paging
+from dataverse.query import Query, check_name, encode_options, literal
+from dataverse.tables import Table, table
+from dataverse.transport import RequestStats, Transport, TransportConfig
+
+__all__ = ["ChangeFeed", "DataverseClient", "Page", "Removed", "Upserted", "WhoAmI", "entity_id_from"]
+
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+_DELETED = "$deletedEntity"
+_ANNOTATIONS_FETCH = "Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords"
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    """The calling user as Dataverse sees it: the application user, for a production app registration."""
+
+    user_id: uuid.UUID
+    business_unit_id: uuid.UUID
+    organization_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a read: its rows, and the link to the next page or (change tracking, last page) the delta link."""
+
+    rows: list[dict[str, Any]]
+    next_link: str | None = None
+    delta_link: str | None = None
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """A row created or updated since the last delta link."""
+
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A row deleted since the last delta link (also reported for rows created and deleted in between)."""
+
+    id: uuid.UUID
+    reason: str = "deleted"
+
+
+@dataclass
+class ChangeFeed:
+    """The changes of one change-tracking read; iterate it, then store `delta_link` once the work it covers is done.
+
+    A read from a query is the initial (full) read; a read from a stored delta link gives what changed since.
+    An expired delta link raises `ChangeTrackingTokenExpired`: read the whole table again from the query.
+    """
+
+    _pages: Callable[[], Iterator[Page]]
+    delta_link: str | None = field(default=None, init=False)
+
+    def __iter__(self) -> Iterator[Upserted | Removed]:
+        for page in self._pages():
+            for row in page.rows:
+                if _DELETED in str(row.get("@odata.context", "")):
+                    yield Removed(uuid.UUID(str(row["id"])), str(row.get("reason", "deleted")))
+                else:
+                    yield Upserted(row)
+            if page.delta_link:
+                self.delta_link = page.delta_link
+
+
+def entity_id_from(response: requests.Response) -> uuid.UUID:
+    """The id of a created row, from the `OData-EntityId` header (`…/leads(<guid>)`)."""
+    header = response.headers.get("OData-EntityId") or response.headers.get("Location") or ""
+    match = _ENTITY_ID.search(header)
+    if match:
+        return uuid.UUID(match.group(1))
+    raise DataverseError("Dataverse created the row but did not say its id", status=response.status_code)
+
+
+def _key_path(table: Table, key: uuid.UUID | Mapping[str, Any]) -> str:
+    """`leads(<guid>)` or, for an alternate key, `leads(new_key='A-1',other=2)` with escaped literals."""
+    if isinstance(key, uuid.UUID):
+        return f"{table.entity_set}({key})"
+    if not key:
+        raise ValueError("an alternate key needs at least one column")
+    parts = ",".join(f"{check_name(name)}={literal(value)}" for name, value in key.items())
+    return table.entity_set + "(" + quote(parts, safe="=,()'") + ")"
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+class DataverseClient:
+    """Typed operations on the Dataverse Web API. Build one per process and share it (pooled connections)."""
+
+    def __init__(
+        self,
+        config: TransportConfig,
+        auth: TokenProvider | None = None,
+        *,
+        page_size: int = 5000,
+        bulk_chunk_size: int = 1000,
+        transport: Transport | None = None,
+    ) -> None:
+        if not 1 <= page_size <= 5000:
+            raise ValueError("page_size must be between 1 and 5,000 (Dataverse's maximum)")
+        if bulk_chunk_size < 1:
+            raise ValueError("bulk_chunk_size must be at least 1")
+        self.transport = transport or Transport(config, auth or NoAuth())
+        self.page_size = page_size
+        self.bulk_chunk_size = bulk_chunk_size
+
+    @property
+    def api_url(self) -> str:
+        return self.transport.config.api_url
+
+    @property
+    def stats(self) -> RequestStats:
+        return self.transport.stats
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> DataverseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- reads ---------------------------------------------------------------------------------------------------
+
+    def _prefer(self, page_size: int | None, annotations: Sequence[str], track: bool = False) -> dict[str, str]:
+        prefs = [f"odata.maxpagesize={page_size or self.page_size}"]
+        if annotations:
+            prefs.append(f'odata.include-annotations="{",".join(annotations)}"')
+        if track:
+            prefs.append("odata.track-changes")
+        return {"Prefer": ",".join(prefs)}
+
+    def iter_pages(
+        self,
+        query: Query | str,
+        *,
+        page_size: int | None = None,
+        annotations: Sequence[str] = (),
+        track_changes: bool = False,
+    ) -> Iterator[Page]:
+        """Pages of a read, following `@odata.nextLink` verbatim; one page in memory at a time.
+
+        `query` is a `Query` or a link Dataverse gave (a next or delta link). The same `Prefer` header goes with
+        every page, as Dataverse requires.
+        """
+        headers = self._prefer(page_size, annotations, track_changes)
+        link: str | None = query.to_path() if isinstance(query, Query) else query
+        while link:
+            response = self.transport.send("GET", link, headers=headers)
+            assert response is not None
+            body = response.json()
+            page = Page(
+                rows=list(body.get("value", [])),
+                next_link=body.get("@odata.nextLink"),
+                delta_link=body.get("@odata.deltaLink"),
+                count=body.get("@odata.count"),
+            )
+            yield page
+            link = page.next_link
+
+    def iter_rows(
+        self, query: Query | str, *, page_size: int | None = None, annotations: Sequence[str] = ()
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of a read, page after page."""
+        for page in self.iter_pages(query, page_size=page_size, annotations=annotations):
+            yield from page.rows
+
+    def get(self, table: Table, id: uuid.UUID, *, select: Sequence[str] = ()) -> dict[str, Any]:
+        """One row by id; `DataverseNotFound` when it does not exist."""
+        path = f"{table.entity_set}({id})"
+        if select:
+            path += "?" + encode_options([("$select", ",".join(select))])
+        response = self.transport.send("GET", path)
+        assert response is not None
+        result: dict[str, Any] = response.json()
+        return result
+
+    def iter_fetchxml(self, table: Table, fetch_xml: str, *, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of a FetchXML query, paged with the paging cookie (`<fetch page= count= paging-cookie=>`)."""
+        headers = {"Prefer": f'odata.include-annotations="{_ANNOTATIONS_FETCH}"'}
+        page, cookie = 1, None
+        while True:
+            xml = set_paging(fetch_xml, page=page, count=page_size or self.page_size, cookie=cookie)
+            path = f"{table.entity_set}?" + encode_options([("fetchXml", xml)])
+            response = self.transport.send("GET", path, headers=headers)
+            assert response is not None
+            body = response.json()
+            yield from body.get("value", [])
+            more = next_page(body)
+            if more is None:
+                return
+            page, cookie = page + 1, more
+
+    def read_changes(self, source: Query | str, *, page_size: int | None = None) -> ChangeFeed:
+        """A change-tracking read: the initial full read from a `Query`, or the changes since a stored delta link.
+
+        Dataverse refuses `$filter`, `$orderby`, `$expand` and `$top` with change tracking; they are refused here
+        before any request is sent.
+        """
+        if isinstance(source, Query) and (source.filter or source.order or source.expands or source.top_n):
+            raise ValueError("change tracking allows only $select: filter, order and expand on the client side")
+
+        def pages() -> Iterator[Page]:
+            try:
+                yield from self.iter_pages(source, page_size=page_size, track_changes=True)
+            except DataverseBadRequest as exc:
+                text = exc.message.lower()
+                if (
+                    isinstance(source, str)
+                    and not isinstance(exc, ChangeTrackingTokenExpired)
+                    and ("expired" in text or "version stamp" in text)
+                ):
+                    raise ChangeTrackingTokenExpired(
+                        exc.message,
+                        status=exc.status,
+                        code=exc.code,
+                        request_id=exc.request_id,
+                        client_request_id=exc.client_request_id,
+                    ) from exc
+                raise
+
+        return ChangeFeed(pages)
+
+    # ---- single-row writes -------------------------------------------------------------------------------------
+
+    def create(self, table: Table, record: Mapping[str, Any], *, id: uuid.UUID | None = None) -> uuid.UUID:
+        """Create a row and return its id. With `id` the create is idempotent and therefore retried: a duplicate-key
+        answer to a retry means the first attempt went through. Without `id` it is retried only when it surely did
+        not run (429, or no connection)."""
+        body = dict(record)
+        if id is not None:
+            body[table.primary_key] = str(id)
+        response = self.transport.send(
+            "POST",
+            table.entity_set,
+            json=body,
+            idempotent=id is not None,
+            done_on_retry=(lambda exc: isinstance(exc, DataverseDuplicate)) if id is not None else None,
+        )
+        if response is None:
+            assert id is not None
+            return id
+        return id if id is not None else entity_id_from(response)
+
+    def update(self, table: Table, id: uuid.UUID, changes: Mapping[str, Any], *, etag: str | None = None) -> None:
+        """Update only (never creates): `If-Match: *`, or the row's ETag for optimistic concurrency (412 on change)."""
+        self.transport.send("PATCH", f"{table.entity_set}({id})", json=dict(changes), headers={"If-Match": etag or "*"})
+
+    def upsert(self, table: Table, key: uuid.UUID | Mapping[str, Any], record: Mapping[str, Any]) -> None:
+        """Create or update by id or alternate key (a PATCH without `If-Match`): idempotent, so safe to retry."""
+        self.transport.send("PATCH", _key_path(table, key), json=dict(record))
+
+    def delete(self, table: Table, id: uuid.UUID, *, etag: str | None = None) -> None:
+        """Delete a row; a 404 answer to a retry means the first attempt deleted it."""
+        self.transport.send(
+            "DELETE",
+            f"{table.entity_set}({id})",
+            headers={"If-Match": etag} if etag else None,
+            done_on_retry=lambda exc: isinstance(exc, DataverseNotFound),
+        )
+
+    # ---- bulk writes ---------------------------------------------------------------------------------------------
+
+    def _targets(self, table: Table, records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+        for record in records:
+            yield {"@odata.type": table.odata_type, **record}
+
+    def _run_chunks(
+        self, chunks: Iterable[list[dict[str, Any]]], send: Callable[[list[dict[str, Any]]], Any]
+    ) -> list[Any]:
+        """Send chunks, up to the transport's parallelism at a time, keeping their order in the results."""
+        results: list[Any] = []
+        workers = self.transport.limiter.maximum
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataverse-bulk") as pool:
+            for wave in _chunks(chunks, workers):
+                results.extend(pool.map(send, wave))
+        return results
+
+    def create_multiple(
+        self, table: Table, records: Iterable[Mapping[str, Any]], *, chunk_size: int | None = None
+    ) -> list[uuid.UUID]:
+        """CreateMultiple in chunks; returns the ids in order. Each chunk is one transaction in Dataverse.
+
+        Rows carrying their primary key are created idempotently (retried; a duplicate answer to a retry means the
+        chunk went through). A chunk with any row lacking it is retried only when it surely did not run.
+        """
+        pk = table.primary_key
+
+        def send(chunk: list[dict[str, Any]]) -> list[uuid.UUID]:
+            with_ids = all(row.get(pk) for row in chunk)
+            response = self.transport.send(
+                "POST",
+                f"{table.entity_set}/Microsoft.Dynamics.CRM.CreateMultiple",
+                json={"Targets": chunk},
+                idempotent=with_ids,
+                done_on_retry=(lambda exc: isinstance(exc, DataverseDuplicate)) if with_ids else None,
+            )
+            if response is None:
+                return [uuid.UUID(str(row[pk])) for row in chunk]
+            return [uuid.UUID(i) for i in response.json().get("Ids", [])]
+
+        chunks = _chunks(self._targets(table, records), chunk_size or self.bulk_chunk_size)
+        return [i for ids in self._run_chunks(chunks, send) for i in ids]
+
+    def update_multiple(
+        self, table: Table, records: Iterable[Mapping[str, Any]], *, chunk_size: int | None = None
+    ) -> int:
+        """UpdateMultiple in chunks; every record carries its primary key. Returns the number of rows sent."""
+
+        def checked() -> Iterator[Mapping[str, Any]]:
+            for index, record in enumerate(records):
+                if not record.get(table.primary_key):
+                    raise ValueError(f"update_multiple: record {index} has no {table.primary_key}")
+                yield record
+
+        return self._bulk("UpdateMultiple", table, checked(), chunk_size)
+
+    def upsert_multiple(
+        self,
+        table: Table,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        key: Sequence[str] = (),
+        chunk_size: int | None = None,
+    ) -> int:
+        """UpsertMultiple in chunks, each row found by its primary key or, with `key`, by that alternate key
+        (the row's `@odata.id` is built from its key columns). Idempotent, so every chunk is safe to retry."""
+
+        def addressed() -> Iterator[Mapping[str, Any]]:
+            for index, record in enumerate(records):
+                if key:
+                    missing = [k for k in key if record.get(k) is None]
+                    if missing:
+                        raise ValueError(f"upsert_multiple: record {index} lacks key column(s) {missing}")
+                    path = _key_path(table, {k: record[k] for k in key})
+                    yield {**record, "@odata.id": path}
+                elif record.get(table.primary_key):
+                    yield record
+                else:
+                    raise ValueError(f"upsert_multiple: record {index} has neither {table.primary_key} nor a key")
+
+        return self._bulk("UpsertMultiple", table, addressed(), chunk_size)
+
+    def _bulk(self, message: str, table: Table, records: Iterable[Mapping[str, Any]], chunk_size: int | None) -> int:
+        def send(chunk: list[dict[str, Any]]) -> int:
+            self.transport.send(
+                "POST", f"{table.entity_set}/Microsoft.Dynamics.CRM.{message}", json={"Targets": chunk}, idempotent=True
+            )
+            return len(chunk)
+
+        chunks = _chunks(self._targets(table, records), chunk_size or self.bulk_chunk_size)
+        return sum(self._run_chunks(chunks, send))
+
+    def batch(
+        self,
+        items: Sequence[BatchRequest | ChangeSet],
+        *,
+        continue_on_error: bool = False,
+        idempotent: bool = False,
+    ) -> BatchResult:
+        """Send a `$batch` (for tables without the bulk messages); per-part results and errors come back decoded.
+
+        Pass `idempotent=True` only when every part is (updates, upserts, creates with ids), so it may be retried.
+        """
+        content_type, body = encode_batch(items, api_path=urlsplit(self.api_url).path)
+        headers = {"Content-Type": content_type}
+        if continue_on_error:
+            headers["Prefer"] = "odata.continue-on-error"
+        response = self.transport.send(
+            "POST",
+            "$batch",
+            data=body,
+            headers=headers,
+            idempotent=idempotent,
+            passthrough=lambda r: r.headers.get("Content-Type", "").startswith("multipart/"),
+        )
+        assert response is not None
+        return decode_batch(response.headers.get("Content-Type", ""), response.content)
+
+    # ---- functions and actions -----------------------------------------------------------------------------------
+
+    def call_function(
+        self, name: str, params: Mapping[str, Any] | None = None, *, bound: tuple[Table, uuid.UUID] | None = None
+    ) -> Any:
+        """GET a Dataverse function, parameters passed as aliases: `Name(P=@P)?@P=<literal>`."""
+        params = params or {}
+        call = f"{name}(" + ",".join(f"{p}=@{p}" for p in params) + ")" if params else name
+        path = f"{bound[0].entity_set}({bound[1]})/Microsoft.Dynamics.CRM.{call}" if bound else call
+        if params:
+            path += "?" + encode_options([(f"@{p}", literal(v)) for p, v in params.items()])
+        response = self.transport.send("GET", path)
+        assert response is not None
+        return response.json() if response.content else None
+
+    def call_action(
+        self,
+        name: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        bound: tuple[Table, uuid.UUID] | None = None,
+        idempotent: bool = False,
+    ) -> Any:
+        """POST a Dataverse action (bound ones get the `Microsoft.Dynamics.CRM.` prefix); returns its JSON or None."""
+        path = f"{bound[0].entity_set}({bound[1]})/Microsoft.Dynamics.CRM.{name}" if bound else name
+        response = self.transport.send("POST", path, json=dict(body or {}), idempotent=idempotent)
+        if response is None or not response.content:
+            return None
+        return response.json()
+
+    def who_am_i(self) -> WhoAmI:
+        """The WhoAmI function: a cheap probe of URL, token and the application user's access."""
+        body = self.call_function("WhoAmI")
+        try:
+            return WhoAmI(
+                uuid.UUID(body["UserId"]), uuid.UUID(body["BusinessUnitId"]), uuid.UUID(body["OrganizationId"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataverseError("WhoAmI answered without the expected ids") from exc
+
+    def execute_workflow(self, workflow_id: uuid.UUID, entity_id: uuid.UUID) -> uuid.UUID | None:
+        """Start a classic on-demand workflow for one row; returns the system job (asyncoperation) id if given.
+
+        Not idempotent: it is never retried after it may have reached Dataverse. Callers record their intent first
+        and look for the system job before trying again.
+        """
+        result = self.call_action(
+            "ExecuteWorkflow", {"EntityId": str(entity_id)}, bound=(table("workflow"), workflow_id)
+        )
+        job = (result or {}).get("asyncoperationid") or (result or {}).get("Id")
+        return uuid.UUID(str(job)) if job else None

@@ -1,0 +1,16 @@
+"""The Azure Functions app: the one `FunctionApp`, with every blueprint registered on it.
+
+The Python worker checks that `function_app.py` exists in the app root, then imports the module *named*
+`function_app`; this package shadows that file, so the worker indexes the `app` defined here (see
+`tests/test_function_app.py`, which imports it the way the worker does). Keep exactly one FunctionApp-like object
+at the top level of this module: the worker refuses two, even two names for the same app.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from function_app.health import bp as _health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(_health)

@@ -1,0 +1,69 @@
+"""The `abm` command: installed as a console script, thin over the service, clear about bad settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from abm.cli import main
+from tests.loopback import USER_ID, loopback_dataverse, url_of
+
+
+def test_the_console_script_is_installed_and_shows_its_commands() -> None:
+    abm = Path(sys.executable).parent / "abm"
+    result = subprocess.run([str(abm), "--help"], capture_output=True, text=True, check=True)
+    assert "whoami" in result.stdout and "settings" in result.stdout
+
+
+def test_whoami_reports_the_application_user(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with loopback_dataverse() as server:
+        monkeypatch.setenv("DATAVERSE_URL", url_of(server))
+        monkeypatch.setenv("DATAVERSE_AUTH", "none")
+        assert main(["whoami", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "ok" and body["dataverse"]["user_id"] == USER_ID
+
+
+def test_whoami_reads_a_local_settings_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATAVERSE_URL", raising=False)
+    with loopback_dataverse() as server:
+        file = tmp_path / "local.settings.json"
+        file.write_text(json.dumps({"Values": {"DATAVERSE_URL": url_of(server), "DATAVERSE_AUTH": "none"}}))
+        assert main(["--settings", str(file), "whoami"]) == 0
+    assert USER_ID in capsys.readouterr().out
+
+
+def test_whoami_without_settings_fails_naming_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATAVERSE_URL", raising=False)
+    monkeypatch.setenv("DATAVERSE_AUTH", "managed_identity")
+    assert main(["whoami"]) == 1
+    assert "DATAVERSE_URL" in capsys.readouterr().err
+
+
+def test_a_bad_setting_exits_2_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATAVERSE_PAGE_SIZE", "lots")
+    assert main(["settings"]) == 2
+    assert "DATAVERSE_PAGE_SIZE must be an integer" in capsys.readouterr().err
+
+
+def test_settings_lists_every_setting_and_masks_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATAVERSE_CLIENT_SECRET", "hidden-value")
+    monkeypatch.setenv("DATAVERSE_URL", "https://contoso.crm.dynamics.com")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "DATAVERSE_BULK_CHUNK_SIZE" in out and "https://contoso.crm.dynamics.com" in out
+    assert "hidden-value" not in out and "(set)" in out

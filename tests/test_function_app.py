@@ -1,0 +1,121 @@
+"""The Function app as the Python worker sees it, and its functions called as the host would call them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+
+from abm import bootstrap
+from function_app.health import health
+from tests.loopback import ORG_ID, USER_ID, loopback_dataverse, url_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The worker's own steps (azure-functions-python-worker, loader.index_function_app): check that the script file
+# exists in the app root, import the module by NAME from sys.path, require exactly one FunctionRegister attribute,
+# then build every function.
+WORKER_INDEXING = r"""
+import importlib, json, os, pathlib, re, sys
+import azure.functions as func
+root = sys.argv[1]
+script = os.environ.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py")
+assert re.match(r"^[a-zA-Z0-9_][a-zA-Z0-9_\-]*\.py$", script), "invalid script file name"
+assert os.path.exists(os.path.join(root, script)), "script file missing: the host would find 0 functions"
+sys.path.insert(0, root)
+module = importlib.import_module(pathlib.Path(script).stem)
+apps = [name for name in module.__dir__() if isinstance(getattr(module, name), func.FunctionRegister)]
+functions = []
+for fn in getattr(module, apps[0]).get_functions() if len(apps) == 1 else []:
+    binding = json.loads(fn.get_function_json())
+    trigger = [b for b in binding["bindings"] if b["direction"] == "IN"][0]
+    functions.append({"name": fn.get_function_name(), "type": trigger["type"], "route": trigger.get("route"),
+                      "methods": trigger.get("methods"), "authLevel": trigger.get("authLevel")})
+print(json.dumps({"apps": apps, "file": module.__file__, "functions": functions}))
+"""
+
+
+@pytest.fixture(scope="module")
+def indexed() -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_INDEXING, str(ROOT)], capture_output=True, text=True, cwd="/", check=True
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_worker_finds_exactly_one_function_app(indexed: dict[str, object]) -> None:
+    assert indexed["apps"] == ["app"]
+
+
+def test_the_package_shadows_the_marker_file_so_the_package_app_is_indexed(indexed: dict[str, object]) -> None:
+    assert str(indexed["file"]).endswith("function_app/__init__.py")
+    assert (ROOT / "function_app.py").is_file()
+
+
+def test_the_functions_that_exist_so_far_with_routes_and_auth_levels(indexed: dict[str, object]) -> None:
+    assert indexed["functions"] == [
+        {"name": "health", "type": "httpTrigger", "route": "health", "methods": ["GET"], "authLevel": "FUNCTION"}
+    ]
+
+
+def test_the_marker_file_holds_nothing_but_its_docstring() -> None:
+    tree = ast.parse((ROOT / "function_app.py").read_text())
+    assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)  # a second app here would break indexing
+
+
+@pytest.fixture
+def fresh_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    bootstrap.reset()
+    yield monkeypatch
+    bootstrap.reset()
+
+
+def call_health() -> func.HttpResponse:
+    request = func.HttpRequest("GET", "/api/health", headers={}, params={}, body=b"")
+    return health.build().get_user_function()(request)  # type: ignore[no-any-return]
+
+
+def test_health_answers_200_with_the_application_user_over_real_http(fresh_client: pytest.MonkeyPatch) -> None:
+    with loopback_dataverse() as server:
+        fresh_client.setenv("DATAVERSE_URL", url_of(server))
+        fresh_client.setenv("DATAVERSE_AUTH", "static_token")
+        fresh_client.setenv("DATAVERSE_STATIC_TOKEN", "loop-token")
+        response = call_health()
+        assert response.status_code == 200
+        body = json.loads(response.get_body())
+        assert body["status"] == "ok"
+        assert body["dataverse"]["user_id"] == USER_ID
+        assert body["dataverse"]["organization_id"] == ORG_ID
+        assert server.seen[0]["authorization"] == "Bearer loop-token"
+        assert "loop-token" not in response.get_body().decode()
+
+
+def test_health_answers_503_naming_the_missing_setting(fresh_client: pytest.MonkeyPatch) -> None:
+    fresh_client.delenv("DATAVERSE_URL", raising=False)
+    fresh_client.setenv("DATAVERSE_AUTH", "client_secret")
+    fresh_client.setenv("DATAVERSE_CLIENT_SECRET", "do-not-show")
+    response = call_health()
+    assert response.status_code == 503
+    body = json.loads(response.get_body())
+    assert body["problem"] == "settings"
+    assert "DATAVERSE_URL" in body["message"] and "DATAVERSE_TENANT_ID" in body["message"]
+    assert "do-not-show" not in response.get_body().decode()
+
+
+def test_health_answers_503_with_the_dataverse_error_and_request_id(fresh_client: pytest.MonkeyPatch) -> None:
+    with loopback_dataverse() as server:
+        server.fail_with = (401, {"error": {"code": "", "message": "BadAuthTicket"}})
+        fresh_client.setenv("DATAVERSE_URL", url_of(server))
+        fresh_client.setenv("DATAVERSE_AUTH", "none")
+        response = call_health()
+    assert response.status_code == 503
+    error = json.loads(response.get_body())["error"]
+    assert error["type"] == "DataverseAuthError"
+    assert error["status"] == 401
+    assert error["request_id"] == "loopback-1"

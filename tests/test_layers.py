@@ -1,0 +1,104 @@
+"""Dependencies point inward: the domain is pure, adapters know no Functions, entry points only the service."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DOMAIN = ("journeys", "scoring", "insights")
+# What each layer must not import (top-level module names, or dotted prefixes).
+FORBIDDEN = {
+    **{
+        pkg: {
+            "requests",
+            "msal",
+            "azure",
+            "tenacity",
+            "urllib3",
+            "http",
+            "socket",
+            "sqlite3",
+            "dataverse",
+            "abm",
+            "function_app",
+        }
+        for pkg in DOMAIN
+    },
+    "dataverse": {"azure.functions", "abm", "function_app"},
+    "abm": {"azure.functions", "function_app"},
+    "function_app": {"dataverse", "journeys", "scoring", "insights"},
+}
+# Calls that read the environment or the clock: the domain takes them as arguments instead.
+IMPURE_ATTRIBUTES = {
+    ("os", "environ"),
+    ("os", "getenv"),
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("date", "today"),
+    ("time", "time"),
+    ("time", "monotonic"),
+}
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def violates(name: str, forbidden: set[str]) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in forbidden)
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_layer_imports_what_it_must_not(package: str) -> None:
+    assert modules(package), f"{package}/ has no modules"
+    bad = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in modules(package)
+        for name in imported(path)
+        if violates(name, FORBIDDEN[package])
+    }
+    assert not bad
+
+
+@pytest.mark.parametrize("package", DOMAIN)
+def test_the_domain_reads_neither_environment_nor_clock(package: str) -> None:
+    bad = []
+    for path in modules(package):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and (node.value.id, node.attr) in IMPURE_ATTRIBUTES
+            ):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value.id}.{node.attr}")
+    assert not bad
+
+
+def test_the_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
+    sample = tmp_path / "bad.py"
+    sample.write_text("import requests\nfrom azure.functions import HttpRequest\n")
+    assert {n for n in imported(sample) if violates(n, FORBIDDEN["journeys"])} == {"requests", "azure.functions"}
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    readers = []
+    for package in ("abm", "dataverse", "function_app", *DOMAIN):
+        for path in modules(package):
+            text = path.read_text()
+            if "os.environ" in text or "os.getenv" in text:
+                readers.append(str(path.relative_to(ROOT)))
+    assert readers == ["abm/settings.py"]

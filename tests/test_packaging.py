@@ -1,0 +1,88 @@
+"""The project's promises about itself: quick start, CI, settings example, pins, host.json, deployment."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from abm.settings import HOST_SETTINGS, SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quick_start() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block, "Quick start has no ```sh block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_quick_start_has_exactly_two_commands() -> None:
+    assert len(quick_start()) == 2
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
+    assert ci == [quick_start()[1]]
+
+
+def test_the_settings_example_lists_every_setting_the_app_reads_and_no_other() -> None:
+    example = json.loads((ROOT / "local.settings.example.json").read_text())
+    assert example["IsEncrypted"] is False
+    assert set(example["Values"]) == {s.name for s in SETTINGS} | set(HOST_SETTINGS)
+    assert example["Values"]["FUNCTIONS_WORKER_RUNTIME"] == "python"
+
+
+def test_the_settings_example_carries_no_secret_values() -> None:
+    values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+    assert all(values[s.name] == "" for s in SETTINGS if s.secret)
+
+
+def requirement_pins() -> dict[str, str]:
+    pins = {}
+    for raw in (ROOT / "requirements.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def test_every_runtime_dependency_is_pinned_for_deployment_and_installed_at_that_pin() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = requirement_pins()
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0].lower()
+        assert name in pins, f"{name} is not pinned in requirements.txt"
+        assert metadata.version(name) == pins[name], f"{name}: installed {metadata.version(name)}, pinned {pins[name]}"
+
+
+def test_python_versions_match_what_azure_functions_1x_serves() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11,<3.13"
+    assert project["scripts"]["abm"] == "abm.cli:main"
+
+
+def test_host_json_declares_version_bundle_timeout_and_logging() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
+    assert host["extensionBundle"]["version"] == "[4.*, 5.0.0)"
+    hours, minutes, seconds = map(int, host["functionTimeout"].split(":"))
+    assert 0 < hours * 3600 + minutes * 60 + seconds <= 600  # within the Consumption plan's maximum
+    assert "logLevel" in host["logging"]
+
+
+def test_funcignore_keeps_tests_and_local_settings_out_but_ships_the_entry_file() -> None:
+    ignored = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
+    assert {"tests", "local.settings.json", ".venv"} <= ignored
+    assert "function_app.py" not in ignored and "function_app" not in ignored
+    assert not {"dataverse", "abm", "journeys", "scoring", "insights"} & ignored
