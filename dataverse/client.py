@@ -17,7 +17,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -26,13 +26,12 @@ import requests
 from dataverse.auth import NoAuth, TokenProvider
 from dataverse.batch import BatchRequest, BatchResult, ChangeSet, decode_batch, encode_batch
 from dataverse.errors import (
-    ChangeTrackingTokenExpired,
-    DataverseBadRequest,
     DataverseDuplicate,
     DataverseError,
     DataverseNotFound,
 )
 from dataverse.fetchxml import next_page, set_paging
+from dataverse.pages import ChangeFeed, Page, Removed, Upserted
 from dataverse.query import Query, check_name, encode_options, literal
 from dataverse.tables import Table, table
 from dataverse.transport import RequestStats, Transport, TransportConfig
@@ -40,7 +39,6 @@ from dataverse.transport import RequestStats, Transport, TransportConfig
 __all__ = ["ChangeFeed", "DataverseClient", "Page", "Removed", "Upserted", "WhoAmI", "entity_id_from"]
 
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
-_DELETED = "$deletedEntity"
 _ANNOTATIONS_FETCH = "Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords"
 
 
@@ -51,53 +49,6 @@ class WhoAmI:
     user_id: uuid.UUID
     business_unit_id: uuid.UUID
     organization_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a read: its rows, and the link to the next page or (change tracking, last page) the delta link."""
-
-    rows: list[dict[str, Any]]
-    next_link: str | None = None
-    delta_link: str | None = None
-    count: int | None = None
-
-
-@dataclass(frozen=True)
-class Upserted:
-    """A row created or updated since the last delta link."""
-
-    row: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Removed:
-    """A row deleted since the last delta link (also reported for rows created and deleted in between)."""
-
-    id: uuid.UUID
-    reason: str = "deleted"
-
-
-@dataclass
-class ChangeFeed:
-    """The changes of one change-tracking read; iterate it, then store `delta_link` once the work it covers is done.
-
-    A read from a query is the initial (full) read; a read from a stored delta link gives what changed since.
-    An expired delta link raises `ChangeTrackingTokenExpired`: read the whole table again from the query.
-    """
-
-    _pages: Callable[[], Iterator[Page]]
-    delta_link: str | None = field(default=None, init=False)
-
-    def __iter__(self) -> Iterator[Upserted | Removed]:
-        for page in self._pages():
-            for row in page.rows:
-                if _DELETED in str(row.get("@odata.context", "")):
-                    yield Removed(uuid.UUID(str(row["id"])), str(row.get("reason", "deleted")))
-                else:
-                    yield Upserted(row)
-            if page.delta_link:
-                self.delta_link = page.delta_link
 
 
 def entity_id_from(response: requests.Response) -> uuid.UUID:
@@ -242,26 +193,10 @@ class DataverseClient:
         if isinstance(source, Query) and (source.filter or source.order or source.expands or source.top_n):
             raise ValueError("change tracking allows only $select: filter, order and expand on the client side")
 
-        def pages() -> Iterator[Page]:
-            try:
-                yield from self.iter_pages(source, page_size=page_size, track_changes=True)
-            except DataverseBadRequest as exc:
-                text = exc.message.lower()
-                if (
-                    isinstance(source, str)
-                    and not isinstance(exc, ChangeTrackingTokenExpired)
-                    and ("expired" in text or "version stamp" in text)
-                ):
-                    raise ChangeTrackingTokenExpired(
-                        exc.message,
-                        status=exc.status,
-                        code=exc.code,
-                        request_id=exc.request_id,
-                        client_request_id=exc.client_request_id,
-                    ) from exc
-                raise
-
-        return ChangeFeed(pages)
+        return ChangeFeed(
+            lambda: self.iter_pages(source, page_size=page_size, track_changes=True),
+            from_delta_link=isinstance(source, str),
+        )
 
     # ---- single-row writes -------------------------------------------------------------------------------------
 

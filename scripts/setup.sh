@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pick_python() {
   for candidate in python3.12 python3.11 python3; do
     if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)'; then
+       "$candidate" 2>/dev/null -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)'; then
       echo "$candidate"; return 0
     fi
   done
