@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from dataverse.auth import NoAuth, TokenProvider
-from dataverse.batch import BatchRequest, BatchResult, ChangeSet, decode_batch, encode_batch
+from dataverse.batch import BatchRequest, ChangeSet, ItemOutcome, decode_batch, encode_batch, match
 from dataverse.errors import (
     DataverseDuplicate,
     DataverseError,
@@ -34,7 +34,7 @@ from dataverse.fetchxml import next_page, set_paging
 from dataverse.pages import ChangeFeed, Page, Removed, Upserted
 from dataverse.query import Query, check_name, encode_options, literal
 from dataverse.tables import Table, table
-from dataverse.transport import RequestStats, Transport, TransportConfig
+from dataverse.transport import RequestStats, Transport, TransportConfig, json_default
 
 __all__ = ["ChangeFeed", "DataverseClient", "Page", "Removed", "Upserted", "WhoAmI", "entity_id_from"]
 
@@ -334,12 +334,14 @@ class DataverseClient:
         *,
         continue_on_error: bool = False,
         idempotent: bool = False,
-    ) -> BatchResult:
-        """Send a `$batch` (for tables without the bulk messages); per-part results and errors come back decoded.
+    ) -> tuple[ItemOutcome, ...]:
+        """Send a `$batch` (for tables without the bulk messages); one outcome per submitted item, in order.
 
-        Pass `idempotent=True` only when every part is (updates, upserts, creates with ids), so it may be retried.
+        Each outcome is `ok`, `failed` (with its `DataverseError`; a failed change set rolled back as a whole) or
+        `not_executed` (Dataverse stops at the first failure unless `continue_on_error`). Pass `idempotent=True`
+        only when every part is (updates, upserts, creates with ids): the whole batch may then be retried.
         """
-        content_type, body = encode_batch(items, api_path=urlsplit(self.api_url).path)
+        content_type, body = encode_batch(items, api_path=urlsplit(self.api_url).path, json_default=json_default)
         headers = {"Content-Type": content_type}
         if continue_on_error:
             headers["Prefer"] = "odata.continue-on-error"
@@ -352,7 +354,7 @@ class DataverseClient:
             passthrough=lambda r: r.headers.get("Content-Type", "").startswith("multipart/"),
         )
         assert response is not None
-        return decode_batch(response.headers.get("Content-Type", ""), response.content)
+        return match(items, decode_batch(response.headers.get("Content-Type", ""), response.content))
 
     # ---- functions and actions -----------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import pytest
 import requests
 import responses
 
+from dataverse.batch import BatchRequest, ChangeSet
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseDuplicate, DataversePreconditionFailed, DataverseServerError
 from dataverse.tables import Table, table
@@ -234,3 +235,61 @@ def test_a_bound_action_gets_the_namespace_prefix(client: DataverseClient, mocke
     mocked.post(f"{API}emails({email})/Microsoft.Dynamics.CRM.SendEmail", json={"Subject": "x"})
     result = client.call_action("SendEmail", {"IssueSend": True}, bound=(table("email"), email))
     assert result == {"Subject": "x"}
+
+
+BATCH_RESPONSE = (
+    "--batchresponse_1\r\n"
+    "Content-Type: application/http\r\n"
+    "Content-Transfer-Encoding: binary\r\n"
+    "\r\n"
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Type: application/json; odata.metadata=minimal\r\n"
+    "REQ_ID: 5ecd1cb3-1730-4ffc-909c-d44c22270026\r\n"
+    "\r\n"
+    '{"error":{"code":"0x80040237","message":"Cannot insert duplicate key."}}\r\n'
+    "--batchresponse_1--\r\n"
+)
+
+
+def test_a_batch_with_a_failed_change_set_reports_it_failed_and_the_rest_not_executed(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    lead = uuid.UUID(int=11)
+    mocked.post(
+        f"{API}$batch",
+        status=400,
+        body=BATCH_RESPONSE,
+        content_type="multipart/mixed; boundary=batchresponse_1",
+    )
+    items = [
+        ChangeSet(
+            [
+                BatchRequest("POST", "leads", {"leadid": lead, "subject": "a"}, content_id="1"),
+                BatchRequest("POST", "tasks", {"subject": "b", "regardingobjectid_lead_task@odata.bind": "$1"}),
+            ]
+        ),
+        BatchRequest("PATCH", f"leads({lead})", {"subject": "c"}),
+    ]
+    outcomes = client.batch(items)
+    assert [o.status for o in outcomes] == ["failed", "not_executed"]
+    assert isinstance(outcomes[0].error, DataverseDuplicate)
+    request = mocked.calls[0].request
+    assert request.headers["Content-Type"].startswith("multipart/mixed; boundary=batch_")
+    sent = request.body if isinstance(request.body, bytes) else request.body.encode()
+    assert b"\r\n" in sent and b"\n" not in sent.replace(b"\r\n", b"")  # CRLF everywhere
+    assert f'"leadid":"{lead}"'.encode() in sent  # GUIDs serialised like single requests
+    assert b"POST /api/data/v9.2/leads HTTP/1.1" in sent
+    assert len(mocked.calls) == 1  # not idempotent: never resent
+
+
+def test_a_batch_with_continue_on_error_sends_the_preference(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    ok = (
+        "--batchresponse_2\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "HTTP/1.1 204 No Content\r\nOData-Version: 4.0\r\n\r\n\r\n--batchresponse_2--\r\n"
+    )
+    mocked.post(f"{API}$batch", body=ok, content_type="multipart/mixed; boundary=batchresponse_2")
+    outcomes = client.batch([BatchRequest("DELETE", f"tasks({uuid.UUID(int=1)})")], continue_on_error=True)
+    assert [o.status for o in outcomes] == ["ok"]
+    assert mocked.calls[0].request.headers["Prefer"] == "odata.continue-on-error"
