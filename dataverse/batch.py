@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dataverse.errors import DataverseError, error_from_response
+from dataverse.tables import entity_id_in
 
 __all__ = [
     "MAX_BATCH_REQUESTS",
@@ -51,7 +52,6 @@ _REFERENCE = re.compile(r"^\$([0-9A-Za-z_.-]+)(?=[/?(]|$)")
 _SYSTEM_RESOURCES = frozenset({"all", "batch", "crossjoin", "entity", "metadata", "root"})
 _REFERENCE_KEYS = ("@odata.bind", "@odata.id")
 _STATUS_LINE = re.compile(r"^HTTP/\d(?:\.\d)?\s+(\d{3})(?:\s|$)")
-_ENTITY_ID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)\s*$")
 _LINE_BREAK = re.compile(r"\r?\n")
 
 
@@ -283,11 +283,7 @@ class BatchResponse:
     @property
     def entity_id(self) -> uuid.UUID | None:
         """The row id from `OData-EntityId` (`…/leads(<guid>)`), else from `Location`; None without a GUID key."""
-        for name in ("odata-entityid", "location"):
-            found = _ENTITY_ID.search(self.headers.get(name, ""))
-            if found:
-                return uuid.UUID(found.group(1))
-        return None
+        return entity_id_in(self.headers)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,12 @@ where a duplicate-key answer to a retry means the first attempt succeeded.
 from __future__ import annotations
 
 import itertools
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
@@ -32,13 +31,12 @@ from dataverse.errors import (
 )
 from dataverse.fetchxml import next_page, set_paging
 from dataverse.pages import ChangeFeed, Page, Removed, Upserted
-from dataverse.query import Query, check_name, encode_options, literal
-from dataverse.tables import Table, table
+from dataverse.query import Query, encode_options, literal
+from dataverse.tables import Table, entity_id_in, row_path, table
 from dataverse.transport import RequestStats, Transport, TransportConfig, json_default
 
 __all__ = ["ChangeFeed", "DataverseClient", "Page", "Removed", "Upserted", "WhoAmI", "entity_id_from"]
 
-_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 _ANNOTATIONS_FETCH = "Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords"
 
 
@@ -53,21 +51,10 @@ class WhoAmI:
 
 def entity_id_from(response: requests.Response) -> uuid.UUID:
     """The id of a created row, from the `OData-EntityId` header (`…/leads(<guid>)`)."""
-    header = response.headers.get("OData-EntityId") or response.headers.get("Location") or ""
-    match = _ENTITY_ID.search(header)
-    if match:
-        return uuid.UUID(match.group(1))
-    raise DataverseError("Dataverse created the row but did not say its id", status=response.status_code)
-
-
-def _key_path(table: Table, key: uuid.UUID | Mapping[str, Any]) -> str:
-    """`leads(<guid>)` or, for an alternate key, `leads(new_key='A-1',other=2)` with escaped literals."""
-    if isinstance(key, uuid.UUID):
-        return f"{table.entity_set}({key})"
-    if not key:
-        raise ValueError("an alternate key needs at least one column")
-    parts = ",".join(f"{check_name(name)}={literal(value)}" for name, value in key.items())
-    return table.entity_set + "(" + quote(parts, safe="=,()'") + ")"
+    found = entity_id_in(response.headers)
+    if found is None:
+        raise DataverseError("Dataverse created the row but did not say its id", status=response.status_code)
+    return found
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -225,7 +212,7 @@ class DataverseClient:
 
     def upsert(self, table: Table, key: uuid.UUID | Mapping[str, Any], record: Mapping[str, Any]) -> None:
         """Create or update by id or alternate key (a PATCH without `If-Match`): idempotent, so safe to retry."""
-        self.transport.send("PATCH", _key_path(table, key), json=dict(record))
+        self.transport.send("PATCH", row_path(table, key), json=dict(record))
 
     def delete(self, table: Table, id: uuid.UUID, *, etag: str | None = None) -> None:
         """Delete a row; a 404 answer to a retry means the first attempt deleted it."""
@@ -282,15 +269,14 @@ class DataverseClient:
     def update_multiple(
         self, table: Table, records: Iterable[Mapping[str, Any]], *, chunk_size: int | None = None
     ) -> int:
-        """UpdateMultiple in chunks; every record carries its primary key. Returns the number of rows sent."""
+        """UpdateMultiple in chunks; every record carries its primary key, checked before anything is sent.
+        Returns the number of rows sent."""
 
-        def checked() -> Iterator[Mapping[str, Any]]:
-            for index, record in enumerate(records):
-                if not record.get(table.primary_key):
-                    raise ValueError(f"update_multiple: record {index} has no {table.primary_key}")
-                yield record
-
-        return self._bulk("UpdateMultiple", table, checked(), chunk_size)
+        rows = list(records)
+        for index, record in enumerate(rows):
+            if not record.get(table.primary_key):
+                raise ValueError(f"update_multiple: record {index} has no {table.primary_key}")
+        return self._bulk("UpdateMultiple", table, rows, chunk_size)
 
     def upsert_multiple(
         self,
@@ -301,22 +287,21 @@ class DataverseClient:
         chunk_size: int | None = None,
     ) -> int:
         """UpsertMultiple in chunks, each row found by its primary key or, with `key`, by that alternate key
-        (the row's `@odata.id` is built from its key columns). Idempotent, so every chunk is safe to retry."""
+        (the row's `@odata.id` is built from its key columns), checked for every row before anything is sent.
+        Idempotent, so every chunk is safe to retry."""
 
-        def addressed() -> Iterator[Mapping[str, Any]]:
-            for index, record in enumerate(records):
-                if key:
-                    missing = [k for k in key if record.get(k) is None]
-                    if missing:
-                        raise ValueError(f"upsert_multiple: record {index} lacks key column(s) {missing}")
-                    path = _key_path(table, {k: record[k] for k in key})
-                    yield {**record, "@odata.id": path}
-                elif record.get(table.primary_key):
-                    yield record
-                else:
-                    raise ValueError(f"upsert_multiple: record {index} has neither {table.primary_key} nor a key")
-
-        return self._bulk("UpsertMultiple", table, addressed(), chunk_size)
+        rows: list[Mapping[str, Any]] = []
+        for index, record in enumerate(records):
+            if key:
+                missing = [k for k in key if record.get(k) is None]
+                if missing:
+                    raise ValueError(f"upsert_multiple: record {index} lacks key column(s) {missing}")
+                rows.append({**record, "@odata.id": row_path(table, {k: record[k] for k in key})})
+            elif record.get(table.primary_key):
+                rows.append(record)
+            else:
+                raise ValueError(f"upsert_multiple: record {index} has neither {table.primary_key} nor a key")
+        return self._bulk("UpsertMultiple", table, rows, chunk_size)
 
     def _bulk(self, message: str, table: Table, records: Iterable[Mapping[str, Any]], chunk_size: int | None) -> int:
         def send(chunk: list[dict[str, Any]]) -> int:

@@ -178,7 +178,7 @@ class _Request:
     url: str
     table: str
     request_id: str
-    json: Any
+    is_json: bool
     data: bytes | None
     headers: Mapping[str, str] | None
     passthrough: Callable[[requests.Response], bool] | None = None
@@ -264,7 +264,7 @@ class Transport:
         url = self.url(path)
         table = table_of(url, self._api_path)
         request_id = str(uuid.uuid4())
-        request = _Request(method, url, table, request_id, json, data, headers, passthrough)
+        request = _Request(method, url, table, request_id, json is not None, data, headers, passthrough)
 
         def should_retry(exc: BaseException) -> bool:
             if isinstance(exc, DataverseThrottled | _NotSent):
@@ -295,7 +295,7 @@ class Transport:
 
     def _send_once(self, request: _Request) -> requests.Response:
         method, table, request_id = request.method, request.table, request.request_id
-        headers = self._headers(request.headers, request_id, has_json=request.json is not None)
+        headers = self._headers(request.headers, request_id, has_json=request.is_json)
         started = self._clock()
         with self.limiter:
             self.stats.add(method, table)

@@ -176,9 +176,14 @@ def test_bulk_rows_without_their_key_are_refused_before_anything_is_sent(
     client: DataverseClient, mocked: responses.RequestsMock
 ) -> None:
     with pytest.raises(ValueError, match="record 1 has no leadid"):
-        client.update_multiple(LEADS, [{"leadid": str(uuid.UUID(int=1))}, {"subject": "x"}], chunk_size=5)
+        client.update_multiple(LEADS, [{"leadid": str(uuid.UUID(int=1))}, {"subject": "x"}], chunk_size=1)
     with pytest.raises(ValueError, match="lacks key column"):
-        client.upsert_multiple(SCORES, [{"abm_model": "fit"}], key=("abm_leadid", "abm_model"))
+        client.upsert_multiple(
+            SCORES,
+            [{"abm_leadid": uuid.UUID(int=1), "abm_model": "fit"}, {"abm_model": "fit"}],
+            key=("abm_leadid", "abm_model"),
+            chunk_size=1,
+        )
     assert not mocked.calls
 
 
