@@ -29,80 +29,6 @@ class SettingsError(ValueError):
     """A missing or invalid app setting; the message names the setting and what is expected."""
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One app setting: environment name, field on `Settings`, default (as text), meaning, and whether secret."""
-
-    name: str
-    field: str
-    default: str
-    help: str
-    secret: bool = False
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("DATAVERSE_URL", "dataverse_url", "", "Environment URL, e.g. https://contoso.crm4.dynamics.com"),
-    Setting(
-        "DATAVERSE_AUTH",
-        "auth",
-        "client_secret",
-        "client_secret | certificate | managed_identity | "
-        "static_token | none (none and static_token are for the local emulator)",
-    ),
-    Setting("DATAVERSE_TENANT_ID", "tenant_id", "", "Entra ID tenant (directory) id of the app registration"),
-    Setting("DATAVERSE_CLIENT_ID", "client_id", "", "Application (client) id of the app registration"),
-    Setting(
-        "DATAVERSE_CLIENT_SECRET",
-        "client_secret",
-        "",
-        "Client secret (auth client_secret); use a Key Vault reference in Azure",
-        secret=True,
-    ),
-    Setting(
-        "DATAVERSE_CERTIFICATE_PATH", "certificate_path", "", "PEM (key + certificate) or PFX file (auth certificate)"
-    ),
-    Setting(
-        "DATAVERSE_CERTIFICATE_PASSWORD",
-        "certificate_password",
-        "",
-        "Passphrase of the certificate's private key, if any",
-        secret=True,
-    ),
-    Setting(
-        "DATAVERSE_MANAGED_IDENTITY_CLIENT_ID",
-        "managed_identity_client_id",
-        "",
-        "Client id of a user-assigned managed identity; empty for the system-assigned one",
-    ),
-    Setting("DATAVERSE_STATIC_TOKEN", "static_token", "", "Bearer token for auth static_token", secret=True),
-    Setting("DATAVERSE_CONNECT_TIMEOUT", "connect_timeout", "10", "Seconds to establish a connection"),
-    Setting(
-        "DATAVERSE_READ_TIMEOUT",
-        "read_timeout",
-        "300",
-        "Seconds to wait for an answer (a 5,000-row page takes a while)",
-    ),
-    Setting("DATAVERSE_MAX_ATTEMPTS", "max_attempts", "6", "Tries per request, the first included"),
-    Setting(
-        "DATAVERSE_MAX_RETRY_WAIT",
-        "max_retry_wait",
-        "300",
-        "Cap on the total seconds one request may spend waiting between retries",
-    ),
-    Setting(
-        "DATAVERSE_MAX_PARALLEL",
-        "max_parallel",
-        "8",
-        "Requests in flight at most (lowered further by "
-        "Dataverse's x-ms-dop-hint; the service protection limit is 52 per user)",
-    ),
-    Setting("DATAVERSE_PAGE_SIZE", "page_size", "5000", "Rows per page when reading (1 to 5,000)"),
-    Setting(
-        "DATAVERSE_BULK_CHUNK_SIZE", "bulk_chunk_size", "1000", "Targets per CreateMultiple/UpsertMultiple request"
-    ),
-)
-
-
 def _text(value: str, setting: Setting) -> str:
     return value.strip()
 
@@ -111,7 +37,7 @@ def _secret(value: str, setting: Setting) -> Secret | None:
     return Secret(value) if value else None
 
 
-def _number(low: float, high: float, integer: bool) -> Callable[[str, Setting], float | int]:
+def _number(low: float, high: float, *, integer: bool) -> Callable[[str, Setting], float | int]:
     def parse(value: str, setting: Setting) -> float | int:
         try:
             number = int(value) if integer else float(value)
@@ -141,20 +67,105 @@ def _url(value: str, setting: Setting) -> str:
     return url
 
 
-_PARSERS: dict[str, Callable[[str, Setting], Any]] = {
-    "dataverse_url": _url,
-    "auth": _auth,
-    "client_secret": _secret,
-    "certificate_password": _secret,
-    "static_token": _secret,
-    "connect_timeout": _number(0.1, 600, integer=False),
-    "read_timeout": _number(1, 3600, integer=False),
-    "max_attempts": _number(1, 20, integer=True),
-    "max_retry_wait": _number(0, 3600, integer=False),
-    "max_parallel": _number(1, 52, integer=True),
-    "page_size": _number(1, 5000, integer=True),
-    "bulk_chunk_size": _number(1, 5000, integer=True),
-}
+@dataclass(frozen=True)
+class Setting:
+    """One app setting: environment name, field on `Settings`, default (as text), meaning, parser, secrecy."""
+
+    name: str
+    field: str
+    default: str
+    help: str
+    parse: Callable[[str, Setting], Any] = _text
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATAVERSE_URL", "dataverse_url", "", "Environment URL, e.g. https://contoso.crm4.dynamics.com", _url),
+    Setting(
+        "DATAVERSE_AUTH",
+        "auth",
+        "client_secret",
+        "client_secret | certificate | managed_identity | static_token | none (the last two for the local emulator)",
+        _auth,
+    ),
+    Setting("DATAVERSE_TENANT_ID", "tenant_id", "", "Entra ID tenant (directory) id of the app registration"),
+    Setting("DATAVERSE_CLIENT_ID", "client_id", "", "Application (client) id of the app registration"),
+    Setting(
+        "DATAVERSE_CLIENT_SECRET",
+        "client_secret",
+        "",
+        "Client secret (auth client_secret); use a Key Vault reference in Azure",
+        _secret,
+        secret=True,
+    ),
+    Setting(
+        "DATAVERSE_CERTIFICATE_PATH", "certificate_path", "", "PEM (key + certificate) or PFX file (auth certificate)"
+    ),
+    Setting(
+        "DATAVERSE_CERTIFICATE_PASSWORD",
+        "certificate_password",
+        "",
+        "Passphrase of the certificate's private key, if any",
+        _secret,
+        secret=True,
+    ),
+    Setting(
+        "DATAVERSE_MANAGED_IDENTITY_CLIENT_ID",
+        "managed_identity_client_id",
+        "",
+        "Client id of a user-assigned managed identity; empty for the system-assigned one",
+    ),
+    Setting("DATAVERSE_STATIC_TOKEN", "static_token", "", "Bearer token for auth static_token", _secret, secret=True),
+    Setting(
+        "DATAVERSE_CONNECT_TIMEOUT",
+        "connect_timeout",
+        "10",
+        "Seconds to establish a connection",
+        _number(0.1, 600, integer=False),
+    ),
+    Setting(
+        "DATAVERSE_READ_TIMEOUT",
+        "read_timeout",
+        "300",
+        "Seconds to wait for an answer (a 5,000-row page takes a while)",
+        _number(1, 3600, integer=False),
+    ),
+    Setting(
+        "DATAVERSE_MAX_ATTEMPTS",
+        "max_attempts",
+        "6",
+        "Tries per request, the first included",
+        _number(1, 20, integer=True),
+    ),
+    Setting(
+        "DATAVERSE_MAX_RETRY_WAIT",
+        "max_retry_wait",
+        "300",
+        "Cap on the total seconds one request may spend waiting between retries",
+        _number(0, 3600, integer=False),
+    ),
+    Setting(
+        "DATAVERSE_MAX_PARALLEL",
+        "max_parallel",
+        "8",
+        "Requests in flight at most (lowered further by Dataverse's x-ms-dop-hint; its limit is 52 per user)",
+        _number(1, 52, integer=True),
+    ),
+    Setting(
+        "DATAVERSE_PAGE_SIZE",
+        "page_size",
+        "5000",
+        "Rows per page when reading (1 to 5,000)",
+        _number(1, 5000, integer=True),
+    ),
+    Setting(
+        "DATAVERSE_BULK_CHUNK_SIZE",
+        "bulk_chunk_size",
+        "1000",
+        "Targets per CreateMultiple/UpdateMultiple/UpsertMultiple request",
+        _number(1, 5000, integer=True),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -185,7 +196,7 @@ class Settings:
         values = {}
         for setting in SETTINGS:
             raw = source.get(setting.name, "").strip() or setting.default
-            values[setting.field] = _PARSERS.get(setting.field, _text)(raw, setting)
+            values[setting.field] = setting.parse(raw, setting)
         return cls(**values)
 
     def require_dataverse(self) -> None:

@@ -60,16 +60,14 @@ class DataverseError(Exception):
         self.client_request_id = client_request_id
 
     def __str__(self) -> str:
-        parts = [self.message]
-        if self.status is not None:
-            parts.append(f"status={self.status}")
-        if self.code:
-            parts.append(f"code={self.code}")
-        if self.request_id:
-            parts.append(f"request_id={self.request_id}")
-        if self.client_request_id:
-            parts.append(f"client_request_id={self.client_request_id}")
-        return " ".join(parts[:1]) + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
+        fields = {
+            "status": self.status,
+            "code": self.code,
+            "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
+        }
+        details = ", ".join(f"{name}={value}" for name, value in fields.items() if value not in (None, ""))
+        return f"{self.message} ({details})" if details else self.message
 
 
 class DataverseAuthError(DataverseError):
