@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from abm import __version__
 from abm.bootstrap import build_client
@@ -38,7 +39,44 @@ def _parser() -> argparse.ArgumentParser:
     whoami.add_argument("--json", action="store_true", help="print one JSON object")
 
     commands.add_parser("settings", help="list every app setting, its meaning, and whether it is set")
+
+    demo = commands.add_parser(
+        "demo", help="run the main job against an embedded Dataverse emulator loaded with a synthetic tenant"
+    )
+    _tenant_options(demo, default_size="small")
+    demo.add_argument("--db", metavar="PATH", help="keep the emulator's data in this SQLite file (default: memory)")
+    demo.add_argument("--faults", metavar="SPEC", help="inject faults, e.g. 429=0.1,503=0.03,reset=0.01,seed=7")
+    demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    emulator = commands.add_parser("emulator", help="serve a local Dataverse Web API emulator until interrupted")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=0, help="default: a free port")
+    emulator.add_argument("--db", metavar="PATH", help="SQLite file; data survives restarts (default: memory)")
+    _tenant_options(emulator, default_size="none")
+    emulator.add_argument("--faults", metavar="SPEC", help="e.g. 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7")
+    emulator.add_argument("--limit-requests", type=int, metavar="N", help="429 past N requests per window")
+    emulator.add_argument("--limit-window", type=float, default=300.0, metavar="SECONDS")
+    emulator.add_argument("--latency-ms", type=int, default=0, metavar="N", help="delay added to every request")
     return parser
+
+
+def _tenant_options(parser: argparse.ArgumentParser, *, default_size: str) -> None:
+    parser.add_argument("--size", default=default_size, help="none | small | ref | a number of accounts")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic tenant (default 1)")
+    parser.add_argument("--now", type=_moment, help="when the tenant's history ends, ISO 8601 (default: today 00:00Z)")
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _today() -> datetime:
+    """The default `--now`: today at midnight UTC (entry points may read the clock; the domain never does)."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _whoami(args: argparse.Namespace) -> int:
@@ -69,6 +107,26 @@ def _settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from devtools.demo import DemoOptions, run_demo  # noqa: PLC0415 (dev tools load only for this command)
+
+    now = args.now or _today()
+    options = DemoOptions(size=args.size, seed=args.seed, now=now, db=args.db, faults=args.faults)
+    report = run_demo(options, now=now).as_dict()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        tenant = ", ".join(f"{count:,} {kind}" for kind, count in report["tenant"].items())
+        print(f"read {tenant} in {report['requests']['total']} requests")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from devtools.serve import serve_emulator  # noqa: PLC0415 (dev tools load only for this command)
+
+    return serve_emulator(args, now=args.now or _today())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad settings or arguments)."""
     args = _parser().parse_args(argv)
@@ -80,8 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "whoami":
             return _whoami(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "emulator":
+            return _emulator(args)
         return _settings(args)
-    except SettingsError as exc:
+    except (SettingsError, ValueError) as exc:
         print(f"abm: {exc}", file=sys.stderr)
         return 2
 

@@ -286,8 +286,9 @@ class DataverseClient:
         key: Sequence[str] = (),
         chunk_size: int | None = None,
     ) -> int:
-        """UpsertMultiple in chunks, each row found by its primary key or, with `key`, by that alternate key
-        (the row's `@odata.id` is built from its key columns), checked for every row before anything is sent.
+        """UpsertMultiple in chunks, each row found by its primary key or, with `key`, by that alternate key: the
+        key's values travel in the row's `@odata.id` only, as for a single upsert by key (a key column may be a
+        lookup, which a body could not carry as a plain value). Every row is checked before anything is sent.
         Idempotent, so every chunk is safe to retry."""
 
         rows: list[Mapping[str, Any]] = []
@@ -296,7 +297,8 @@ class DataverseClient:
                 missing = [k for k in key if record.get(k) is None]
                 if missing:
                     raise ValueError(f"upsert_multiple: record {index} lacks key column(s) {missing}")
-                rows.append({**record, "@odata.id": row_path(table, {k: record[k] for k in key})})
+                body = {k: v for k, v in record.items() if k not in key}
+                rows.append({**body, "@odata.id": row_path(table, {k: record[k] for k in key})})
             elif record.get(table.primary_key):
                 rows.append(record)
             else:

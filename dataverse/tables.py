@@ -55,6 +55,9 @@ _DECLARED = [
     Table("sdkmessagefilter", "sdkmessagefilters", "sdkmessagefilterid"),
     Table("msdyn_predictivescore", "msdyn_predictivescores", "msdyn_predictivescoreid"),
     Table("msdynmkt_contactpointconsent4", "msdynmkt_contactpointconsent4s", "msdynmkt_contactpointconsent4id"),
+    # the product's own tables (publisher prefix abm_)
+    Table("abm_interaction", "abm_interactions", "abm_interactionid"),
+    Table("abm_leadscore", "abm_leadscores", "abm_leadscoreid"),
 ]
 
 TABLES: dict[str, Table] = {t.entity_set: t for t in _DECLARED} | {t.logical_name: t for t in _DECLARED}

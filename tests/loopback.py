@@ -50,7 +50,7 @@ def loopback_dataverse() -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.seen = []
     server.fail_with = None
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server

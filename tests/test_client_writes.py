@@ -160,6 +160,7 @@ def test_upsert_multiple_by_alternate_key_addresses_each_row_with_odata_id(
     assert sent == 1
     target = body(mocked.calls[0])["Targets"][0]
     assert target["@odata.type"] == "Microsoft.Dynamics.CRM.abm_leadscore"
+    assert "abm_leadid" not in target and "abm_model" not in target and target["abm_score"] == 10
     assert unquote(target["@odata.id"]) == f"abm_leadscores(abm_leadid={lead},abm_model='fit')"
 
 

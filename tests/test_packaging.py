@@ -83,6 +83,6 @@ def test_host_json_declares_version_bundle_timeout_and_logging() -> None:
 
 def test_funcignore_keeps_tests_and_local_settings_out_but_ships_the_entry_file() -> None:
     ignored = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
-    assert {"tests", "local.settings.json", ".venv"} <= ignored
+    assert {"tests", "local.settings.json", ".venv", "devtools"} <= ignored
     assert "function_app.py" not in ignored and "function_app" not in ignored
     assert not {"dataverse", "abm", "journeys", "scoring", "insights"} & ignored

@@ -1,0 +1,1 @@
+"""A local Dataverse Web API emulator: a real HTTP server over SQLite, for demos, integration and fault tests."""

@@ -1,0 +1,340 @@
+"""The tables the emulator serves, with their real entity set names, primary keys, columns and lookups.
+
+Columns follow Microsoft's table reference (see ../shared/reference/dataverse-web-api.md, section 11) for the subset
+this service uses, plus the product's own tables (prefix `abm_`). Every table also gets the system columns
+`createdon`, `modifiedon`, `createdby`, `ownerid` (where Dataverse has it), `versionnumber`, and `statecode` /
+`statuscode` where the real table has them.
+
+A lookup is stored as two SQLite columns, `<name>` (the GUID) and `<name>__type` (the target's logical name), read as
+`_<name>_value` and written through a navigation property: `parentaccountid@odata.bind`, or for a lookup to several
+tables one navigation per target (`parentcustomerid_account`, `regardingobjectid_contact_task`); the owner lookup has
+the single navigation `ownerid` for both system users and teams, as in Dataverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["TABLES", "ColumnType", "Lookup", "TableDef", "by_entity_set", "by_logical_name"]
+
+ColumnType = Literal["guid", "string", "memo", "int", "decimal", "money", "bool", "datetime", "date", "choice"]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup column and its navigation properties: `(navigation, target logical name)` pairs."""
+
+    name: str
+    navs: tuple[tuple[str, str], ...]
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(target for _, target in self.navs))
+
+    def target_of(self, navigation: str, entity_set_target: str | None = None) -> str | None:
+        """The target table of a navigation; for `ownerid` the bound entity set decides (systemuser or team)."""
+        matches = [target for nav, target in self.navs if nav == navigation]
+        if not matches:
+            return None
+        if entity_set_target is not None and entity_set_target in matches:
+            return entity_set_target
+        return matches[0] if len(matches) == 1 else None
+
+
+def single(name: str, target: str) -> Lookup:
+    """A lookup to one table whose navigation property has the lookup's name (`parentaccountid`)."""
+    return Lookup(name, ((name, target),))
+
+
+def customer(name: str) -> Lookup:
+    """A Customer lookup (account or contact): navigations `<name>_account`, `<name>_contact`."""
+    return Lookup(name, ((f"{name}_account", "account"), (f"{name}_contact", "contact")))
+
+
+def regarding(activity: str, targets: Iterable[str]) -> Lookup:
+    """An activity's `regardingobjectid`: navigations `regardingobjectid_<target>_<activity>`."""
+    return Lookup("regardingobjectid", tuple((f"regardingobjectid_{t}_{activity}", t) for t in targets))
+
+
+OWNER = Lookup("ownerid", (("ownerid", "systemuser"), ("ownerid", "team")))
+CREATEDBY = single("createdby", "systemuser")
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """One table: names, primary key and primary name, typed columns, lookups, alternate keys, choices."""
+
+    logical_name: str
+    entity_set: str
+    primary_key: str
+    primary_name: str
+    columns: dict[str, ColumnType]
+    lookups: tuple[Lookup, ...] = ()
+    alternate_keys: tuple[tuple[str, ...], ...] = ()
+    owned: bool = True
+    stateful: bool = True
+    computed_fullname: bool = False
+    bulk_messages: bool = True
+    all_columns: dict[str, ColumnType] = field(default_factory=dict, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        columns: dict[str, ColumnType] = {self.primary_key: "guid", **self.columns}
+        if self.stateful:
+            columns |= {"statecode": "choice", "statuscode": "choice"}
+        columns |= {"createdon": "datetime", "modifiedon": "datetime", "versionnumber": "int"}
+        if self.computed_fullname:
+            columns["fullname"] = "string"
+        self.all_columns.update(columns)
+
+    @property
+    def all_lookups(self) -> tuple[Lookup, ...]:
+        system = (OWNER, CREATEDBY) if self.owned else (CREATEDBY,)
+        return self.lookups + system
+
+    def lookup(self, name: str) -> Lookup | None:
+        return next((lk for lk in self.all_lookups if lk.name == name), None)
+
+    def navigation(self, nav: str) -> Lookup | None:
+        """The lookup a single-valued navigation property belongs to."""
+        return next((lk for lk in self.all_lookups if any(n == nav for n, _ in lk.navs)), None)
+
+
+ACTIVITY_REGARDING = ("account", "contact", "lead", "opportunity")
+_ACTIVITY_COLUMNS: dict[str, ColumnType] = {
+    "subject": "string",
+    "description": "memo",
+    "scheduledstart": "datetime",
+    "scheduledend": "datetime",
+    "actualend": "datetime",
+    "prioritycode": "choice",
+    "abm_idempotencykey": "string",
+}
+
+
+def _activity(logical: str, entity_set: str, extra: dict[str, ColumnType]) -> TableDef:
+    return TableDef(
+        logical,
+        entity_set,
+        "activityid",
+        "subject",
+        {**_ACTIVITY_COLUMNS, **extra},
+        (regarding(logical, ACTIVITY_REGARDING),),
+    )
+
+
+_TABLES: tuple[TableDef, ...] = (
+    TableDef(
+        "account",
+        "accounts",
+        "accountid",
+        "name",
+        {
+            "name": "string",
+            "accountnumber": "string",
+            "revenue": "money",
+            "numberofemployees": "int",
+            "industrycode": "choice",
+            "address1_city": "string",
+            "address1_country": "string",
+            "telephone1": "string",
+            "websiteurl": "string",
+        },
+        (single("primarycontactid", "contact"), single("parentaccountid", "account")),
+    ),
+    TableDef(
+        "contact",
+        "contacts",
+        "contactid",
+        "fullname",
+        {
+            "firstname": "string",
+            "lastname": "string",
+            "emailaddress1": "string",
+            "jobtitle": "string",
+            "telephone1": "string",
+            "address1_city": "string",
+            "donotbulkemail": "bool",
+            "donotemail": "bool",
+            "donotphone": "bool",
+            "msgdpr_gdprconsent": "choice",
+        },
+        (customer("parentcustomerid"),),
+        computed_fullname=True,
+    ),
+    TableDef(
+        "lead",
+        "leads",
+        "leadid",
+        "fullname",
+        {
+            "subject": "string",
+            "firstname": "string",
+            "lastname": "string",
+            "companyname": "string",
+            "emailaddress1": "string",
+            "jobtitle": "string",
+            "telephone1": "string",
+            "leadsourcecode": "choice",
+            "leadqualitycode": "choice",
+            "revenue": "money",
+            "numberofemployees": "int",
+            "industrycode": "choice",
+            "donotbulkemail": "bool",
+            "msdyn_gdproptout": "bool",
+            "abm_salesready": "bool",
+            "abm_salesreadyon": "datetime",
+            "abm_idempotencykey": "string",
+        },
+        (single("parentaccountid", "account"), single("parentcontactid", "contact"), customer("customerid")),
+        computed_fullname=True,
+    ),
+    TableDef(
+        "opportunity",
+        "opportunities",
+        "opportunityid",
+        "name",
+        {
+            "name": "string",
+            "estimatedvalue": "money",
+            "actualvalue": "money",
+            "actualclosedate": "date",
+            "estimatedclosedate": "date",
+        },
+        (
+            customer("customerid"),
+            single("parentaccountid", "account"),
+            single("parentcontactid", "contact"),
+            single("originatingleadid", "lead"),
+        ),
+    ),
+    TableDef(
+        "systemuser",
+        "systemusers",
+        "systemuserid",
+        "fullname",
+        {
+            "fullname": "string",
+            "firstname": "string",
+            "lastname": "string",
+            "internalemailaddress": "string",
+            "azureactivedirectoryobjectid": "guid",
+            "applicationid": "guid",
+            "isdisabled": "bool",
+        },
+        owned=False,
+        stateful=False,
+    ),
+    TableDef("team", "teams", "teamid", "name", {"name": "string"}, stateful=False),
+    _activity("task", "tasks", {"percentcomplete": "int"}),
+    _activity("phonecall", "phonecalls", {"phonenumber": "string", "directioncode": "bool"}),
+    _activity("appointment", "appointments", {"location": "string"}),
+    _activity("email", "emails", {"directioncode": "bool", "sender": "string", "torecipients": "string"}),
+    TableDef(
+        "workflow",
+        "workflows",
+        "workflowid",
+        "name",
+        {"name": "string", "primaryentity": "string", "category": "choice", "type": "choice", "ondemand": "bool"},
+    ),
+    TableDef(
+        "asyncoperation",
+        "asyncoperations",
+        "asyncoperationid",
+        "name",
+        {
+            "name": "string",
+            "operationtype": "choice",
+            "message": "memo",
+            "completedon": "datetime",
+            "primaryentitytype": "string",
+        },
+        (
+            Lookup(
+                "regardingobjectid", tuple((f"regardingobjectid_{t}_asyncoperation", t) for t in ACTIVITY_REGARDING)
+            ),
+            single("workflowactivationid", "workflow"),
+        ),
+        bulk_messages=False,
+    ),
+    TableDef(
+        "serviceendpoint",
+        "serviceendpoints",
+        "serviceendpointid",
+        "name",
+        {"name": "string", "url": "string", "contract": "choice", "authtype": "choice", "messageformat": "choice"},
+        owned=False,
+        stateful=False,
+        bulk_messages=False,
+    ),
+    TableDef("sdkmessage", "sdkmessages", "sdkmessageid", "name", {"name": "string"}, owned=False, stateful=False),
+    TableDef(
+        "sdkmessagefilter",
+        "sdkmessagefilters",
+        "sdkmessagefilterid",
+        "primaryobjecttypecode",
+        {"primaryobjecttypecode": "string"},
+        (single("sdkmessageid", "sdkmessage"),),
+        owned=False,
+        stateful=False,
+    ),
+    TableDef(
+        "sdkmessageprocessingstep",
+        "sdkmessageprocessingsteps",
+        "sdkmessageprocessingstepid",
+        "name",
+        {"name": "string", "stage": "int", "mode": "int", "filteringattributes": "string", "asyncautodelete": "bool"},
+        (
+            Lookup("eventhandler", (("eventhandler_serviceendpoint", "serviceendpoint"),)),
+            single("sdkmessageid", "sdkmessage"),
+            single("sdkmessagefilterid", "sdkmessagefilter"),
+        ),
+        bulk_messages=False,
+    ),
+    TableDef(
+        "abm_interaction",
+        "abm_interactions",
+        "abm_interactionid",
+        "abm_name",
+        {
+            "abm_name": "string",
+            "abm_type": "string",
+            "abm_occurredon": "datetime",
+            "abm_asset": "string",
+            "abm_campaign": "string",
+            "abm_contenttype": "string",
+        },
+        (single("abm_contactid", "contact"),),
+        owned=False,
+    ),
+    TableDef(
+        "abm_leadscore",
+        "abm_leadscores",
+        "abm_leadscoreid",
+        "abm_model",
+        {
+            "abm_model": "string",
+            "abm_score": "int",
+            "abm_grade": "string",
+            "abm_salesready": "bool",
+            "abm_explanation": "memo",
+            "abm_scoredon": "datetime",
+        },
+        (single("abm_leadid", "lead"),),
+        alternate_keys=(("abm_leadid", "abm_model"),),
+        owned=False,
+    ),
+)
+
+TABLES: dict[str, TableDef] = {t.logical_name: t for t in _TABLES}
+_BY_SET: dict[str, TableDef] = {t.entity_set: t for t in _TABLES}
+
+
+def by_entity_set(entity_set: str) -> TableDef | None:
+    """The table for an entity set name (case-sensitive, as in Dataverse)."""
+    return _BY_SET.get(entity_set)
+
+
+def by_logical_name(logical_name: str) -> TableDef | None:
+    return TABLES.get(logical_name)
