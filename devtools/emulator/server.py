@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from devtools.emulator.batch import run_batch
 from devtools.emulator.errors import EmulatorError, bad_request, duplicate, not_found
 from devtools.emulator.limits import Guard, GuardConfig
 from devtools.emulator.queries import MAX_PAGE_SIZE, Reader, ReadOptions, page_size
@@ -49,9 +50,12 @@ class EmulatorIdentity:
 
 @dataclass(frozen=True)
 class Answer:
+    """An HTTP answer: a JSON body (or None), or `raw` bytes with their content type (a `$batch` response)."""
+
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
 
 
 def stale_version() -> EmulatorError:
@@ -166,14 +170,24 @@ class Emulator:
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """One request, already past the guard: route it and produce the answer (errors as Dataverse JSON)."""
+        headers = {name.lower(): value for name, value in headers.items()}
         split = urlsplit(target)
         path = unquote(split.path)
         if not path.startswith(API):
             raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{path}'.")
         resource = path[len(API) :]
         params = dict(parse_qsl(split.query, keep_blank_values=True))
-        prefer = parse_prefer(headers.get("Prefer"))
-        data = self._json(body) if body else None
+        prefer = parse_prefer(headers.get("prefer"))
+        data = self._json(body) if body and resource != "$batch" else None
+        if resource == "$batch" and method == "POST":
+            outcome = run_batch(
+                self._single,
+                self.store.transaction,
+                headers.get("content-type", ""),
+                body,
+                continue_on_error="odata.continue-on-error" in prefer,
+            )
+            return Answer(outcome.status, headers={"Content-Type": outcome.content_type}, raw=outcome.body)
         if resource == "WhoAmI":
             if method != "GET":
                 raise EmulatorError(404, "", "No HTTP resource was found that matches the request URI.")
@@ -202,6 +216,18 @@ class Emulator:
         if method == "DELETE":
             return self._delete(table, key, headers)
         raise EmulatorError(405, "0x80060888", f"{method} is not supported on a row.")
+
+    def _single(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        """One request of a `$batch`, answered as (status, JSON body, headers) instead of raising."""
+        if not url.startswith(("/", "http://", "https://")):
+            url = API + url
+        try:
+            answer = self.handle(method, url, headers, body)
+        except EmulatorError as exc:
+            return exc.status, exc.body(), exc.headers
+        return answer.status, answer.body, answer.headers
 
     @staticmethod
     def _json(body: bytes) -> Any:
@@ -402,8 +428,8 @@ class Emulator:
         params: Mapping[str, str],
         prefer: Mapping[str, str],
     ) -> Answer:
-        if_match = headers.get("If-Match")
-        if_none_match = headers.get("If-None-Match")
+        if_match = headers.get("if-match")
+        if_none_match = headers.get("if-none-match")
         if if_none_match == "null":
             if_none_match = None
         with self.store.transaction():
@@ -434,7 +460,7 @@ class Emulator:
             existing = self._find(table, key)
             if existing is None:
                 raise self._missing(table, key)
-            if_match = headers.get("If-Match")
+            if_match = headers.get("if-match")
             if if_match not in (None, "*") and if_match != f'W/"{existing["versionnumber"]}"':
                 raise stale_version()
             self.store.delete(table, existing[table.primary_key])
@@ -486,7 +512,7 @@ class Emulator:
                 if key is None:
                     raise bad_request(f"Each target of {message} must identify its row.")
                 body = {k: v for k, v in target.items() if k != "@odata.id"}
-                headers = {"If-Match": "*"} if message == "UpdateMultiple" else {}
+                headers = {"if-match": "*"} if message == "UpdateMultiple" else {}
                 self._patch(table, key, body, headers, params={}, prefer={})
         if message == "CreateMultiple":
             context = f"{self.url}$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse"
@@ -582,12 +608,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(answer)
 
     def _write(self, answer: Answer) -> None:
-        payload = b"" if answer.body is None else json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
+        if answer.raw is not None:
+            payload = answer.raw
+        else:
+            payload = b"" if answer.body is None else json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
         self.send_response(answer.status)
         self.send_header("OData-Version", "4.0")
         self.send_header("x-ms-dop-hint", str(self.emulator.guard.config.dop_hint))
         self.send_header("x-ms-service-request-id", str(uuid.uuid4()))
-        if payload:
+        if payload and answer.raw is None:
             self.send_header("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
         for name, value in answer.headers.items():
             self.send_header(name, value)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from dataverse.auth import NoAuth
+from dataverse.batch import BatchRequest, ChangeSet
 from dataverse.client import DataverseClient, Removed, Upserted
 from dataverse.errors import DataverseDuplicate, DataverseNotFound, DataversePreconditionFailed
 from dataverse.query import Query, contains, eq, in_, is_null
@@ -124,3 +125,52 @@ def test_faults_do_not_change_what_the_client_reads(store: Store, sleeps: FakeSl
 
     assert read_all("503=0.3,429=0.2,reset=0.1,lost=0.1,seed=3") == read_all(None)
     assert sleeps.calls  # the faulty run did retry
+
+
+def test_a_batch_change_set_with_a_content_id_reference_commits_together(client: DataverseClient) -> None:
+    lead = uuid.uuid4()
+    outcomes = client.batch(
+        [
+            ChangeSet(
+                [
+                    BatchRequest("POST", "leads", {"leadid": lead, "subject": "from batch"}, content_id="1"),
+                    BatchRequest("POST", "tasks", {"subject": "call", "regardingobjectid_lead_task@odata.bind": "$1"}),
+                ]
+            ),
+            BatchRequest("GET", f"leads({lead})?$select=subject"),
+        ]
+    )
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    assert outcomes[1].responses[0].body["subject"] == "from batch"
+    tasks = list(client.iter_rows(Query("tasks").select("subject").where(eq("_regardingobjectid_value", lead))))
+    assert [t["subject"] for t in tasks] == ["call"]
+
+
+def test_a_failing_part_rolls_its_change_set_back_and_stops_the_batch(client: DataverseClient) -> None:
+    lead = uuid.uuid4()
+    outcomes = client.batch(
+        [
+            ChangeSet(
+                [
+                    BatchRequest("POST", "leads", {"leadid": lead, "subject": "rolled back"}),
+                    BatchRequest("PATCH", f"leads({uuid.uuid4()})", {"subject": "x"}, headers={"If-Match": "*"}),
+                ]
+            ),
+            BatchRequest("POST", "leads", {"subject": "never sent"}),
+        ]
+    )
+    assert [o.status for o in outcomes] == ["failed", "not_executed"]
+    assert isinstance(outcomes[0].error, DataverseNotFound)
+    assert list(client.iter_rows(Query("leads").select("subject").where(eq("leadid", lead)))) == []
+
+
+def test_continue_on_error_runs_the_rest(client: DataverseClient) -> None:
+    outcomes = client.batch(
+        [
+            BatchRequest("DELETE", f"leads({uuid.uuid4()})"),
+            BatchRequest("POST", "leads", {"subject": "still made"}),
+        ],
+        continue_on_error=True,
+    )
+    assert [o.status for o in outcomes] == ["failed", "ok"]
+    assert outcomes[1].responses[0].entity_id is not None

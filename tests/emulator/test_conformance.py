@@ -344,3 +344,47 @@ def test_next_link_keeps_the_original_filter(emulator: Emulator) -> None:
     link = response.json()["@odata.nextLink"]
     query = parse_qs(urlsplit(link).query)
     assert query["$filter"] == ["statecode eq 0"] and "$skiptoken" in query
+
+
+def test_a_raw_batch_with_a_change_set_and_a_get(emulator: Emulator) -> None:
+    lead = str(uuid.uuid4())
+    body = (
+        "--batch_AAA\r\n"
+        "Content-Type: multipart/mixed; boundary=changeset_BBB\r\n\r\n"
+        "--changeset_BBB\r\n"
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 1\r\n\r\n"
+        "POST /api/data/v9.2/leads HTTP/1.1\r\nContent-Type: application/json; type=entry\r\n\r\n"
+        f'{{"leadid": "{lead}", "subject": "Lead in batch"}}\r\n'
+        "--changeset_BBB\r\n"
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 2\r\n\r\n"
+        "POST /api/data/v9.2/tasks HTTP/1.1\r\nContent-Type: application/json; type=entry\r\n\r\n"
+        '{"subject": "Call back", "regardingobjectid_lead_task@odata.bind": "$1"}\r\n'
+        "--changeset_BBB--\r\n"
+        "--batch_AAA\r\n"
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "GET /api/data/v9.2/leads?$select=subject&$top=5 HTTP/1.1\r\n\r\n\r\n"
+        "--batch_AAA--\r\n"
+    )
+    response = requests.post(
+        emulator.url + "$batch",
+        data=body.encode(),
+        headers={**HEADERS, "Content-Type": "multipart/mixed; boundary=batch_AAA"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("multipart/mixed; boundary=batchresponse_")
+    text = response.text
+    assert text.count("HTTP/1.1 204 No Content") == 2 and "HTTP/1.1 200 OK" in text
+    assert "changesetresponse_" in text and "Content-ID: 1" in text
+    assert f"leads({lead})" in text
+
+
+def test_a_batch_with_lf_line_endings_is_not_readable(emulator: Emulator) -> None:
+    body = "--b\nContent-Type: application/http\n\nGET /api/data/v9.2/WhoAmI HTTP/1.1\n\n\n--b--\n"
+    response = requests.post(
+        emulator.url + "$batch",
+        data=body,
+        headers={**HEADERS, "Content-Type": "multipart/mixed; boundary=b"},
+        timeout=10,
+    )
+    assert response.status_code == 400 and error_code(response) == "0x80048d19"
