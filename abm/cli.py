@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from abm import __version__
@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _tenant_options(demo, default_size="small")
     demo.add_argument("--db", metavar="PATH", help="keep the emulator's data in this SQLite file (default: memory)")
-    demo.add_argument("--faults", metavar="SPEC", help="inject faults, e.g. 429=0.1,503=0.03,reset=0.01,seed=7")
+    demo.add_argument(
+        "--faults",
+        metavar="SPEC",
+        type=_checked(_faults),
+        help="inject faults, e.g. 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7",
+    )
     demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     emulator = commands.add_parser("emulator", help="serve a local Dataverse Web API emulator until interrupted")
@@ -53,15 +58,32 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=0, help="default: a free port")
     emulator.add_argument("--db", metavar="PATH", help="SQLite file; data survives restarts (default: memory)")
     _tenant_options(emulator, default_size="none")
-    emulator.add_argument("--faults", metavar="SPEC", help="e.g. 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7")
+    emulator.add_argument(
+        "--faults", metavar="SPEC", type=_checked(_faults), help="e.g. 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7"
+    )
     emulator.add_argument("--limit-requests", type=int, metavar="N", help="429 past N requests per window")
     emulator.add_argument("--limit-window", type=float, default=300.0, metavar="SECONDS")
     emulator.add_argument("--latency-ms", type=int, default=0, metavar="N", help="delay added to every request")
     return parser
 
 
+def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type that validates with `parse` (a ValueError becomes a usage error) and keeps the text."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return check
+
+
 def _tenant_options(parser: argparse.ArgumentParser, *, default_size: str) -> None:
-    parser.add_argument("--size", default=default_size, help="none | small | ref | a number of accounts")
+    parser.add_argument(
+        "--size", default=default_size, type=_checked(_size), help="none | small | ref | a number of accounts"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic tenant (default 1)")
     parser.add_argument("--now", type=_moment, help="when the tenant's history ends, ISO 8601 (default: today 00:00Z)")
 
@@ -72,6 +94,18 @@ def _moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _size(text: str) -> object:
+    from devtools.tenant import size_from  # noqa: PLC0415 (dev tools load only for demo and emulator)
+
+    return size_from(text)
+
+
+def _faults(text: str) -> object:
+    from devtools.emulator.limits import Faults  # noqa: PLC0415 (dev tools load only for demo and emulator)
+
+    return Faults.parse(text)
 
 
 def _today() -> datetime:
@@ -143,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "emulator":
             return _emulator(args)
         return _settings(args)
-    except (SettingsError, ValueError) as exc:
+    except SettingsError as exc:
         print(f"abm: {exc}", file=sys.stderr)
         return 2
 

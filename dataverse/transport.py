@@ -202,6 +202,9 @@ class Transport:
         self.limiter = ConcurrencyLimiter(config.max_parallel)
         self._sleep = sleep
         self._clock = clock
+        self._backoff = wait_exponential_jitter(
+            multiplier=config.backoff_initial, max=config.backoff_max, jitter=config.backoff_initial
+        )
         self._api_path = urlsplit(config.api_url).path
         if session is None:
             session = requests.Session()
@@ -338,10 +341,7 @@ class Transport:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, DataverseThrottled) and exc.retry_after is not None:
             return exc.retry_after
-        backoff = wait_exponential_jitter(
-            initial=self.config.backoff_initial, max=self.config.backoff_max, jitter=self.config.backoff_initial
-        )
-        return float(backoff(state))
+        return float(self._backoff(state))
 
     def _stop(self, state: RetryCallState) -> bool:
         if state.attempt_number >= self.config.max_attempts:

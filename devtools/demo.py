@@ -47,8 +47,10 @@ def load_tenant(store: Store, size: str, *, seed: int, now: datetime, progress: 
     return loaded
 
 
-def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO = sys.stderr) -> RunReport:
-    """Start the emulator, load the tenant unless the database holds one, run the main job, stop."""
+def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = None) -> RunReport:
+    """Start the emulator, load the tenant unless the database holds one, run the main job, stop.
+    Progress goes to `progress` (default: stderr at call time)."""
+    progress = progress or sys.stderr
     store = Store(options.db)
     try:
         if store.count(TABLES["systemuser"]) == 0:

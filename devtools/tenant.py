@@ -2,14 +2,18 @@
 
 `generate(size, seed=..., now=...)` yields `(logical_name, rows)` batches of at most `BATCH_SIZE` rows in dependency
 order (systemuser, team, workflow, account, contact, lead, opportunity, abm_interaction), so a loader can insert them
-as they come and memory stays bounded. Rows are plain dicts keyed by `devtools/emulator/schema.py` column names; every
-row of a table has the same keys (None when empty). Conventions:
+as they come and memory stays bounded; no row refers to a row of its own batch (subsidiary accounts come in a batch
+after their parents'). Rows are plain dicts keyed by `devtools/emulator/schema.py` column names; every row of a table
+has the same keys (None when empty). Conventions:
 
 - Lookups are two keys, `<lookup>` (GUID) and `<lookup>__type` (target logical name), e.g. `parentcustomerid` and
-  `parentcustomerid__type = "account"`; `createdby` on every row, `ownerid` (a system user) on owned tables.
+  `parentcustomerid__type = "account"`; `createdby` on every row, `ownerid` (an active sales rep; the caller for the
+  reference rows) on owned tables. System users: the caller first, then `TenantSize.sales_reps` reps and one disabled
+  former rep who owns nothing.
 - Datetimes are UTC strings `YYYY-MM-DDTHH:MM:SSZ`, dates `YYYY-MM-DD`, money floats with 2 decimals. Every
   `createdon`, `modifiedon` and `abm_occurredon` lies in `[now - 365 days, now]` (`now` truncated to the second; a naive
-  `now` is taken as UTC). `fullname` of contacts and leads is left to the emulator; `versionnumber` is never set.
+  `now` is taken as UTC). `fullname` of contacts and leads is left to the emulator (a system user's is set: it is a
+  stored column there); `versionnumber` is never set.
 - GUIDs: the reference rows (the calling application user `CALLER_USER_ID`, two teams, three on-demand workflows) have
   fixed GUIDs whatever the seed. Every other row's GUID is `uuid5(uuid5(TENANT_NAMESPACE, f"seed:{seed}"),
   f"{logical_name}:{index}")`, lowercase: stable for a seed, different across seeds, computable without a lookup table.
@@ -496,8 +500,7 @@ class _Tenant:
     def __init__(self, size: TenantSize, seed: int, now: datetime) -> None:
         self.size = size
         self.seed = seed
-        self.end = _utc_seconds(now)
-        self.start = self.end - timedelta(seconds=_SPAN)
+        self.start = _utc_seconds(now) - timedelta(seconds=_SPAN)
         self.namespace = uuid.uuid5(TENANT_NAMESPACE, f"seed:{seed}")
         self._namespace_hash = hashlib.sha1(self.namespace.bytes, usedforsecurity=False)
         self.start_second = int(self.start.timestamp())

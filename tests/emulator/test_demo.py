@@ -1,0 +1,95 @@
+"""`abm demo` and `abm emulator`: the main job on the embedded default, and the emulator as a command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from abm.cli import main
+from devtools.emulator.schema import TABLES
+from devtools.emulator.store import Store
+from devtools.tenant import size_from
+
+NOW = "2026-11-23T00:00:00Z"
+
+
+def demo(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    status = main(["demo", "--json", "--now", NOW, *args])
+    assert status == 0, capsys.readouterr().err[-500:]
+    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+
+def test_demo_json_reports_now_tenant_and_requests(capsys: pytest.CaptureFixture[str]) -> None:
+    report = demo(capsys, "--size", "small")
+    size = size_from("small")
+    assert report["now"] == NOW
+    tenant = report["tenant"]
+    assert isinstance(tenant, dict)
+    assert tenant["accounts"] == size.accounts
+    assert tenant["leads"] == size.leads
+    assert tenant["opportunities"] == size.opportunities
+    assert tenant["interactions"] == size.interactions
+    assert tenant["contacts"] > 0
+    requests_ = report["requests"]
+    assert isinstance(requests_, dict)
+    assert requests_["by_method"] == {"GET": requests_["total"]}
+    assert set(requests_["by_table"]) == {"accounts", "contacts", "leads", "opportunities", "abm_interactions"}
+
+
+def test_faults_change_the_request_count_but_not_the_result(capsys: pytest.CaptureFixture[str]) -> None:
+    clean = demo(capsys, "--size", "8")
+    faulty = demo(capsys, "--size", "8", "--faults", "503=0.2,reset=0.1,lost=0.1,seed=3")
+    assert faulty["tenant"] == clean["tenant"] and faulty["now"] == clean["now"]
+    assert faulty["requests"]["total"] > clean["requests"]["total"]  # type: ignore[index]
+
+
+def test_a_second_run_on_the_same_database_sees_the_first_runs_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "tenant.sqlite")
+    first = demo(capsys, "--size", "5", "--db", db)
+    store = Store(db)
+    store.insert(
+        TABLES["lead"],
+        {"leadid": "e0e0e0e0-0000-4000-8000-000000000001", "subject": "written between runs", "createdon": NOW},
+    )
+    store.close()
+    second = demo(capsys, "--size", "5", "--db", db)
+    assert second["tenant"]["leads"] == first["tenant"]["leads"] + 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("option", "value"), [("--size", "huge"), ("--faults", "503=2")])
+def test_bad_demo_options_are_refused_as_usage_errors(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", option, value])
+    assert exited.value.code == 2
+    assert value in capsys.readouterr().err
+
+
+def test_the_emulator_command_prints_its_url_serves_and_stops_on_sigterm() -> None:
+    abm = Path(sys.executable).parent / "abm"
+    with subprocess.Popen(
+        [str(abm), "emulator", "--size", "none", "--now", NOW],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            url = line.split()[-1]
+            assert url.startswith("http://127.0.0.1:") and url.endswith("/api/data/v9.2/")
+            who = requests.get(url + "WhoAmI", timeout=10).json()
+            users = requests.get(url + "systemusers?$select=fullname", timeout=10).json()["value"]
+            assert who["UserId"] in {u["systemuserid"] for u in users}
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
