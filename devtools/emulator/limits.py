@@ -124,13 +124,14 @@ class Guard:
 
     @contextmanager
     def admit(self) -> Iterator[Verdict]:
-        if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
+        """Count the request in, check the limits, draw a fault; the latency is spent while in flight."""
         with self._lock:
             self._in_flight += 1
             error = self._limit(time.monotonic())
             fault = None if error else self._draw()
         try:
+            if self.config.latency_ms:
+                time.sleep(self.config.latency_ms / 1000)
             if fault == "429":
                 error = EmulatorError(
                     429,

@@ -388,3 +388,14 @@ def test_a_batch_with_lf_line_endings_is_not_readable(emulator: Emulator) -> Non
         timeout=10,
     )
     assert response.status_code == 400 and error_code(response) == "0x80048d19"
+
+
+def test_an_unknown_property_in_a_body_is_refused(emulator: Emulator) -> None:
+    response = send(emulator, "POST", "leads", {"subject": "x", "nosuchcolumn": 1})
+    assert response.status_code == 400 and error_code(response) == "0x80048d19"
+    assert "nosuchcolumn" in response.json()["error"]["message"]
+
+
+def test_a_value_of_the_wrong_type_is_refused(emulator: Emulator) -> None:
+    response = send(emulator, "POST", "accounts", {"name": "x", "numberofemployees": "many"})
+    assert response.status_code == 400

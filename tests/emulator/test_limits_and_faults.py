@@ -52,3 +52,24 @@ def test_a_lost_answer_still_applies_the_request(store: Store) -> None:
 def test_a_bad_fault_spec_is_refused_with_the_reason(spec: str) -> None:
     with pytest.raises(ValueError):
         Faults.parse(spec)
+
+
+def test_more_concurrent_requests_than_allowed_get_the_concurrency_code(store: Store) -> None:
+    import threading
+
+    guard = GuardConfig(max_concurrent=1, latency_ms=300)
+    results: list[requests.Response] = []
+    with Emulator(store, EmulatorIdentity(CALLER), guard=guard) as emu:
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(requests.get(emu.url + "WhoAmI", headers=HEADERS, timeout=5))
+            )
+            for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes[0] == 200 and 429 in codes
+    assert {r.json()["error"]["code"] for r in results if r.status_code == 429} == {"0x80072326"}
