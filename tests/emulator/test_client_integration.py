@@ -174,3 +174,16 @@ def test_continue_on_error_runs_the_rest(client: DataverseClient) -> None:
     )
     assert [o.status for o in outcomes] == ["failed", "ok"]
     assert outcomes[1].responses[0].entity_id is not None
+
+
+def test_update_multiple_changes_every_row_and_fails_whole_on_a_missing_one(client: DataverseClient) -> None:
+    leads = table("lead")
+    ids = client.create_multiple(leads, [{"subject": f"s{i}"} for i in range(3)])
+    assert client.update_multiple(leads, [{"leadid": str(i), "subject": "updated"} for i in ids]) == 3
+    subjects = {r["subject"] for r in client.iter_rows(Query("leads").select("subject").where(in_("leadid", ids)))}
+    assert subjects == {"updated"}
+    with pytest.raises(DataverseNotFound):
+        client.update_multiple(
+            leads, [{"leadid": str(ids[0]), "subject": "again"}, {"leadid": str(uuid.uuid4()), "subject": "x"}]
+        )
+    assert client.get(leads, ids[0], select=["subject"])["subject"] == "updated"  # the chunk rolled back
