@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import requests
 
@@ -55,8 +57,6 @@ def test_a_bad_fault_spec_is_refused_with_the_reason(spec: str) -> None:
 
 
 def test_more_concurrent_requests_than_allowed_get_the_concurrency_code(store: Store) -> None:
-    import threading
-
     guard = GuardConfig(max_concurrent=1, latency_ms=300)
     results: list[requests.Response] = []
     with Emulator(store, EmulatorIdentity(CALLER), guard=guard) as emu:
