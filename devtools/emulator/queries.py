@@ -20,6 +20,7 @@ from devtools.emulator.odata import (
     parse_orderby,
     parse_select,
 )
+from devtools.emulator.odata import unknown_property as odata_unknown_property
 from devtools.emulator.rows import to_json, unknown_property
 from devtools.emulator.schema import TableDef, by_logical_name
 from devtools.emulator.store import Store
@@ -99,12 +100,12 @@ class Reader:
             lookup = table.lookup(head[1:-6]) if head.startswith("_") and head.endswith("_value") else None
             if lookup is not None:
                 return Column(f'"{alias}"."{lookup.name}"', "guid")
-            raise ODataError(unknown_property(table, head).message, code="0x80060888")
+            raise odata_unknown_property(head, table.logical_name)
         lookup = table.navigation(head)
         target = lookup.target_of(head) if lookup else None
         target_table = by_logical_name(target) if target else None
         if lookup is None or target_table is None or depth >= 5:
-            raise ODataError(unknown_property(table, head).message, code="0x80060888")
+            raise odata_unknown_property(head, table.logical_name)
         inner = f"t{depth + 1}"
         column = self._resolve(target_table, inner, segments[1:], depth + 1)
         sql = (

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from devtools.emulator import odata
 from devtools.emulator.errors import EmulatorError, bad_request, not_found
 from devtools.emulator.schema import TableDef, by_entity_set
 
@@ -22,11 +23,8 @@ READ_ONLY = frozenset({"versionnumber", "modifiedon", "fullname"})
 
 def unknown_property(table: TableDef, name: str) -> EmulatorError:
     """The 400 Dataverse answers for a property that does not exist on the table."""
-    return EmulatorError(
-        400,
-        "0x80060888",
-        f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{table.logical_name}'.",
-    )
+    error = odata.unknown_property(name, table.logical_name)
+    return EmulatorError(400, error.code, error.message)
 
 
 def parse_bind(value: str) -> tuple[TableDef, str]:
