@@ -37,13 +37,17 @@ class DemoOptions:
 def load_tenant(store: Store, size: str, *, seed: int, now: datetime, progress: TextIO | None = None) -> int:
     """Fill an empty store with the synthetic tenant in bulk (one insert batch per chunk); returns rows loaded."""
     loaded = 0
+    live = progress is not None and progress.isatty()
     for logical_name, rows in generate(size_from(size), seed=seed, now=now):
         store.insert_many(TABLES[logical_name], rows)
         loaded += len(rows)
-        if progress is not None:
-            print(f"\rloading tenant: {loaded:,} rows", end="", file=progress, flush=True)
+        if live:
+            print(f"\rloading the synthetic tenant: {loaded:,} rows", end="", file=progress, flush=True)
     if progress is not None:
-        print(file=progress)
+        print(
+            f"{chr(13) if live else ''}loaded the synthetic tenant (size {size}, seed {seed}): {loaded:,} rows",
+            file=progress,
+        )
     return loaded
 
 
