@@ -10,7 +10,10 @@ import functools
 import threading
 from pathlib import Path
 
+from scoring.model import ScoringModel
+
 from abm import __version__
+from abm.definitions import load_scoring_models, scoring_model_files
 from abm.settings import Settings
 from dataverse.auth import (
     CertificateCredential,
@@ -22,9 +25,10 @@ from dataverse.auth import (
     TokenProvider,
 )
 from dataverse.client import DataverseClient
+from dataverse.mapping import MappingConfig
 from dataverse.transport import TransportConfig
 
-__all__ = ["build_auth", "build_client", "shared_client"]
+__all__ = ["build_auth", "build_client", "mapping_config", "scoring_models", "shared_client"]
 
 _lock = threading.Lock()
 
@@ -68,6 +72,16 @@ def build_client(settings: Settings) -> DataverseClient:
     return DataverseClient(
         config, build_auth(settings), page_size=settings.page_size, bulk_chunk_size=settings.bulk_chunk_size
     )
+
+
+def mapping_config(settings: Settings) -> MappingConfig:
+    """How Dataverse rows become records in this org (consent column and its option values)."""
+    return MappingConfig(consent_column=settings.consent_column, consent_levels=settings.consent_levels)
+
+
+def scoring_models(settings: Settings) -> list[ScoringModel]:
+    """The scoring models of the configured definitions folder, validated (`DefinitionError` names the problem)."""
+    return load_scoring_models(scoring_model_files(settings.definitions_dir))
 
 
 @functools.cache

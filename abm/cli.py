@@ -10,13 +10,17 @@ import argparse
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from abm import __version__
 from abm.bootstrap import build_client
+from abm.definitions import DefinitionError
 from abm.health import check_health
+from abm.lead_scores import format_scores, lead_scores
 from abm.settings import SETTINGS, Settings, SettingsError, environment
+from dataverse.errors import DataverseError
 
 __all__ = ["main"]
 
@@ -52,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         help="inject faults, e.g. 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7",
     )
     demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    score = commands.add_parser("score", help="show one lead's scores with their explanations")
+    score.add_argument("--lead", required=True, type=uuid.UUID, metavar="ID", help="the lead's id (a GUID)")
+    score.add_argument("--db", metavar="PATH", help="read a demo database instead of the configured org")
+    score.add_argument("--json", action="store_true", help="print one JSON object")
 
     emulator = commands.add_parser("emulator", help="serve a local Dataverse Web API emulator until interrupted")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -152,6 +161,29 @@ def _demo(args: argparse.Namespace) -> int:
     else:
         tenant = ", ".join(f"{count:,} {kind}" for kind, count in report["tenant"].items())
         print(f"read {tenant} in {report['requests']['total']} requests")
+        for name, summary in report["scoring"]["models"].items():
+            grades = ", ".join(f"{grade} {n:,}" for grade, n in summary["grades"].items())
+            print(
+                f"model {name} ({summary['target']}-based): {summary['scored']:,} scored, "
+                f"{summary['sales_ready']:,} sales-ready; grades {grades}"
+            )
+        written = ", ".join(
+            f"{kind} {n:,} {table}" for table, counts in report["writes"].items() for kind, n in counts.items()
+        )
+        print(f"wrote {written}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    if args.db:
+        from devtools.demo import demo_client  # noqa: PLC0415 (dev tools load only for a demo database)
+
+        with demo_client(args.db) as client:
+            rows = lead_scores(client, args.lead)
+    else:
+        with build_client(Settings.from_env(environment(args.settings))) as client:
+            rows = lead_scores(client, args.lead)
+    print(json.dumps({"lead": str(args.lead), "scores": rows}) if args.json else format_scores(args.lead, rows))
     return 0
 
 
@@ -176,10 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "emulator":
             return _emulator(args)
+        if args.command == "score":
+            return _score(args)
         return _settings(args)
-    except SettingsError as exc:
+    except (SettingsError, DefinitionError) as exc:
         print(f"abm: {exc}", file=sys.stderr)
         return 2
+    except DataverseError as exc:
+        print(f"abm: Dataverse: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

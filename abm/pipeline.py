@@ -1,55 +1,111 @@
-"""The main job: pull what the engine reasons over from Dataverse, and report what it read and what it cost.
+"""The main job: pull what the engine reasons over, score the leads, write back what changed, report it all.
 
-First version (issue 3): pull accounts, contacts, leads, opportunities and interactions with `$select` and
-5,000-row pages, and count them. Later issues add segments, journeys, scoring and the write-back to the same run.
+Each table is read once with `$select` (the columns every record needs plus those the definitions name) in 5,000-row
+pages and mapped to domain records at the boundary. Later issues add segments and journeys to the same run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from scoring.engine import score_run
+from scoring.model import ScoringModel, columns_needed
+
+from abm.scoring_job import write_scores
+from dataverse import mapping
 from dataverse.client import DataverseClient
+from dataverse.mapping import MappingConfig
 from dataverse.query import Query
-from dataverse.tables import Table, table
+from dataverse.tables import table
+from scoring.records import Account, Contact, Interaction, Lead
 
-__all__ = ["PULLS", "RunReport", "run_main_job"]
+__all__ = ["RunReport", "Snapshot", "pull", "run_main_job"]
 
-# What each pull reads: the table, the key under `tenant` in the report, and the columns every rule needs.
-PULLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("account", "accounts", ("name", "_ownerid_value")),
-    ("contact", "contacts", ("_parentcustomerid_value", "msgdpr_gdprconsent", "donotbulkemail")),
-    ("lead", "leads", ("_parentaccountid_value", "_parentcontactid_value", "statecode")),
-    ("opportunity", "opportunities", ("_customerid_value", "statecode", "createdon")),
-    ("abm_interaction", "interactions", ("_abm_contactid_value", "abm_type", "abm_occurredon")),
-)
+LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The records one run reasons over, and the number of opportunities it saw."""
+
+    accounts: list[Account]
+    contacts: list[Contact]
+    leads: list[Lead]
+    interactions: list[Interaction]
+    opportunities: int
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "accounts": len(self.accounts),
+            "contacts": len(self.contacts),
+            "leads": len(self.leads),
+            "interactions": len(self.interactions),
+            "opportunities": self.opportunities,
+        }
 
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a run did: the moment it ran for, the rows it read per kind, and the requests it sent."""
+    """What a run did: the moment it ran for, what it read, what it wrote, the scoring summary, the requests sent."""
 
     now: datetime
     tenant: dict[str, int]
     requests: dict[str, Any]
+    writes: dict[str, dict[str, int]] = field(default_factory=dict)
+    scoring: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "now": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "tenant": self.tenant,
             "requests": self.requests,
+            "writes": self.writes,
+            "scoring": self.scoring,
         }
 
 
-def _count(client: DataverseClient, source: Table, columns: Sequence[str]) -> int:
-    query = Query(source.entity_set).select(source.primary_key, *columns)
-    return sum(len(page.rows) for page in client.iter_pages(query))
+def pull(client: DataverseClient, models: Sequence[ScoringModel], config: MappingConfig) -> Snapshot:
+    """Read accounts, contacts, leads, interactions (and count opportunities), each table once, paged."""
+    needed = columns_needed(models)
+
+    def rows(name: str, columns: Sequence[str], annotations: Sequence[str] = ()) -> Any:
+        source = table(name)
+        return client.iter_rows(Query(source.entity_set).select(*columns), annotations=annotations)
+
+    accounts = [mapping.account(r) for r in rows("account", mapping.select_for("account", needed.get("account", ())))]
+    contact_columns = mapping.select_for("contact", needed.get("contact", ()), config)
+    contacts = [mapping.contact(r, config) for r in rows("contact", contact_columns, [LOOKUP_NAME])]
+    leads = [mapping.lead(r) for r in rows("lead", mapping.select_for("lead", needed.get("lead", ())))]
+    interaction_table = table("abm_interaction")
+    interaction_columns = mapping.interaction_select(config, needed.get("interaction", ()))
+    interactions = [
+        mapping.interaction(r, interaction_table.primary_key, config)
+        for r in rows("abm_interaction", interaction_columns)
+    ]
+    opportunities = sum(1 for _ in rows("opportunity", ("statecode",)))
+    return Snapshot(accounts, contacts, leads, interactions, opportunities)
 
 
-def run_main_job(client: DataverseClient, *, now: datetime) -> RunReport:
-    """Pull every kind of record the engine needs and report counts and the request bill (the client's own count:
-    give the job a client of its own so that nothing else is billed to the run)."""
-    tenant = {key: _count(client, table(name), columns) for name, key, columns in PULLS}
-    return RunReport(now, tenant, client.stats.as_dict())
+def run_main_job(
+    client: DataverseClient,
+    *,
+    now: datetime,
+    models: Sequence[ScoringModel] = (),
+    config: MappingConfig | None = None,
+) -> RunReport:
+    """Pull, score with every live model, write back the changes; report counts, writes and the request bill (the
+    client's own count: give the job a client of its own so that nothing else is billed to the run)."""
+    config = config or MappingConfig()
+    snapshot = pull(client, models, config)
+    run = score_run(models, snapshot.leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
+    writes = write_scores(client, run, snapshot.leads, now=now)
+    return RunReport(
+        now=now,
+        tenant=snapshot.counts(),
+        requests=client.stats.as_dict(),
+        writes=writes.as_dict(),
+        scoring={"models": run.summary()},
+    )

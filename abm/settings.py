@@ -51,6 +51,21 @@ def _number(low: float, high: float, *, integer: bool) -> Callable[[str, Setting
     return parse
 
 
+def _consent_levels(value: str, setting: Setting) -> dict[int, int]:
+    """`587030000=0,587030001=1,...`: option value of the consent column → consent level 0 to 5."""
+    levels: dict[int, int] = {}
+    for pair in value.split(","):
+        option, sep, level = pair.strip().partition("=")
+        try:
+            number, rank = int(option), int(level)
+        except ValueError:
+            rank = -1
+        if not sep or not 0 <= rank <= 5:
+            raise SettingsError(f"{setting.name} must be OPTION=LEVEL pairs with levels 0 to 5, e.g. 587030003=3")
+        levels[number] = rank
+    return levels
+
+
 def _auth(value: str, setting: Setting) -> AuthMode:
     for mode in AUTH_MODES:
         if value == mode:
@@ -165,6 +180,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Targets per CreateMultiple/UpdateMultiple/UpsertMultiple request",
         _number(1, 5000, integer=True),
     ),
+    Setting(
+        "ABM_DEFINITIONS_DIR",
+        "definitions_dir",
+        "definitions",
+        "Folder of the definitions (scoring/*.json for scoring models), relative to the app root",
+    ),
+    Setting(
+        "ABM_CONSENT_COLUMN",
+        "consent_column",
+        "msgdpr_gdprconsent",
+        "Contact column holding GDPR consent (a choice column)",
+    ),
+    Setting(
+        "ABM_CONSENT_LEVELS",
+        "consent_levels",
+        "587030000=0,587030001=1,587030002=2,587030003=3,587030004=4,587030005=5",
+        "Option values of the consent column and the consent level (0 to 5) each means",
+        _consent_levels,
+    ),
 )
 
 
@@ -188,6 +222,9 @@ class Settings:
     max_parallel: int
     page_size: int
     bulk_chunk_size: int
+    definitions_dir: str
+    consent_column: str
+    consent_levels: dict[int, int]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -8,11 +8,15 @@ used as it is, so a second run sees the first run's writes.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
+from abm.bootstrap import mapping_config, scoring_models
 from abm.pipeline import RunReport, run_main_job
+from abm.settings import Settings
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -22,7 +26,7 @@ from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID, generate, size_from
 
-__all__ = ["DemoOptions", "load_tenant", "run_demo"]
+__all__ = ["DemoOptions", "demo_client", "load_tenant", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,26 @@ def load_tenant(store: Store, size: str, *, seed: int, now: datetime, progress: 
     return loaded
 
 
+@contextmanager
+def demo_client(db: str) -> Iterator[DataverseClient]:
+    """A client of an emulator serving an existing demo database (for `abm score --db`)."""
+    store = Store(db)
+    try:
+        with (
+            Emulator(store, EmulatorIdentity(CALLER_USER_ID)) as emulator,
+            DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client,
+        ):
+            yield client
+    finally:
+        store.close()
+
+
 def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = None) -> RunReport:
     """Start the emulator, load the tenant unless the database holds one, run the main job, stop.
     Progress goes to `progress` (default: stderr at call time)."""
     progress = progress or sys.stderr
+    defaults = Settings.from_env({})  # the demo's tenant speaks the default consent values, whatever the org's are
+    models = scoring_models(defaults)
     store = Store(options.db)
     try:
         if store.count(TABLES["systemuser"]) == 0:
@@ -65,6 +85,6 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
         with Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator:
             config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.05, backoff_max=1.0)
             with DataverseClient(config, NoAuth()) as client:
-                return run_main_job(client, now=now)
+                return run_main_job(client, now=now, models=models, config=mapping_config(defaults))
     finally:
         store.close()

@@ -38,8 +38,16 @@ def test_demo_json_reports_now_tenant_and_requests(capsys: pytest.CaptureFixture
     assert tenant["contacts"] > 0
     requests_ = report["requests"]
     assert isinstance(requests_, dict)
-    assert requests_["by_method"] == {"GET": requests_["total"]}
-    assert set(requests_["by_table"]) == {"accounts", "contacts", "leads", "opportunities", "abm_interactions"}
+    assert sum(requests_["by_method"].values()) == requests_["total"]
+    assert requests_["by_method"]["POST"] == 2  # one UpsertMultiple of scores, one UpdateMultiple of leads
+    assert set(requests_["by_table"]) == {
+        "accounts",
+        "contacts",
+        "leads",
+        "opportunities",
+        "abm_interactions",
+        "abm_leadscores",
+    }
 
 
 def test_faults_change_the_request_count_but_not_the_result(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,3 +101,49 @@ def test_the_emulator_command_prints_its_url_serves_and_stops_on_sigterm() -> No
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
+
+
+def test_a_second_run_on_the_same_database_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "twice.sqlite")
+    first = demo(capsys, "--size", "6", "--db", db)
+    second = demo(capsys, "--size", "6", "--db", db)
+    writes = first["writes"]
+    assert isinstance(writes, dict) and writes["abm_leadscores"]["upserted"] > 0
+    assert second["writes"] == {"abm_leadscores": {"upserted": 0}, "leads": {"updated": 0}}
+    assert second["scoring"] == first["scoring"]
+
+
+def test_demo_scores_every_lead_with_every_model_and_reports_it(capsys: pytest.CaptureFixture[str]) -> None:
+    report = demo(capsys, "--size", "small")
+    models = report["scoring"]["models"]  # type: ignore[index]
+    assert {summary["target"] for summary in models.values()} == {"contact", "account"}
+    leads = report["tenant"]["leads"]  # type: ignore[index]
+    for summary in models.values():
+        accounted = (
+            summary["scored"]
+            + summary["not_targeted"]
+            + sum(summary["unscorable"].values())
+            + summary["below_consent"]
+            + summary["not_open"]
+        )
+        assert accounted == leads
+        assert sum(summary["grades"].values()) == summary["scored"]
+    upserted = report["writes"]["abm_leadscores"]["upserted"]  # type: ignore[index]
+    assert upserted == sum(summary["scored"] for summary in models.values())
+
+
+def test_score_shows_one_leads_explanations_from_a_demo_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "scored.sqlite")
+    demo(capsys, "--size", "6", "--db", db)
+    store = Store(db)
+    lead_id = store.scalar("SELECT abm_leadid FROM abm_leadscore ORDER BY abm_score DESC LIMIT 1")
+    store.close()
+    assert main(["score", "--lead", lead_id, "--db", db, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["lead"] == lead_id and shown["scores"]
+    for row in shown["scores"]:
+        assert row["abm_score"] == sum(item["points"] for item in row["abm_explanation"])
+    assert main(["score", "--lead", lead_id, "--db", db]) == 0
+    assert "points, grade" in capsys.readouterr().out

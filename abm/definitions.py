@@ -1,0 +1,84 @@
+"""Loading definitions: JSON files validated against their published JSON Schema, then parsed into domain models.
+
+Any problem stops the load before a run starts, as a `DefinitionError` naming the file, the JSON path inside it
+and the reason: bad JSON (with line and column), a schema violation (jsonschema's most relevant error), or a rule
+the schema cannot express (grades that leave a gap, a lookup path that cannot be followed), from the domain parser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from scoring.model import ModelError, ScoringModel, parse_model
+
+__all__ = ["APP_ROOT", "SCHEMAS", "DefinitionError", "load_scoring_models", "scoring_model_files"]
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = APP_ROOT / "schemas"
+
+
+class DefinitionError(ValueError):
+    """An invalid definition: `file`, `path` (a JSON path such as `$.grades[1].from`) and `reason`."""
+
+    def __init__(self, file: Path, path: str, reason: str) -> None:
+        super().__init__(f"{file}: {path}: {reason}")
+        self.file = file
+        self.path = path
+        self.reason = reason
+
+
+def _json_path(parts: Iterable[str | int]) -> str:
+    path = "$"
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _validator(schema_name: str) -> Draft202012Validator:
+    schema = json.loads((SCHEMAS / schema_name).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _read(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DefinitionError(file, "$", f"cannot read the file ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise DefinitionError(
+            file, "$", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+
+
+def load_scoring_models(files: Sequence[Path]) -> list[ScoringModel]:
+    """Every scoring model in `files`, validated; names must be unique across files."""
+    validator = _validator("scoring-model.schema.json")
+    models: list[ScoringModel] = []
+    seen: dict[str, Path] = {}
+    for file in sorted(files):
+        document = _read(file)
+        error = best_match(validator.iter_errors(document))
+        if error is not None:
+            raise DefinitionError(file, _json_path(error.absolute_path), error.message)
+        try:
+            model = parse_model(document)
+        except ModelError as exc:
+            raise DefinitionError(file, exc.path, exc.reason) from None
+        if model.name in seen:
+            raise DefinitionError(file, "$.name", f"model name {model.name!r} is also used by {seen[model.name]}")
+        seen[model.name] = file
+        models.append(model)
+    return models
+
+
+def scoring_model_files(definitions_dir: str | Path) -> list[Path]:
+    """The scoring model files of a definitions folder (`<dir>/scoring/*.json`); a relative folder is taken from
+    the app root, where the Functions host runs the app."""
+    folder = Path(definitions_dir)
+    return sorted((folder if folder.is_absolute() else APP_ROOT / folder).joinpath("scoring").glob("*.json"))

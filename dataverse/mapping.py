@@ -1,0 +1,132 @@
+"""Web API rows to domain records, once, at the boundary; and the `$select` each read needs.
+
+The domain never sees `@odata.*` keys, `_x_value` names or option-set numbers it would have to interpret: lookups
+become typed ids, the consent choice becomes a level 0 to 5 (through the configured option-value mapping), dates
+become aware datetimes, and the other selected columns travel in `attributes` under their logical names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from scoring.records import Account, Contact, Interaction, Lead
+
+__all__ = [
+    "InteractionColumns",
+    "MappingConfig",
+    "account",
+    "contact",
+    "interaction",
+    "interaction_select",
+    "lead",
+    "select_for",
+]
+
+# Columns every record needs, per table (lookups as `_x_value`); definitions add the attributes they name.
+BASE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "lead": ("_parentcontactid_value", "_parentaccountid_value", "statecode", "abm_salesready"),
+    "contact": ("_parentcustomerid_value", "donotbulkemail"),
+    "account": ("_parentaccountid_value", "_primarycontactid_value"),
+}
+
+
+@dataclass(frozen=True)
+class InteractionColumns:
+    """Where the interaction table keeps each field (the product's own table by default; configurable)."""
+
+    contact: str = "abm_contactid"
+    type: str = "abm_type"
+    occurred_on: str = "abm_occurredon"
+    attributes: Mapping[str, str] = field(
+        default_factory=lambda: {"asset": "abm_asset", "campaign": "abm_campaign", "content_type": "abm_contenttype"}
+    )
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """The org-specific parts of mapping: the consent column and its option values, the interaction columns."""
+
+    consent_column: str = "msgdpr_gdprconsent"
+    consent_levels: Mapping[int, int] = field(default_factory=dict)
+    interactions: InteractionColumns = field(default_factory=InteractionColumns)
+
+
+def _id(value: Any) -> str | None:
+    return str(value).lower() if value else None
+
+
+def _when(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _attributes(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain columns of a row: no annotations, no lookups' `_x_value` (those are typed fields)."""
+    return {k: v for k, v in row.items() if "@" not in k and not (k.startswith("_") and k.endswith("_value"))}
+
+
+def select_for(table: str, attributes: Iterable[str], config: MappingConfig | None = None) -> tuple[str, ...]:
+    """The `$select` of a read: the columns every record of `table` needs plus the attributes definitions name."""
+    base = BASE_COLUMNS.get(table, ())
+    if table == "contact":
+        base = (*base, (config or MappingConfig()).consent_column)
+    return tuple(dict.fromkeys((*base, *sorted(attributes))))
+
+
+def lead(row: Mapping[str, Any]) -> Lead:
+    return Lead(
+        id=str(row["leadid"]).lower(),
+        contact_id=_id(row.get("_parentcontactid_value")),
+        account_id=_id(row.get("_parentaccountid_value")),
+        is_open=row.get("statecode", 0) == 0,
+        sales_ready=bool(row.get("abm_salesready")),
+        attributes=_attributes(row),
+    )
+
+
+def contact(row: Mapping[str, Any], config: MappingConfig) -> Contact:
+    """A contact; its company lookup counts as the account only when it points to an account."""
+    customer_type = row.get("_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname", "account")
+    option = row.get(config.consent_column)
+    return Contact(
+        id=str(row["contactid"]).lower(),
+        account_id=_id(row.get("_parentcustomerid_value")) if customer_type == "account" else None,
+        consent_level=config.consent_levels.get(int(option)) if option is not None else None,
+        do_not_bulk_email=bool(row.get("donotbulkemail")),
+        attributes=_attributes(row),
+    )
+
+
+def account(row: Mapping[str, Any]) -> Account:
+    return Account(
+        id=str(row["accountid"]).lower(),
+        parent_account_id=_id(row.get("_parentaccountid_value")),
+        primary_contact_id=_id(row.get("_primarycontactid_value")),
+        attributes=_attributes(row),
+    )
+
+
+def interaction_select(config: MappingConfig, fields: Iterable[str] = ()) -> tuple[str, ...]:
+    """The interaction read's `$select`: the mapped columns, plus any other field a definition names (read as the
+    column of that name)."""
+    columns = config.interactions
+    extra = [f for f in sorted(fields) if f not in columns.attributes]
+    names = [f"_{columns.contact}_value", columns.type, columns.occurred_on, *columns.attributes.values(), *extra]
+    return tuple(dict.fromkeys(names))
+
+
+def interaction(row: Mapping[str, Any], primary_key: str, config: MappingConfig) -> Interaction:
+    columns = config.interactions
+    mapped = set(columns.attributes.values()) | {columns.type, columns.occurred_on, primary_key}
+    attributes = {k: v for k, v in _attributes(row).items() if k not in mapped}
+    attributes |= {name: row.get(column) for name, column in columns.attributes.items()}
+    return Interaction(
+        id=str(row[primary_key]).lower(),
+        contact_id=_id(row.get(f"_{columns.contact}_value")),
+        type=str(row.get(columns.type) or ""),
+        occurred_on=_when(row[columns.occurred_on]),
+        attributes=attributes,
+    )
