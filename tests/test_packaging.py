@@ -85,4 +85,4 @@ def test_funcignore_keeps_tests_and_local_settings_out_but_ships_the_entry_file(
     ignored = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
     assert {"tests", "local.settings.json", ".venv", "devtools"} <= ignored
     assert "function_app.py" not in ignored and "function_app" not in ignored
-    assert not {"dataverse", "abm", "journeys", "scoring", "insights"} & ignored
+    assert not {"dataverse", "abm", "journeys", "scoring", "insights", "definitions", "schemas"} & ignored
