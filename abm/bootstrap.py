@@ -10,8 +10,6 @@ import functools
 import threading
 from pathlib import Path
 
-from scoring.model import ScoringModel
-
 from abm import __version__
 from abm.definitions import load_scoring_models, scoring_model_files
 from abm.settings import Settings
@@ -27,6 +25,7 @@ from dataverse.auth import (
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
 from dataverse.transport import TransportConfig
+from scoring.model import ScoringModel
 
 __all__ = ["build_auth", "build_client", "mapping_config", "scoring_models", "shared_client"]
 
@@ -76,7 +75,12 @@ def build_client(settings: Settings) -> DataverseClient:
 
 def mapping_config(settings: Settings) -> MappingConfig:
     """How Dataverse rows become records in this org (consent column and its option values)."""
-    return MappingConfig(consent_column=settings.consent_column, consent_levels=settings.consent_levels)
+    return MappingConfig(
+        consent_column=settings.consent_column,
+        consent_levels=settings.consent_levels,
+        consent_source=settings.consent_source,
+        contactpoint_levels=settings.contactpoint_consent_levels,
+    )
 
 
 def scoring_models(settings: Settings) -> list[ScoringModel]:

@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from scoring.engine import score_run
-from scoring.model import ScoringModel, columns_needed
-
 from abm.scoring_job import write_scores
 from dataverse import mapping
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
 from dataverse.query import Query
 from dataverse.tables import table
+from scoring.engine import score_run
+from scoring.model import ScoringModel, columns_needed
 from scoring.records import Account, Contact, Interaction, Lead
 
 __all__ = ["RunReport", "Snapshot", "pull", "run_main_job"]
@@ -76,8 +75,12 @@ def pull(client: DataverseClient, models: Sequence[ScoringModel], config: Mappin
         return client.iter_rows(Query(source.entity_set).select(*columns), annotations=annotations)
 
     accounts = [mapping.account(r) for r in rows("account", mapping.select_for("account", needed.get("account", ())))]
+    by_email = None
+    if config.consent_source == "contactpointconsent":
+        consent_columns = ("msdynmkt_contactpointvalue", "msdynmkt_contactpointtype", "msdynmkt_value")
+        by_email = mapping.consent_by_email(rows("msdynmkt_contactpointconsent4", consent_columns), config)
     contact_columns = mapping.select_for("contact", needed.get("contact", ()), config)
-    contacts = [mapping.contact(r, config) for r in rows("contact", contact_columns, [LOOKUP_NAME])]
+    contacts = [mapping.contact(r, config, by_email) for r in rows("contact", contact_columns, [LOOKUP_NAME])]
     leads = [mapping.lead(r) for r in rows("lead", mapping.select_for("lead", needed.get("lead", ())))]
     interaction_table = table("abm_interaction")
     interaction_columns = mapping.interaction_select(config, needed.get("interaction", ()))
@@ -95,13 +98,14 @@ def run_main_job(
     now: datetime,
     models: Sequence[ScoringModel] = (),
     config: MappingConfig | None = None,
+    mirror_model: str | None = None,
 ) -> RunReport:
     """Pull, score with every live model, write back the changes; report counts, writes and the request bill (the
     client's own count: give the job a client of its own so that nothing else is billed to the run)."""
     config = config or MappingConfig()
     snapshot = pull(client, models, config)
     run = score_run(models, snapshot.leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
-    writes = write_scores(client, run, snapshot.leads, now=now)
+    writes = write_scores(client, run, snapshot.leads, now=now, mirror_model=mirror_model)
     return RunReport(
         now=now,
         tenant=snapshot.counts(),

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scoring.engine import LeadScore, ScoringRun
-
 from dataverse.client import DataverseClient
-from dataverse.query import Query
+from dataverse.query import Query, eq
 from dataverse.tables import table
+from scoring.engine import LeadScore, ScoringRun
 from scoring.records import Lead
 
-__all__ = ["ScoreWrites", "existing_scores", "score_rows", "write_scores"]
+__all__ = ["ScoreWrites", "existing_scores", "mirror_rows", "score_rows", "write_scores"]
 
 SCORES = table("abm_leadscore")
 COMPARED = (
@@ -36,15 +35,24 @@ COMPARED = (
 )
 
 
+PREDICTIVE = table("msdyn_predictivescore")
+GRADE_CODES = {"A": 0, "B": 1, "C": 2, "D": 3}  # msdyn_grade; other grade names are written as no grade
+IMPROVING, STEADY, DECLINING, NOT_ENOUGH_INFO = 0, 1, 2, 3  # msdyn_scoretrend
+
+
 @dataclass(frozen=True)
 class ScoreWrites:
-    """What the write-back sent: score rows upserted, leads flagged sales-ready."""
+    """What the write-back sent: score rows upserted, leads flagged sales-ready, predictive scores mirrored."""
 
     upserted: int
     leads_flagged: int
+    mirrored: int | None = None
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {"abm_leadscores": {"upserted": self.upserted}, "leads": {"updated": self.leads_flagged}}
+        writes = {"abm_leadscores": {"upserted": self.upserted}, "leads": {"updated": self.leads_flagged}}
+        if self.mirrored is not None:
+            writes["msdyn_predictivescores"] = {"upserted": self.mirrored}
+        return writes
 
 
 def explanation_json(score: LeadScore) -> str:
@@ -96,8 +104,59 @@ def _changed(row: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
     return stored is None or any(row[column] != stored.get(column) for column in COMPARED)
 
 
-def write_scores(client: DataverseClient, run: ScoringRun, leads: Sequence[Lead], *, now: datetime) -> ScoreWrites:
-    """Upsert the changed scores in bulk, then flag the leads that became sales-ready."""
+def mirror_rows(
+    scores: Iterable[LeadScore], model: str, stored: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """`msdyn_predictivescores` rows (one per lead, by the key entity id + type) for one model's changed scores,
+    with the trend against the stored score."""
+    rows = []
+    for score in scores:
+        if score.model != model:
+            continue
+        grade = GRADE_CODES.get((score.grade or "").upper())
+        previous = stored.get(score.lead_id)
+        before = previous.get("msdyn_score") if previous else None
+        if previous is not None and before == score.score and previous.get("msdyn_grade") == grade:
+            continue
+        if before is None:
+            trend = NOT_ENOUGH_INFO
+        else:
+            trend = IMPROVING if score.score > before else DECLINING if score.score < before else STEADY
+        rows.append(
+            {
+                "msdyn_entityid": score.lead_id,
+                "msdyn_entitytype": "lead",
+                "msdyn_score": score.score,
+                "msdyn_grade": grade,
+                "msdyn_scoretrend": trend,
+            }
+        )
+    return rows
+
+
+def _mirror(client: DataverseClient, run: ScoringRun, model: str) -> int:
+    query = (
+        Query(PREDICTIVE.entity_set)
+        .select("msdyn_entityid", "msdyn_score", "msdyn_grade")
+        .where(eq("msdyn_entitytype", "lead"))
+    )
+    stored = {str(row["msdyn_entityid"]).lower(): row for row in client.iter_rows(query)}
+    rows = mirror_rows(run.scores, model, stored)
+    if rows:
+        client.upsert_multiple(PREDICTIVE, rows, key=("msdyn_entityid", "msdyn_entitytype"))
+    return len(rows)
+
+
+def write_scores(
+    client: DataverseClient,
+    run: ScoringRun,
+    leads: Sequence[Lead],
+    *,
+    now: datetime,
+    mirror_model: str | None = None,
+) -> ScoreWrites:
+    """Upsert the changed scores in bulk, flag the leads that became sales-ready, and mirror one model into
+    `msdyn_predictivescores` when asked (Dynamics 365 Sales shows those on the lead)."""
     stored = existing_scores(client)
     rows = [r for r in score_rows(run.scores, now) if _changed(r, stored.get((r["abm_leadid"], r["abm_model"])))]
     if rows:
@@ -108,4 +167,5 @@ def write_scores(client: DataverseClient, run: ScoringRun, leads: Sequence[Lead]
         client.update_multiple(
             table("lead"), [{"leadid": lead_id, "abm_salesready": True, "abm_salesreadyon": now} for lead_id in newly]
         )
-    return ScoreWrites(upserted=len(rows), leads_flagged=len(newly))
+    mirrored = _mirror(client, run, mirror_model) if mirror_model else None
+    return ScoreWrites(upserted=len(rows), leads_flagged=len(newly), mirrored=mirrored)

@@ -66,6 +66,15 @@ def _consent_levels(value: str, setting: Setting) -> dict[int, int]:
     return levels
 
 
+def _choice(*allowed: str) -> Callable[[str, Setting], str]:
+    def parse(value: str, setting: Setting) -> str:
+        if value not in allowed:
+            raise SettingsError(f"{setting.name} must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
 def _auth(value: str, setting: Setting) -> AuthMode:
     for mode in AUTH_MODES:
         if value == mode:
@@ -187,6 +196,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder of the definitions (scoring/*.json for scoring models), relative to the app root",
     ),
     Setting(
+        "ABM_CONSENT_SOURCE",
+        "consent_source",
+        "contact",
+        "contact (a consent column on contact) | contactpointconsent (real-time journeys' "
+        "msdynmkt_contactpointconsent4, matched by the contact's email address)",
+        _choice("contact", "contactpointconsent"),
+    ),
+    Setting(
         "ABM_CONSENT_COLUMN",
         "consent_column",
         "msgdpr_gdprconsent",
@@ -198,6 +215,20 @@ SETTINGS: tuple[Setting, ...] = (
         "587030000=0,587030001=1,587030002=2,587030003=3,587030004=4,587030005=5",
         "Option values of the consent column and the consent level (0 to 5) each means",
         _consent_levels,
+    ),
+    Setting(
+        "ABM_CONTACTPOINT_CONSENT_LEVELS",
+        "contactpoint_consent_levels",
+        "534120001=5,534120002=0",
+        "With ABM_CONSENT_SOURCE=contactpointconsent: msdynmkt_value option values (534120001 opted in, 534120002 "
+        "opted out) and the consent level each means; Not Set means unknown",
+        _consent_levels,
+    ),
+    Setting(
+        "ABM_PREDICTIVE_SCORE_MODEL",
+        "predictive_score_model",
+        "",
+        "Name of the scoring model to mirror into msdyn_predictivescores (grades A to D); empty: no mirror",
     ),
 )
 
@@ -223,8 +254,11 @@ class Settings:
     page_size: int
     bulk_chunk_size: int
     definitions_dir: str
+    consent_source: str
     consent_column: str
     consent_levels: dict[int, int]
+    contactpoint_consent_levels: dict[int, int]
+    predictive_score_model: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -18,6 +18,7 @@ __all__ = [
     "InteractionColumns",
     "MappingConfig",
     "account",
+    "consent_by_email",
     "contact",
     "interaction",
     "interaction_select",
@@ -51,6 +52,8 @@ class MappingConfig:
 
     consent_column: str = "msgdpr_gdprconsent"
     consent_levels: Mapping[int, int] = field(default_factory=dict)
+    consent_source: str = "contact"  # or "contactpointconsent": msdynmkt_contactpointconsent4, by email address
+    contactpoint_levels: Mapping[int, int] = field(default_factory=dict)
     interactions: InteractionColumns = field(default_factory=InteractionColumns)
 
 
@@ -72,7 +75,8 @@ def select_for(table: str, attributes: Iterable[str], config: MappingConfig | No
     """The `$select` of a read: the columns every record of `table` needs plus the attributes definitions name."""
     base = BASE_COLUMNS.get(table, ())
     if table == "contact":
-        base = (*base, (config or MappingConfig()).consent_column)
+        config = config or MappingConfig()
+        base = (*base, config.consent_column if config.consent_source == "contact" else "emailaddress1")
     return tuple(dict.fromkeys((*base, *sorted(attributes))))
 
 
@@ -87,14 +91,35 @@ def lead(row: Mapping[str, Any]) -> Lead:
     )
 
 
-def contact(row: Mapping[str, Any], config: MappingConfig) -> Contact:
-    """A contact; its company lookup counts as the account only when it points to an account."""
+EMAIL_CONTACT_POINT = 534120000  # msdynmkt_contactpointtype: Email
+
+
+def consent_by_email(rows: Iterable[Mapping[str, Any]], config: MappingConfig) -> dict[str, int]:
+    """Consent levels by lowercase email address from `msdynmkt_contactpointconsent4` rows (email contact points).
+    An address with several purposes or topics gets its most restrictive level; Not Set says nothing."""
+    levels: dict[str, int] = {}
+    for row in rows:
+        address = str(row.get("msdynmkt_contactpointvalue") or "").strip().lower()
+        value = row.get("msdynmkt_value")
+        level = config.contactpoint_levels.get(int(value)) if value is not None else None
+        if address and level is not None and row.get("msdynmkt_contactpointtype") == EMAIL_CONTACT_POINT:
+            levels[address] = min(level, levels.get(address, level))
+    return levels
+
+
+def contact(row: Mapping[str, Any], config: MappingConfig, by_email: Mapping[str, int] | None = None) -> Contact:
+    """A contact; its company lookup counts as the account only when it points to an account. Consent comes from
+    the configured column, or (contact point consent) from `by_email` through the contact's email address."""
     customer_type = row.get("_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname", "account")
-    option = row.get(config.consent_column)
+    if config.consent_source == "contact":
+        option = row.get(config.consent_column)
+        level = config.consent_levels.get(int(option)) if option is not None else None
+    else:
+        level = (by_email or {}).get(str(row.get("emailaddress1") or "").strip().lower())
     return Contact(
         id=str(row["contactid"]).lower(),
         account_id=_id(row.get("_parentcustomerid_value")) if customer_type == "account" else None,
-        consent_level=config.consent_levels.get(int(option)) if option is not None else None,
+        consent_level=level,
         do_not_bulk_email=bool(row.get("donotbulkemail")),
         attributes=_attributes(row),
     )

@@ -330,6 +330,36 @@ _TABLES: tuple[TableDef, ...] = (
     ),
 )
 
+_TABLES += (
+    TableDef(
+        "msdyn_predictivescore",
+        "msdyn_predictivescores",
+        "msdyn_predictivescoreid",
+        "msdyn_entityid",
+        {
+            "msdyn_entityid": "string",
+            "msdyn_entitytype": "string",
+            "msdyn_score": "int",
+            "msdyn_grade": "choice",
+            "msdyn_scoretrend": "choice",
+        },
+        alternate_keys=(("msdyn_entityid", "msdyn_entitytype"),),
+        owned=False,
+    ),
+    TableDef(
+        "msdynmkt_contactpointconsent4",
+        "msdynmkt_contactpointconsent4s",
+        "msdynmkt_contactpointconsent4id",
+        "msdynmkt_contactpointvalue",
+        {
+            "msdynmkt_contactpointvalue": "string",
+            "msdynmkt_contactpointtype": "choice",
+            "msdynmkt_value": "choice",
+        },
+        owned=False,
+    ),
+)
+
 TABLES: dict[str, TableDef] = {t.logical_name: t for t in _TABLES}
 _BY_SET: dict[str, TableDef] = {t.entity_set: t for t in _TABLES}
 
