@@ -14,6 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+
 from scoring.model import ModelError, ScoringModel, parse_model
 
 __all__ = ["APP_ROOT", "SCHEMAS", "DefinitionError", "load_scoring_models", "scoring_model_files"]
