@@ -6,28 +6,18 @@ import json
 import uuid
 from typing import Any
 
+from abm.scoring_job import COMPARED, SCORES
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
-from dataverse.tables import table
 
 __all__ = ["format_scores", "lead_scores"]
 
-COLUMNS = (
-    "abm_model",
-    "abm_score",
-    "abm_grade",
-    "abm_salesready",
-    "abm_modelversion",
-    "abm_consentrule",
-    "abm_fitforautomateddecisions",
-    "abm_explanation",
-    "abm_scoredon",
-)
+COLUMNS = ("abm_model", *COMPARED, "abm_scoredon")
 
 
 def lead_scores(client: DataverseClient, lead_id: uuid.UUID) -> list[dict[str, Any]]:
     """The lead's score rows, one per model, with the explanation decoded; ordered by model name."""
-    query = Query(table("abm_leadscore").entity_set).select(*COLUMNS).where(eq("_abm_leadid_value", lead_id))
+    query = Query(SCORES.entity_set).select(*COLUMNS).where(eq("_abm_leadid_value", lead_id))
     rows = []
     for row in client.iter_rows(query.orderby("abm_model")):
         explanation = json.loads(row.get("abm_explanation") or "[]")
