@@ -161,6 +161,8 @@ def _demo(args: argparse.Namespace) -> int:
     else:
         tenant = ", ".join(f"{count:,} {kind}" for kind, count in report["tenant"].items())
         print(f"read {tenant} in {report['requests']['total']} requests")
+        for name, counts in report["segments"].items():
+            print(f"segment {name}: {counts['members']:,} contacts at {counts['accounts']:,} accounts")
         for name, summary in report["scoring"]["models"].items():
             grades = ", ".join(f"{grade} {n:,}" for grade, n in summary["grades"].items())
             print(

@@ -8,16 +8,27 @@ the schema cannot express (grades that leave a gap, a lookup path that cannot be
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from journeys.segments import Segment, SegmentError, parse_segment
 from scoring.model import ModelError, ScoringModel, parse_model
 
-__all__ = ["APP_ROOT", "SCHEMAS", "DefinitionError", "load_scoring_models", "scoring_model_files"]
+T = TypeVar("T")
+
+__all__ = [
+    "APP_ROOT",
+    "SCHEMAS",
+    "DefinitionError",
+    "definition_files",
+    "load_scoring_models",
+    "load_segments",
+    "scoring_model_files",
+]
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = APP_ROOT / "schemas"
@@ -57,10 +68,14 @@ def _read(file: Path) -> Any:
         ) from None
 
 
-def load_scoring_models(files: Sequence[Path]) -> list[ScoringModel]:
-    """Every scoring model in `files`, validated; names must be unique across files."""
-    validator = _validator("scoring-model.schema.json")
-    models: list[ScoringModel] = []
+class _Named(Protocol):
+    name: str
+
+
+def _load(files: Sequence[Path], schema: str, parse: Callable[[Any], T], what: str) -> list[T]:
+    """Validate each file against `schema`, parse it, and check names are unique across files."""
+    validator = _validator(schema)
+    parsed: list[T] = []
     seen: dict[str, Path] = {}
     for file in sorted(files):
         document = _read(file)
@@ -68,18 +83,34 @@ def load_scoring_models(files: Sequence[Path]) -> list[ScoringModel]:
         if error is not None:
             raise DefinitionError(file, _json_path(error.absolute_path), error.message)
         try:
-            model = parse_model(document)
-        except ModelError as exc:
+            item = parse(document)
+        except (ModelError, SegmentError) as exc:
             raise DefinitionError(file, exc.path, exc.reason) from None
-        if model.name in seen:
-            raise DefinitionError(file, "$.name", f"model name {model.name!r} is also used by {seen[model.name]}")
-        seen[model.name] = file
-        models.append(model)
-    return models
+        name = cast(_Named, item).name
+        if name in seen:
+            raise DefinitionError(file, "$.name", f"{what} name {name!r} is also used by {seen[name]}")
+        seen[name] = file
+        parsed.append(item)
+    return parsed
+
+
+def load_scoring_models(files: Sequence[Path]) -> list[ScoringModel]:
+    """Every scoring model in `files`, validated; names must be unique across files."""
+    return _load(files, "scoring-model.schema.json", parse_model, "model")
+
+
+def load_segments(files: Sequence[Path]) -> list[Segment]:
+    """Every segment in `files`, validated; names must be unique across files."""
+    return _load(files, "segment.schema.json", parse_segment, "segment")
+
+
+def definition_files(definitions_dir: str | Path, kind: str) -> list[Path]:
+    """The files of one kind (`scoring`, `segments`) in a definitions folder (`<dir>/<kind>/*.json`); a relative
+    folder is taken from the app root, where the Functions host runs the app."""
+    folder = Path(definitions_dir)
+    return sorted((folder if folder.is_absolute() else APP_ROOT / folder).joinpath(kind).glob("*.json"))
 
 
 def scoring_model_files(definitions_dir: str | Path) -> list[Path]:
-    """The scoring model files of a definitions folder (`<dir>/scoring/*.json`); a relative folder is taken from
-    the app root, where the Functions host runs the app."""
-    folder = Path(definitions_dir)
-    return sorted((folder if folder.is_absolute() else APP_ROOT / folder).joinpath("scoring").glob("*.json"))
+    """The scoring model files of a definitions folder (`<dir>/scoring/*.json`)."""
+    return definition_files(definitions_dir, "scoring")

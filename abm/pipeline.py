@@ -1,4 +1,5 @@
-"""The main job: pull what the engine reasons over, score the leads, write back what changed, report it all.
+"""The main job: pull what the engine reasons over, evaluate the segments, score the leads, write back what
+changed, report it all.
 
 Each table is read once with `$select` (the columns every record needs plus those the definitions name) in 5,000-row
 pages and mapped to domain records at the boundary. Later issues add segments and journeys to the same run.
@@ -12,11 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from abm.scoring_job import write_scores
+from abm.segments_job import evaluate_segments, segment_report
 from dataverse import mapping
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
 from dataverse.query import Query
 from dataverse.tables import table
+from journeys.segments import Segment
+from journeys.segments import columns_needed as segment_columns
 from scoring.engine import score_run
 from scoring.model import ScoringModel, columns_needed
 from scoring.records import Account, Contact, Interaction, Lead
@@ -54,6 +58,7 @@ class RunReport:
     tenant: dict[str, int]
     requests: dict[str, Any]
     writes: dict[str, dict[str, int]] = field(default_factory=dict)
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     scoring: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,13 +67,22 @@ class RunReport:
             "tenant": self.tenant,
             "requests": self.requests,
             "writes": self.writes,
+            "segments": self.segments,
             "scoring": self.scoring,
         }
 
 
-def pull(client: DataverseClient, models: Sequence[ScoringModel], config: MappingConfig) -> Snapshot:
-    """Read accounts, contacts, leads, interactions (and count opportunities), each table once, paged."""
+def pull(
+    client: DataverseClient,
+    models: Sequence[ScoringModel],
+    config: MappingConfig,
+    segments: Sequence[Segment] = (),
+) -> Snapshot:
+    """Read accounts, contacts, leads, interactions (and count opportunities), each table once, paged, with the
+    columns the models and segments name (so the snapshot can serve as the mirror segments are evaluated on)."""
     needed = columns_needed(models)
+    for kind, columns in segment_columns(segments).items():
+        needed[kind] = needed.get(kind, set()) | columns
 
     def rows(name: str, columns: Sequence[str], annotations: Sequence[str] = ()) -> Any:
         source = table(name)
@@ -99,11 +113,13 @@ def run_main_job(
     models: Sequence[ScoringModel] = (),
     config: MappingConfig | None = None,
     mirror_model: str | None = None,
+    segments: Sequence[Segment] = (),
 ) -> RunReport:
     """Pull, score with every live model, write back the changes; report counts, writes and the request bill (the
     client's own count: give the job a client of its own so that nothing else is billed to the run)."""
     config = config or MappingConfig()
-    snapshot = pull(client, models, config)
+    snapshot = pull(client, models, config, segments)
+    members = evaluate_segments(client, segments)
     run = score_run(models, snapshot.leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
     writes = write_scores(client, run, snapshot.leads, now=now, mirror_model=mirror_model)
     return RunReport(
@@ -111,5 +127,6 @@ def run_main_job(
         tenant=snapshot.counts(),
         requests=client.stats.as_dict(),
         writes=writes.as_dict(),
+        segments=segment_report(members),
         scoring={"models": run.summary()},
     )

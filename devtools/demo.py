@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from abm.bootstrap import mapping_config, scoring_models
+from abm.bootstrap import mapping_config, scoring_models, segments
 from abm.pipeline import RunReport, run_main_job
 from abm.settings import Settings
 from dataverse.auth import NoAuth
@@ -74,7 +74,7 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
     Progress goes to `progress` (default: stderr at call time)."""
     progress = progress or sys.stderr
     defaults = Settings.from_env({})  # the demo's tenant speaks the default consent values, whatever the org's are
-    models = scoring_models(defaults)
+    models, demo_segments = scoring_models(defaults), segments(defaults)
     store = Store(options.db)
     try:
         if store.count(TABLES["systemuser"]) == 0:
@@ -85,6 +85,8 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
         with Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator:
             config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.05, backoff_max=1.0)
             with DataverseClient(config, NoAuth()) as client:
-                return run_main_job(client, now=now, models=models, config=mapping_config(defaults))
+                return run_main_job(
+                    client, now=now, models=models, config=mapping_config(defaults), segments=demo_segments
+                )
     finally:
         store.close()

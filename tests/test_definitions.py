@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from abm.definitions import APP_ROOT, DefinitionError, load_scoring_models, scoring_model_files
+from abm.definitions import (
+    APP_ROOT,
+    DefinitionError,
+    definition_files,
+    load_scoring_models,
+    load_segments,
+    scoring_model_files,
+)
 
 GOOD: dict[str, Any] = {
     "name": "fit",
@@ -93,3 +100,15 @@ def test_two_files_with_the_same_model_name_are_refused(tmp_path: Path) -> None:
     files = [write(tmp_path, "a.json", GOOD), write(tmp_path, "b.json", GOOD)]
     with pytest.raises(DefinitionError, match="also used by"):
         load_scoring_models(files)
+
+
+def test_the_shipped_demo_segments_load() -> None:
+    segments = load_segments(definition_files("definitions", "segments"))
+    assert {s.kind for s in segments} == {"dynamic", "static"}
+
+
+def test_a_segment_schema_violation_names_the_path(tmp_path: Path) -> None:
+    bad = {"name": "s", "type": "dynamic", "account": {"all": [{"column": "city", "op": "like", "value": "x"}]}}
+    with pytest.raises(DefinitionError) as caught:
+        load_segments([write(tmp_path, "bad.json", bad)])
+    assert caught.value.path.startswith("$.account")

@@ -29,6 +29,8 @@ def test_demo_json_reports_now_tenant_and_requests(capsys: pytest.CaptureFixture
     report = demo(capsys, "--size", "small")
     size = size_from("small")
     assert report["now"] == NOW
+    assert set(report) == {"now", "tenant", "requests", "writes", "segments", "scoring"}
+    assert report["segments"]["amsterdam-purchasers"]["members"] > 0  # type: ignore[index]
     tenant = report["tenant"]
     assert isinstance(tenant, dict)
     assert tenant["accounts"] == size.accounts

@@ -1,0 +1,36 @@
+"""Segments in the main job: each evaluated by Dataverse as a server-side query, members reported per segment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dataverse.client import DataverseClient
+from dataverse.segment_query import segment_query
+from journeys.segments import Member, Segment
+
+__all__ = ["evaluate_segment", "evaluate_segments", "segment_report"]
+
+LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+
+
+def evaluate_segment(client: DataverseClient, segment: Segment) -> list[Member]:
+    """The segment's members, as Dataverse answers its query (paged); sorted like `journeys.segments.members`."""
+    found = []
+    for row in client.iter_rows(segment_query(segment), annotations=[LOOKUP_NAME]):
+        company = row.get("_parentcustomerid_value")
+        is_account = row.get(f"_parentcustomerid_value@{LOOKUP_NAME}", "account") == "account"
+        found.append(Member(str(row["contactid"]).lower(), str(company).lower() if company and is_account else None))
+    return sorted(found)
+
+
+def evaluate_segments(client: DataverseClient, segments: Sequence[Segment]) -> dict[str, list[Member]]:
+    return {segment.name: evaluate_segment(client, segment) for segment in segments}
+
+
+def segment_report(members: dict[str, list[Member]]) -> dict[str, dict[str, Any]]:
+    """`{name: {"members": n, "accounts": n}}` for the run's JSON."""
+    return {
+        name: {"members": len(found), "accounts": len({m.account_id for m in found if m.account_id})}
+        for name, found in members.items()
+    }
