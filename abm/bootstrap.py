@@ -11,7 +11,13 @@ import threading
 from pathlib import Path
 
 from abm import __version__
-from abm.definitions import definition_files, load_scoring_models, load_segments, scoring_model_files
+from abm.definitions import (
+    definition_files,
+    load_journeys,
+    load_scoring_models,
+    load_segments,
+    scoring_model_files,
+)
 from abm.settings import Settings
 from dataverse.auth import (
     CertificateCredential,
@@ -25,10 +31,19 @@ from dataverse.auth import (
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
 from dataverse.transport import TransportConfig
+from journeys.model import Journey
 from journeys.segments import Segment
 from scoring.model import ScoringModel
 
-__all__ = ["build_auth", "build_client", "mapping_config", "scoring_models", "segments", "shared_client"]
+__all__ = [
+    "build_auth",
+    "build_client",
+    "journeys",
+    "mapping_config",
+    "scoring_models",
+    "segments",
+    "shared_client",
+]
 
 _lock = threading.Lock()
 
@@ -82,6 +97,11 @@ def mapping_config(settings: Settings) -> MappingConfig:
         consent_source=settings.consent_source,
         contactpoint_levels=settings.contactpoint_consent_levels,
     )
+
+
+def journeys(settings: Settings) -> list[Journey]:
+    """The journeys of the configured definitions folder, validated (`DefinitionError` names the problem)."""
+    return load_journeys(definition_files(settings.definitions_dir, "journeys"))
 
 
 def segments(settings: Settings) -> list[Segment]:

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from journeys.model import Journey, JourneyError, parse_journey
 from journeys.segments import Segment, SegmentError, parse_segment
 from scoring.model import ModelError, ScoringModel, parse_model
 
@@ -25,6 +26,7 @@ __all__ = [
     "SCHEMAS",
     "DefinitionError",
     "definition_files",
+    "load_journeys",
     "load_scoring_models",
     "load_segments",
     "scoring_model_files",
@@ -84,7 +86,7 @@ def _load(files: Sequence[Path], schema: str, parse: Callable[[Any], T], what: s
             raise DefinitionError(file, _json_path(error.absolute_path), error.message)
         try:
             item = parse(document)
-        except (ModelError, SegmentError) as exc:
+        except (ModelError, SegmentError, JourneyError) as exc:
             raise DefinitionError(file, exc.path, exc.reason) from None
         name = cast(_Named, item).name
         if name in seen:
@@ -97,6 +99,11 @@ def _load(files: Sequence[Path], schema: str, parse: Callable[[Any], T], what: s
 def load_scoring_models(files: Sequence[Path]) -> list[ScoringModel]:
     """Every scoring model in `files`, validated; names must be unique across files."""
     return _load(files, "scoring-model.schema.json", parse_model, "model")
+
+
+def load_journeys(files: Sequence[Path]) -> list[Journey]:
+    """Every journey in `files`, validated (templates compiled, account options only in account-based journeys)."""
+    return _load(files, "journey.schema.json", parse_journey, "journey")
 
 
 def load_segments(files: Sequence[Path]) -> list[Segment]:

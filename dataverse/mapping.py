@@ -30,7 +30,7 @@ __all__ = [
 BASE_COLUMNS: dict[str, tuple[str, ...]] = {
     "lead": ("_parentcontactid_value", "_parentaccountid_value", "statecode", "abm_salesready"),
     "contact": ("_parentcustomerid_value", "donotbulkemail"),
-    "account": ("_parentaccountid_value", "_primarycontactid_value"),
+    "account": ("_parentaccountid_value", "_primarycontactid_value", "_ownerid_value", "_createdby_value"),
 }
 
 
@@ -131,6 +131,8 @@ def account(row: Mapping[str, Any]) -> Account:
         parent_account_id=_id(row.get("_parentaccountid_value")),
         primary_contact_id=_id(row.get("_primarycontactid_value")),
         attributes=_attributes(row),
+        owner_id=_id(row.get("_ownerid_value")),
+        created_by=_id(row.get("_createdby_value")),
     )
 
 

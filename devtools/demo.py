@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from abm.bootstrap import mapping_config, scoring_models, segments
+from abm.bootstrap import journeys, mapping_config, scoring_models, segments
 from abm.pipeline import RunReport, run_main_job
 from abm.settings import Settings
+from abm.state import SqliteStateStore
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -74,7 +75,8 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
     Progress goes to `progress` (default: stderr at call time)."""
     progress = progress or sys.stderr
     defaults = Settings.from_env({})  # the demo's tenant speaks the default consent values, whatever the org's are
-    models, demo_segments = scoring_models(defaults), segments(defaults)
+    models, demo_segments, demo_journeys = scoring_models(defaults), segments(defaults), journeys(defaults)
+    state = SqliteStateStore(f"{options.db}.state" if options.db else None)
     store = Store(options.db)
     try:
         if store.count(TABLES["systemuser"]) == 0:
@@ -86,7 +88,14 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
             config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.05, backoff_max=1.0)
             with DataverseClient(config, NoAuth()) as client:
                 return run_main_job(
-                    client, now=now, models=models, config=mapping_config(defaults), segments=demo_segments
+                    client,
+                    now=now,
+                    models=models,
+                    config=mapping_config(defaults),
+                    segments=demo_segments,
+                    journeys=demo_journeys,
+                    state=state,
                 )
     finally:
+        state.close()
         store.close()

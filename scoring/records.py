@@ -23,6 +23,8 @@ class Account:
     parent_account_id: str | None = None
     primary_contact_id: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    owner_id: str | None = None
+    created_by: str | None = None
 
 
 @dataclass(frozen=True)

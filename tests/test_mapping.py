@@ -111,6 +111,8 @@ def test_select_for_adds_the_columns_definitions_name() -> None:
     assert mapping.select_for("account", {"revenue", "address1_city"}) == (
         "_parentaccountid_value",
         "_primarycontactid_value",
+        "_ownerid_value",
+        "_createdby_value",
         "address1_city",
         "revenue",
     )

@@ -29,7 +29,10 @@ def test_demo_json_reports_now_tenant_and_requests(capsys: pytest.CaptureFixture
     report = demo(capsys, "--size", "small")
     size = size_from("small")
     assert report["now"] == NOW
-    assert set(report) == {"now", "tenant", "requests", "writes", "segments", "scoring"}
+    assert set(report) == {"now", "tenant", "requests", "writes", "segments", "journeys", "scoring"}
+    journeys = report["journeys"]
+    assert isinstance(journeys, dict)
+    assert {j["target"] for j in journeys.values()} == {"account", "contact"}
     assert report["segments"]["amsterdam-purchasers"]["members"] > 0  # type: ignore[index]
     tenant = report["tenant"]
     assert isinstance(tenant, dict)
@@ -41,15 +44,9 @@ def test_demo_json_reports_now_tenant_and_requests(capsys: pytest.CaptureFixture
     requests_ = report["requests"]
     assert isinstance(requests_, dict)
     assert sum(requests_["by_method"].values()) == requests_["total"]
-    assert requests_["by_method"]["POST"] == 2  # one UpsertMultiple of scores, one UpdateMultiple of leads
-    assert set(requests_["by_table"]) == {
-        "accounts",
-        "contacts",
-        "leads",
-        "opportunities",
-        "abm_interactions",
-        "abm_leadscores",
-    }
+    assert {"accounts", "contacts", "leads", "opportunities", "abm_interactions", "abm_leadscores"} <= set(
+        requests_["by_table"]
+    )
 
 
 def test_faults_change_the_request_count_but_not_the_result(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,15 +60,16 @@ def test_a_second_run_on_the_same_database_sees_the_first_runs_data(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = str(tmp_path / "tenant.sqlite")
-    first = demo(capsys, "--size", "5", "--db", db)
+    demo(capsys, "--size", "5", "--db", db)
     store = Store(db)
     store.insert(
         TABLES["lead"],
         {"leadid": "e0e0e0e0-0000-4000-8000-000000000001", "subject": "written between runs", "createdon": NOW},
     )
+    leads_now = store.count(TABLES["lead"])  # the tenant's, the first run's, and this one
     store.close()
     second = demo(capsys, "--size", "5", "--db", db)
-    assert second["tenant"]["leads"] == first["tenant"]["leads"] + 1  # type: ignore[index]
+    assert second["tenant"]["leads"] == leads_now  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("option", "value"), [("--size", "huge"), ("--faults", "503=2")])
@@ -119,7 +117,8 @@ def test_demo_scores_every_lead_with_every_model_and_reports_it(capsys: pytest.C
     report = demo(capsys, "--size", "small")
     models = report["scoring"]["models"]  # type: ignore[index]
     assert {summary["target"] for summary in models.values()} == {"contact", "account"}
-    leads = report["tenant"]["leads"]  # type: ignore[index]
+    created = report["writes"].get("leads", {}).get("created", 0)  # type: ignore[attr-defined]
+    leads = report["tenant"]["leads"] + created  # type: ignore[index]  # journeys' new leads are scored in the same run
     for summary in models.values():
         accounted = (
             summary["scored"]

@@ -1,0 +1,218 @@
+"""Journeys in the main job: advance each live journey over its segment's members, then write its effects exactly once.
+
+Every effect the engine decides carries a deterministic key (journey / tile / contact or account). The row it
+creates gets an id derived from that key (uuid5), so a create is idempotent: written in bulk (CreateMultiple with
+client-assigned ids); if a chunk meets a row that already exists (a run that crashed after writing but before
+saving its state), the chunk is replayed row by row and the duplicates count as done. Keys written are recorded in
+the state store, and the journey's progress is saved only after its effects are written, so a repeated run, a
+replay or an overlapping run creates nothing twice.
+
+ExecuteWorkflow has no idempotency key: the intent is recorded before the call and completed with the system job's
+id after it; an intent left without a job (a crash or a lost answer) is resolved by looking for the system job of
+that workflow regarding that row before anything is started again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from abm.state import Intent, ProgressRow, StateStore
+from dataverse.client import DataverseClient
+from dataverse.errors import DataverseConnectionError, DataverseDuplicate, DataverseServerError
+from dataverse.query import Query, eq
+from dataverse.tables import Table, table
+from journeys.engine import Effect, JourneyState, Progress, advance
+from journeys.model import Journey
+from journeys.segments import Member
+from scoring.records import Account, Contact, Interaction
+
+__all__ = ["EFFECT_NAMESPACE", "JourneyRun", "effect_id", "run_journeys"]
+
+EFFECT_NAMESPACE = uuid.UUID("6b1e7f3a-4d0c-5b9e-8a21-3c7d9e0f1a2b")
+_TABLES = {"task": "task", "phonecall": "phonecall", "appointment": "appointment", "email": "email", "lead": "lead"}
+_WRITE_KEYS = {"task": "tasks", "phonecall": "phonecalls", "appointment": "appointments", "email": "emails"}
+
+
+def effect_id(key: str) -> uuid.UUID:
+    """The id of the row an effect creates: the same key always gives the same id."""
+    return uuid.uuid5(EFFECT_NAMESPACE, key)
+
+
+@dataclass
+class JourneyRun:
+    """What the journeys did in one run: per journey its target and tile counts; rows created per table."""
+
+    journeys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: Counter[str] = field(default_factory=Counter)
+
+    def writes(self) -> dict[str, dict[str, int]]:
+        writes: dict[str, dict[str, int]] = {}
+        for kind, count in sorted(self.created.items()):
+            if kind == "workflow":
+                writes["workflows"] = {"started": count}
+            elif kind == "lead":
+                writes["leads"] = {"created": count}
+            else:
+                writes[_WRITE_KEYS[kind]] = {"created": count}
+        return writes
+
+
+def _bind(logical_name: str, id: str) -> str:
+    return f"/{table(logical_name).entity_set}({id})"
+
+
+def _per_contact(effect: Effect) -> bool:
+    return f"/{effect.tile_id}/contact/" in effect.key
+
+
+def _body(effect: Effect, contacts: Mapping[str, Contact], accounts: Mapping[str, Account]) -> dict[str, Any]:
+    body: dict[str, Any] = {"subject": effect.subject[:200], "abm_idempotencykey": effect.key}
+    if effect.owner_id:
+        body["ownerid@odata.bind"] = _bind("systemuser", effect.owner_id)
+    if effect.kind == "lead":
+        contact = contacts.get(effect.contact_id or "") if _per_contact(effect) else None
+        account = accounts.get(effect.account_id or "")
+        if contact is not None:
+            body["parentcontactid@odata.bind"] = _bind("contact", contact.id)
+            for column in ("firstname", "lastname", "emailaddress1", "jobtitle"):
+                if contact.attributes.get(column):
+                    body[column] = contact.attributes[column]
+        if account is not None:
+            body["parentaccountid@odata.bind"] = _bind("account", account.id)
+            body["companyname"] = account.attributes.get("name")
+        return body
+    if effect.body is not None:
+        body["description"] = effect.body
+    if effect.regarding is not None:
+        logical, id = effect.regarding
+        body[f"regardingobjectid_{logical}_{effect.kind}@odata.bind"] = _bind(logical, id)
+    return body
+
+
+def _create_all(client: DataverseClient, target: Table, rows: list[dict[str, Any]]) -> None:
+    """CreateMultiple with client ids; a chunk meeting an existing row is replayed row by row (duplicates are done)."""
+    try:
+        client.create_multiple(target, rows)
+    except DataverseDuplicate:
+        for row in rows:
+            body = {k: v for k, v in row.items() if k != target.primary_key}
+            with contextlib.suppress(DataverseDuplicate):
+                client.create(target, body, id=uuid.UUID(str(row[target.primary_key])))
+
+
+def _find_job(client: DataverseClient, workflow_id: str, entity_id: str) -> str | None:
+    """The system job of `workflow_id` regarding `entity_id`, if Dataverse has one."""
+    query = (
+        Query(table("asyncoperation").entity_set)
+        .select("asyncoperationid")
+        .where(eq("_regardingobjectid_value", uuid.UUID(entity_id)))
+        .where(eq("_workflowactivationid_value", uuid.UUID(workflow_id)))
+        .top(1)
+    )
+    found = list(client.iter_rows(query))
+    return str(found[0]["asyncoperationid"]) if found else None
+
+
+def _start_workflow(client: DataverseClient, store: StateStore, effect: Effect, attempts: int = 3) -> str:
+    """Start a workflow at most once for an effect. The intent is saved first; an intent without a job, or a call
+    whose answer was lost, is resolved by looking for the system job before the workflow is started again."""
+    assert effect.workflow_id is not None and effect.entity is not None
+    workflow_id, entity_id = effect.workflow_id, effect.entity[1]
+    intent = store.intent(effect.key)
+    if intent is not None and intent.job_id:
+        return intent.job_id
+    if intent is None:
+        store.record_intent(Intent(effect.key, workflow_id, entity_id, None))
+    for attempt in range(attempts):
+        job = _find_job(client, workflow_id, entity_id) if intent is not None or attempt else None
+        if job is None:
+            try:
+                started = client.execute_workflow(uuid.UUID(workflow_id), uuid.UUID(entity_id))
+            except (DataverseConnectionError, DataverseServerError):
+                if attempt + 1 == attempts:
+                    raise
+                continue  # the call may or may not have run: look for its job before trying again
+            job = str(started) if started else ""
+        store.record_intent(Intent(effect.key, workflow_id, entity_id, job or None))
+        return job
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def write_effects(
+    client: DataverseClient,
+    store: StateStore,
+    effects: Sequence[Effect],
+    contacts: Mapping[str, Contact],
+    accounts: Mapping[str, Account],
+) -> Counter[str]:
+    """Write the effects not written before; returns rows created per kind."""
+    done = store.effects_done(e.key for e in effects)
+    pending = [e for e in effects if e.key not in done]
+    created: Counter[str] = Counter()
+    for kind in ("lead", "task", "phonecall", "appointment", "email"):
+        batch = [e for e in pending if e.kind == kind]
+        if not batch:
+            continue
+        target = table(_TABLES[kind])
+        rows = [{**_body(e, contacts, accounts), target.primary_key: str(effect_id(e.key))} for e in batch]
+        _create_all(client, target, rows)
+        store.record_effects((e.key, str(effect_id(e.key))) for e in batch)
+        created[kind] += len(batch)
+    for effect in (e for e in pending if e.kind == "workflow"):
+        job = _start_workflow(client, store, effect)
+        store.record_effects([(effect.key, job)])
+        created["workflow"] += 1
+    return created
+
+
+def run_journeys(
+    client: DataverseClient,
+    store: StateStore,
+    journeys: Sequence[Journey],
+    members: Mapping[str, Sequence[Member]],
+    *,
+    contacts: Sequence[Contact],
+    accounts: Sequence[Account],
+    interactions: Sequence[Interaction],
+    now: datetime,
+) -> JourneyRun:
+    """Advance every live journey, write its effects, then save its progress (in that order)."""
+    by_contact = {c.id: c for c in contacts}
+    by_account = {a.id: a for a in accounts}
+    interactions_by_contact: dict[str, list[Interaction]] = {}
+    for interaction in interactions:
+        if interaction.contact_id:
+            interactions_by_contact.setdefault(interaction.contact_id, []).append(interaction)
+    owner_of = {a.id: a.owner_id for a in accounts if a.owner_id}
+    creator_of = {a.id: a.created_by for a in accounts if a.created_by}
+    result = JourneyRun()
+    for journey in journeys:
+        if journey.status != "live":
+            continue
+        saved = store.progress(journey.name)
+        state = JourneyState(
+            progress={p.contact_id: Progress(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in saved},
+            handled=frozenset(store.handled(journey.name)),
+        )
+        step = advance(
+            journey,
+            members.get(journey.segment, ()),
+            by_contact,
+            by_account,
+            interactions_by_contact,
+            state,
+            now=now,
+            owner_of=owner_of,
+            creator_of=creator_of,
+        )
+        result.created.update(write_effects(client, store, step.effects, by_contact, by_account))
+        rows = [ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in step.state.progress.values()]
+        store.save_journey(journey.name, rows, step.state.handled)
+        result.journeys[journey.name] = {"target": journey.target, "tiles": step.counts, "left": step.left}
+    return result

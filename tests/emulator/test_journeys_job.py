@@ -1,0 +1,126 @@
+"""Journey effects against the emulator: written once, whatever crashes, replays or lost answers happen."""
+
+from __future__ import annotations
+
+import pytest
+
+from abm.journeys_job import effect_id, write_effects
+from abm.state import Intent, SqliteStateStore
+from dataverse.auth import NoAuth
+from dataverse.client import DataverseClient
+from dataverse.errors import DataverseConnectionError
+from dataverse.transport import TransportConfig
+from devtools.emulator.limits import Faults, GuardConfig
+from devtools.emulator.server import Emulator, EmulatorIdentity
+from devtools.emulator.store import Store
+from journeys.engine import Effect
+from scoring.records import Account, Contact
+from tests.emulator.conftest import CALLER, CONTOSO, OBRIEN, WORKFLOW
+
+CONTACTS = {OBRIEN: Contact(OBRIEN, CONTOSO, 3, attributes={"firstname": "Siobhán", "lastname": "O'Brien"})}
+ACCOUNTS = {CONTOSO: Account(CONTOSO, attributes={"name": "Contoso"})}
+
+
+def task(n: int) -> Effect:
+    return Effect(
+        key=f"j/call/contact/{OBRIEN}/{n}",
+        kind="task",
+        journey="j",
+        tile_id="call",
+        contact_id=OBRIEN,
+        account_id=CONTOSO,
+        owner_id=CALLER,
+        regarding=("contact", OBRIEN),
+        subject=f"Call {n}",
+        body=None,
+        workflow_id=None,
+        entity=None,
+    )
+
+
+LEAD = Effect(
+    key=f"j/lead/account/{CONTOSO}",
+    kind="lead",
+    journey="j",
+    tile_id="lead",
+    contact_id=None,
+    account_id=CONTOSO,
+    owner_id=CALLER,
+    regarding=None,
+    subject="ABM: Contoso",
+    body=None,
+    workflow_id=None,
+    entity=None,
+)
+FLOW = Effect(
+    key=f"j/flow/contact/{OBRIEN}",
+    kind="workflow",
+    journey="j",
+    tile_id="flow",
+    contact_id=OBRIEN,
+    account_id=CONTOSO,
+    owner_id=None,
+    regarding=None,
+    subject="",
+    body=None,
+    workflow_id=WORKFLOW,
+    entity=("contact", OBRIEN),
+)
+
+
+def client_of(emulator: Emulator) -> DataverseClient:
+    return DataverseClient(TransportConfig(org_url=emulator.org_url, backoff_initial=0.01), NoAuth())
+
+
+def test_effects_are_created_with_ids_from_their_keys_and_recorded(store: Store, emulator: Emulator) -> None:
+    state = SqliteStateStore()
+    created = write_effects(client_of(emulator), state, [task(1), task(2), LEAD], CONTACTS, ACCOUNTS)
+    assert created == {"task": 2, "lead": 1}
+    row = store.select(
+        "SELECT subject, regardingobjectid, abm_idempotencykey FROM task WHERE activityid = ?",
+        [str(effect_id(task(1).key))],
+    )[0]
+    assert (row["subject"], row["regardingobjectid"], row["abm_idempotencykey"]) == ("Call 1", OBRIEN, task(1).key)
+    lead = store.select(
+        "SELECT parentaccountid, parentcontactid, companyname FROM lead WHERE leadid = ?", [str(effect_id(LEAD.key))]
+    )[0]
+    assert (lead["parentaccountid"], lead["parentcontactid"], lead["companyname"]) == (CONTOSO, None, "Contoso")
+    assert state.effects_done([task(1).key, LEAD.key]) == {
+        task(1).key: str(effect_id(task(1).key)),
+        LEAD.key: str(effect_id(LEAD.key)),
+    }
+    assert write_effects(client_of(emulator), state, [task(1), task(2), LEAD], CONTACTS, ACCOUNTS) == {}
+
+
+def test_a_run_that_lost_its_state_after_writing_creates_nothing_twice(store: Store, emulator: Emulator) -> None:
+    write_effects(client_of(emulator), SqliteStateStore(), [task(1)], CONTACTS, ACCOUNTS)
+    fresh = SqliteStateStore()  # the crash: rows written, state never saved
+    write_effects(client_of(emulator), fresh, [task(1), task(2)], CONTACTS, ACCOUNTS)
+    assert store.scalar("SELECT COUNT(*) FROM task") == 2
+    assert set(fresh.effects_done([task(1).key, task(2).key])) == {task(1).key, task(2).key}
+
+
+def test_an_intent_without_a_job_finds_the_job_instead_of_starting_another(store: Store, emulator: Emulator) -> None:
+    state = SqliteStateStore()
+    write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS)
+    job = state.intent(FLOW.key)
+    assert job is not None and job.job_id
+    lost = SqliteStateStore()
+    lost.record_intent(Intent(FLOW.key, WORKFLOW, OBRIEN, None))  # called, then crashed before the answer was saved
+    write_effects(client_of(emulator), lost, [FLOW], CONTACTS, ACCOUNTS)
+    assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
+    assert lost.intent(FLOW.key) == Intent(FLOW.key, WORKFLOW, OBRIEN, job.job_id)
+
+
+def test_a_lost_answer_to_execute_workflow_does_not_start_it_twice(store: Store) -> None:
+    guard = GuardConfig(faults=Faults.parse("lost=1"))
+    state = SqliteStateStore()
+    with Emulator(store, EmulatorIdentity(CALLER), guard=guard) as faulty, pytest.raises(DataverseConnectionError):
+        write_effects(client_of(faulty), state, [FLOW], CONTACTS, ACCOUNTS)  # every answer is lost, lookups too
+    assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1  # started once, never blindly again
+    assert state.intent(FLOW.key) == Intent(FLOW.key, WORKFLOW, OBRIEN, None)  # the next run resolves it
+    with Emulator(store, EmulatorIdentity(CALLER)) as healthy:
+        write_effects(client_of(healthy), state, [FLOW], CONTACTS, ACCOUNTS)
+    assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
+    resolved = state.intent(FLOW.key)
+    assert resolved is not None and resolved.job_id
