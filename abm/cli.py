@@ -18,6 +18,7 @@ from abm import __version__
 from abm.bootstrap import build_client
 from abm.definitions import DefinitionError
 from abm.health import check_health
+from abm.journeys_job import JourneyCheckError
 from abm.lead_scores import format_scores, lead_scores
 from abm.settings import SETTINGS, Settings, SettingsError, environment
 from dataverse.errors import DataverseError
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "score":
             return _score(args)
         return _settings(args)
-    except (SettingsError, DefinitionError) as exc:
+    except (SettingsError, DefinitionError, JourneyCheckError) as exc:
         print(f"abm: {exc}", file=sys.stderr)
         return 2
     except DataverseError as exc:

@@ -25,18 +25,48 @@ from typing import Any
 from abm.state import Intent, ProgressRow, StateStore
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseDuplicate, DataverseServerError
-from dataverse.query import Query, eq
+from dataverse.query import Query, eq, in_
 from dataverse.tables import Table, table
 from journeys.engine import Effect, JourneyState, Progress, advance
-from journeys.model import Journey
+from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
 from scoring.records import Account, Contact, Interaction
 
-__all__ = ["EFFECT_NAMESPACE", "JourneyRun", "effect_id", "run_journeys"]
+__all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
 
 EFFECT_NAMESPACE = uuid.UUID("6b1e7f3a-4d0c-5b9e-8a21-3c7d9e0f1a2b")
 _TABLES = {"task": "task", "phonecall": "phonecall", "appointment": "appointment", "email": "email", "lead": "lead"}
 _WRITE_KEYS = {"task": "tasks", "phonecall": "phonecalls", "appointment": "appointments", "email": "emails"}
+
+
+class JourneyCheckError(ValueError):
+    """A journey that cannot run against this org: the message names the journey, the tile and the reason."""
+
+
+def check_workflows(client: DataverseClient, journeys: Sequence[Journey]) -> None:
+    """Every launch-workflow tile must name an activated, on-demand classic workflow whose primary table matches
+    the tile (contact for "for each contact", account for "for each account"): checked before any journey runs."""
+    tiles = [(j, t) for j in journeys if j.live for t in j.tiles if isinstance(t, LaunchWorkflowTile)]
+    if not tiles:
+        return
+    ids = sorted({uuid.UUID(t.workflow) for _, t in tiles})
+    query = (
+        Query(table("workflow").entity_set)
+        .select("primaryentity", "ondemand", "statecode")
+        .where(in_("workflowid", ids))
+    )
+    found = {str(row["workflowid"]).lower(): row for row in client.iter_rows(query)}
+    for journey, tile in tiles:
+        row = found.get(tile.workflow.lower())
+        where = f"journey {journey.name!r}, tile {tile.id!r}: workflow {tile.workflow}"
+        if row is None:
+            raise JourneyCheckError(f"{where} does not exist in the org")
+        if not row.get("ondemand") or row.get("statecode") != 1:
+            raise JourneyCheckError(f"{where} is not an activated on-demand workflow")
+        if row.get("primaryentity") != tile.for_each:
+            raise JourneyCheckError(
+                f"{where} runs on {row.get('primaryentity')}, but the tile launches it for each {tile.for_each}"
+            )
 
 
 def effect_id(key: str) -> uuid.UUID:
@@ -191,6 +221,7 @@ def run_journeys(
             interactions_by_contact.setdefault(interaction.contact_id, []).append(interaction)
     owner_of = {a.id: a.owner_id for a in accounts if a.owner_id}
     creator_of = {a.id: a.created_by for a in accounts if a.created_by}
+    check_workflows(client, journeys)
     result = JourneyRun()
     for journey in journeys:
         if journey.status != "live":

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 
-from abm.journeys_job import effect_id, write_effects
+from abm.journeys_job import JourneyCheckError, check_workflows, effect_id, write_effects
 from abm.state import Intent, SqliteStateStore
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError
 from dataverse.transport import TransportConfig
 from devtools.emulator.limits import Faults, GuardConfig
+from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from journeys.engine import Effect
+from journeys.model import parse_journey
 from scoring.records import Account, Contact
 from tests.emulator.conftest import CALLER, CONTOSO, OBRIEN, WORKFLOW
 
@@ -124,3 +129,39 @@ def test_a_lost_answer_to_execute_workflow_does_not_start_it_twice(store: Store)
     assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
     resolved = state.intent(FLOW.key)
     assert resolved is not None and resolved.job_id
+
+
+def journey_with_workflow(workflow: str, for_each: str) -> Any:
+    document = {
+        "name": "check",
+        "version": 1,
+        "status": "live",
+        "target": "account" if for_each == "account" else "contact",
+        "minimum_consent": 0,
+        "owner": CALLER,
+        "segment": "s",
+        "start": "flow",
+        "tiles": [{"id": "flow", "type": "launch_workflow", "workflow": workflow, "for_each": for_each, "next": None}],
+    }
+    return parse_journey(document)
+
+
+@pytest.mark.parametrize(
+    ("workflow", "for_each", "problem"),
+    [
+        (str(uuid.uuid4()), "contact", "does not exist"),
+        (WORKFLOW, "account", "runs on contact"),
+    ],
+)
+def test_launch_workflow_tiles_are_checked_against_the_org(
+    emulator: Emulator, workflow: str, for_each: str, problem: str
+) -> None:
+    with pytest.raises(JourneyCheckError, match=problem):
+        check_workflows(client_of(emulator), [journey_with_workflow(workflow, for_each)])
+    check_workflows(client_of(emulator), [journey_with_workflow(WORKFLOW, "contact")])  # the right one passes
+
+
+def test_an_inactive_workflow_is_refused(store: Store, emulator: Emulator) -> None:
+    store.update(TABLES["workflow"], WORKFLOW, {"statecode": 0})
+    with pytest.raises(JourneyCheckError, match="not an activated on-demand workflow"):
+        check_workflows(client_of(emulator), [journey_with_workflow(WORKFLOW, "contact")])
