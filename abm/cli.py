@@ -164,6 +164,14 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"read {tenant} in {report['requests']['total']} requests")
         for name, counts in report["segments"].items():
             print(f"segment {name}: {counts['members']:,} contacts at {counts['accounts']:,} accounts")
+        for name, journey in report["journeys"].items():
+            tiles = journey["tiles"]
+            entered = tiles[next(iter(tiles))]["entered"] if tiles else 0
+            done = {c: sum(t[c] for t in tiles.values()) for c in ("activities", "leads", "workflows", "emails")}
+            print(
+                f"journey {name} ({journey['target']}-based): {entered:,} entered; "
+                + ", ".join(f"{n:,} {kind}" for kind, n in done.items())
+            )
         for name, summary in report["scoring"]["models"].items():
             grades = ", ".join(f"{grade} {n:,}" for grade, n in summary["grades"].items())
             print(

@@ -27,7 +27,7 @@ from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseDuplicate, DataverseServerError
 from dataverse.query import Query, eq, in_
 from dataverse.tables import Table, table
-from journeys.engine import Effect, JourneyState, Progress, advance
+from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
 from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
 from scoring.records import Account, Contact, Interaction
@@ -201,6 +201,19 @@ def write_effects(
     return created
 
 
+def _counts_by_account(
+    counts: Mapping[str, Mapping[str, int]], by_account: Mapping[str, Mapping[str, Mapping[str, int]]]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """This run's counts by account, with contacts that have no account under "" (so the totals add up)."""
+    split = {account: {tile: dict(c) for tile, c in tiles.items()} for account, tiles in by_account.items()}
+    for tile, counters in counts.items():
+        for counter, value in counters.items():
+            rest = value - sum(tiles.get(tile, {}).get(counter, 0) for tiles in by_account.values())
+            if rest:
+                split.setdefault("", {}).setdefault(tile, {})[counter] = rest
+    return split
+
+
 def run_journeys(
     client: DataverseClient,
     store: StateStore,
@@ -244,6 +257,11 @@ def run_journeys(
         )
         result.created.update(write_effects(client, store, step.effects, by_contact, by_account))
         rows = [ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in step.state.progress.values()]
-        store.save_journey(journey.name, rows, step.state.handled)
-        result.journeys[journey.name] = {"target": journey.target, "tiles": step.counts, "left": step.left}
+        counts = _counts_by_account(step.counts, step.counts_by_account)
+        store.save_journey(journey.name, rows, step.state.handled, counts)
+        totals = store.tile_counts(journey.name)
+        result.journeys[journey.name] = {
+            "target": journey.target,
+            "tiles": {tile: {c: totals.get(tile, {}).get(c, 0) for c in COUNTERS} for tile in journey.order},
+        }
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,8 +48,14 @@ class StateStore(Protocol):
     def handled(self, journey: str) -> set[tuple[str, str]]: ...
 
     def save_journey(
-        self, journey: str, progress: Iterable[ProgressRow], handled: Iterable[tuple[str, str]]
+        self,
+        journey: str,
+        progress: Iterable[ProgressRow],
+        handled: Iterable[tuple[str, str]],
+        counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
     ) -> None: ...
+
+    def tile_counts(self, journey: str, account: str | None = None) -> dict[str, dict[str, int]]: ...
 
     def effects_done(self, keys: Iterable[str]) -> dict[str, str]: ...
 
@@ -80,6 +86,8 @@ class SqliteStateStore:
                 CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, entity_id TEXT);
                 CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, workflow_id TEXT, entity_id TEXT,
                     job_id TEXT);
+                CREATE TABLE IF NOT EXISTS tile_counts (journey TEXT, account_id TEXT, tile_id TEXT, counter TEXT,
+                    value INTEGER, PRIMARY KEY (journey, account_id, tile_id, counter));
                 """
             )
 
@@ -114,9 +122,28 @@ class SqliteStateStore:
             rows = self.conn.execute("SELECT tile_id, account_id FROM handled WHERE journey = ?", (journey,)).fetchall()
         return {(tile, account) for tile, account in rows}
 
-    def save_journey(self, journey: str, progress: Iterable[ProgressRow], handled: Iterable[tuple[str, str]]) -> None:
-        """Replace the journey's progress and add its handled pairs, in one transaction."""
+    def save_journey(
+        self,
+        journey: str,
+        progress: Iterable[ProgressRow],
+        handled: Iterable[tuple[str, str]],
+        counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    ) -> None:
+        """Replace the journey's progress, add its handled pairs and add this run's tile counts (by account id; ""
+        for contacts without an account), in one transaction."""
+        additions = [
+            (journey, account, tile, counter, value)
+            for account, tiles in (counts or {}).items()
+            for tile, counters in tiles.items()
+            for counter, value in counters.items()
+            if value
+        ]
         with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO tile_counts VALUES (?, ?, ?, ?, ?) ON CONFLICT (journey, account_id, tile_id, counter) "
+                "DO UPDATE SET value = value + excluded.value",
+                additions,
+            )
             conn.executemany(
                 "INSERT OR REPLACE INTO progress VALUES (?, ?, ?, ?, ?)",
                 [(journey, p.contact_id, p.tile_id, _iso(p.entered_at), int(p.finished)) for p in progress],
@@ -125,6 +152,20 @@ class SqliteStateStore:
                 "INSERT OR IGNORE INTO handled VALUES (?, ?, ?)",
                 [(journey, tile, account) for tile, account in handled],
             )
+
+    def tile_counts(self, journey: str, account: str | None = None) -> dict[str, dict[str, int]]:
+        """Counts per tile since the journey started, for every account or for one."""
+        sql = "SELECT tile_id, counter, SUM(value) FROM tile_counts WHERE journey = ?"
+        params: list[str] = [journey]
+        if account is not None:
+            sql += " AND account_id = ?"
+            params.append(account)
+        with self._lock:
+            rows = self.conn.execute(sql + " GROUP BY tile_id, counter ORDER BY tile_id, counter", params).fetchall()
+        totals: dict[str, dict[str, int]] = {}
+        for tile, counter, value in rows:
+            totals.setdefault(tile, {})[counter] = int(value)
+        return totals
 
     def effects_done(self, keys: Iterable[str]) -> dict[str, str]:
         """The effects among `keys` already written, with the id of the row each created."""

@@ -43,3 +43,12 @@ def test_a_workflow_intent_is_recorded_then_completed() -> None:
     assert store.intent("w") == Intent("w", "wf", "e1", None)
     store.record_intent(Intent("w", "wf", "e1", "job-1"))
     assert store.intent("w") == Intent("w", "wf", "e1", "job-1")
+
+
+def test_tile_counts_add_up_across_runs_and_filter_by_account() -> None:
+    store = SqliteStateStore()
+    store.save_journey("j", [], [], {"a1": {"t1": {"entered": 2, "true": 1}}, "": {"t1": {"entered": 1}}})
+    store.save_journey("j", [], [], {"a1": {"t1": {"entered": 1}}, "a2": {"t2": {"emails": 3}}})
+    assert store.tile_counts("j") == {"t1": {"entered": 4, "true": 1}, "t2": {"emails": 3}}
+    assert store.tile_counts("j", account="a1") == {"t1": {"entered": 3, "true": 1}}
+    assert store.tile_counts("j", account="a3") == {}

@@ -111,6 +111,7 @@ def test_a_second_run_on_the_same_database_writes_nothing(tmp_path: Path, capsys
     assert isinstance(writes, dict) and writes["abm_leadscores"]["upserted"] > 0
     assert second["writes"] == {"abm_leadscores": {"upserted": 0}, "leads": {"updated": 0}}
     assert second["scoring"] == first["scoring"]
+    assert second["journeys"] == first["journeys"]  # totals since the start: the second run added nothing
 
 
 def test_demo_scores_every_lead_with_every_model_and_reports_it(capsys: pytest.CaptureFixture[str]) -> None:
