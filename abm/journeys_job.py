@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from abm.state import Intent, ProgressRow, StateStore
@@ -34,6 +34,7 @@ from scoring.records import Account, Contact, Interaction
 
 __all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
 
+CLAIM_LEASE = timedelta(minutes=10)
 EFFECT_NAMESPACE = uuid.UUID("6b1e7f3a-4d0c-5b9e-8a21-3c7d9e0f1a2b")
 _TABLES = {"task": "task", "phonecall": "phonecall", "appointment": "appointment", "email": "email", "lead": "lead"}
 _WRITE_KEYS = {"task": "tasks", "phonecall": "phonecalls", "appointment": "appointments", "email": "emails"}
@@ -149,18 +150,36 @@ def _find_job(client: DataverseClient, workflow_id: str, entity_id: str) -> str 
     return str(found[0]["asyncoperationid"]) if found else None
 
 
-def _start_workflow(client: DataverseClient, store: StateStore, effect: Effect, attempts: int = 3) -> str:
-    """Start a workflow at most once for an effect. The intent is saved first; an intent without a job, or a call
-    whose answer was lost, is resolved by looking for the system job before the workflow is started again."""
+def _start_workflow(
+    client: DataverseClient, store: StateStore, effect: Effect, now: datetime | None, attempts: int = 3
+) -> str | None:
+    """Start a workflow at most once for an effect (None: left for a later run).
+
+    The intent is claimed before the call. An intent found without a job is first resolved by looking for the
+    system job; if there is none, a claim younger than `CLAIM_LEASE` belongs to an overlapping run still at work
+    and is left alone, an older one to a run that died, and is taken over. A call whose answer is lost is resolved
+    the same way (look for the job) before the workflow is started again."""
     assert effect.workflow_id is not None and effect.entity is not None
     workflow_id, entity_id = effect.workflow_id, effect.entity[1]
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if now else None
+    mine = Intent(effect.key, workflow_id, entity_id, None, stamp)
     intent = store.intent(effect.key)
     if intent is not None and intent.job_id:
         return intent.job_id
     if intent is None:
-        store.record_intent(Intent(effect.key, workflow_id, entity_id, None))
+        if not store.claim_intent(mine):
+            return None  # another run claimed it a moment ago
+    else:
+        job = _find_job(client, workflow_id, entity_id)
+        if job is not None:
+            store.record_intent(Intent(effect.key, workflow_id, entity_id, job, intent.claimed_at))
+            return job
+        claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
+        if now is not None and claimed is not None and now - claimed < CLAIM_LEASE:
+            return None  # an overlapping run holds a fresh claim
+        store.record_intent(mine)  # the claimer died before calling: take it over
     for attempt in range(attempts):
-        job = _find_job(client, workflow_id, entity_id) if intent is not None or attempt else None
+        job = _find_job(client, workflow_id, entity_id) if attempt else None
         if job is None:
             try:
                 started = client.execute_workflow(uuid.UUID(workflow_id), uuid.UUID(entity_id))
@@ -169,7 +188,7 @@ def _start_workflow(client: DataverseClient, store: StateStore, effect: Effect, 
                     raise
                 continue  # the call may or may not have run: look for its job before trying again
             job = str(started) if started else ""
-        store.record_intent(Intent(effect.key, workflow_id, entity_id, job or None))
+        store.record_intent(Intent(effect.key, workflow_id, entity_id, job or None, stamp))
         return job
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -180,6 +199,8 @@ def write_effects(
     effects: Sequence[Effect],
     contacts: Mapping[str, Contact],
     accounts: Mapping[str, Account],
+    *,
+    now: datetime | None = None,
 ) -> Counter[str]:
     """Write the effects not written before; returns rows created per kind."""
     done = store.effects_done(e.key for e in effects)
@@ -195,9 +216,10 @@ def write_effects(
         store.record_effects((e.key, str(effect_id(e.key))) for e in batch)
         created[kind] += len(batch)
     for effect in (e for e in pending if e.kind == "workflow"):
-        job = _start_workflow(client, store, effect)
-        store.record_effects([(effect.key, job)])
-        created["workflow"] += 1
+        job = _start_workflow(client, store, effect, now)
+        if job is not None:
+            store.record_effects([(effect.key, job)])
+            created["workflow"] += 1
     return created
 
 
@@ -255,7 +277,7 @@ def run_journeys(
             owner_of=owner_of,
             creator_of=creator_of,
         )
-        result.created.update(write_effects(client, store, step.effects, by_contact, by_account))
+        result.created.update(write_effects(client, store, step.effects, by_contact, by_account, now=now))
         rows = [ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in step.state.progress.values()]
         counts = _counts_by_account(step.counts, step.counts_by_account)
         store.save_journey(journey.name, rows, step.state.handled, counts)

@@ -38,6 +38,7 @@ class Intent:
     workflow_id: str
     entity_id: str
     job_id: str | None
+    claimed_at: str | None = None  # when a run claimed it (ISO, UTC): an overlapping run leaves a fresh claim alone
 
 
 class StateStore(Protocol):
@@ -65,6 +66,8 @@ class StateStore(Protocol):
 
     def record_intent(self, intent: Intent) -> None: ...
 
+    def claim_intent(self, intent: Intent) -> bool: ...
+
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -85,7 +88,7 @@ class SqliteStateStore:
                     PRIMARY KEY (journey, tile_id, account_id));
                 CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, entity_id TEXT);
                 CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, workflow_id TEXT, entity_id TEXT,
-                    job_id TEXT);
+                    job_id TEXT, claimed_at TEXT);
                 CREATE TABLE IF NOT EXISTS tile_counts (journey TEXT, account_id TEXT, tile_id TEXT, counter TEXT,
                     value INTEGER, PRIMARY KEY (journey, account_id, tile_id, counter));
                 """
@@ -186,13 +189,22 @@ class SqliteStateStore:
     def intent(self, key: str) -> Intent | None:
         with self._lock:
             row = self.conn.execute(
-                "SELECT key, workflow_id, entity_id, job_id FROM intents WHERE key = ?", (key,)
+                "SELECT key, workflow_id, entity_id, job_id, claimed_at FROM intents WHERE key = ?", (key,)
             ).fetchone()
         return Intent(*row) if row else None
+
+    def claim_intent(self, intent: Intent) -> bool:
+        """Record a new intent unless one exists: True for the run that got it (only that run may call out)."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO intents VALUES (?, ?, ?, ?, ?)",
+                (intent.key, intent.workflow_id, intent.entity_id, intent.job_id, intent.claimed_at),
+            )
+            return cursor.rowcount == 1
 
     def record_intent(self, intent: Intent) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?)",
-                (intent.key, intent.workflow_id, intent.entity_id, intent.job_id),
+                "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?)",
+                (intent.key, intent.workflow_id, intent.entity_id, intent.job_id, intent.claimed_at),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -165,3 +166,16 @@ def test_an_inactive_workflow_is_refused(store: Store, emulator: Emulator) -> No
     store.update(TABLES["workflow"], WORKFLOW, {"statecode": 0})
     with pytest.raises(JourneyCheckError, match="not an activated on-demand workflow"):
         check_workflows(client_of(emulator), [journey_with_workflow(WORKFLOW, "contact")])
+
+
+def test_an_overlapping_run_leaves_a_claimed_workflow_alone(store: Store, emulator: Emulator) -> None:
+    state = SqliteStateStore()
+    claimed = Intent(FLOW.key, WORKFLOW, OBRIEN, None, "2026-11-23T08:00:00Z")
+    assert state.claim_intent(claimed)  # the other run, still calling
+    assert not state.claim_intent(claimed)
+    soon = datetime(2026, 11, 23, 8, 5, tzinfo=UTC)
+    assert write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS, now=soon) == {}
+    assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 0
+    later = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the claimer died: the claim is taken over
+    assert write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS, now=later) == {"workflow": 1}
+    assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
