@@ -89,6 +89,8 @@ class JourneyRun:
                 writes["workflows"] = {"started": count}
             elif kind == "lead":
                 writes["leads"] = {"created": count}
+            elif kind == "sent":
+                writes.setdefault("emails", {})["sent"] = count
             else:
                 writes[_WRITE_KEYS[kind]] = {"created": count}
         return writes
@@ -126,15 +128,20 @@ def _body(effect: Effect, contacts: Mapping[str, Contact], accounts: Mapping[str
     return body
 
 
-def _create_all(client: DataverseClient, target: Table, rows: list[dict[str, Any]]) -> None:
-    """CreateMultiple with client ids; a chunk meeting an existing row is replayed row by row (duplicates are done)."""
+def _create_all(client: DataverseClient, target: Table, rows: list[dict[str, Any]]) -> int:
+    """CreateMultiple with client ids; a chunk meeting an existing row is replayed row by row (duplicates are done).
+    Returns how many rows this call created."""
     try:
         client.create_multiple(target, rows)
     except DataverseDuplicate:
+        made = 0
         for row in rows:
             body = {k: v for k, v in row.items() if k != target.primary_key}
             with contextlib.suppress(DataverseDuplicate):
                 client.create(target, body, id=uuid.UUID(str(row[target.primary_key])))
+                made += 1
+        return made
+    return len(rows)
 
 
 def _find_job(client: DataverseClient, workflow_id: str, entity_id: str) -> str | None:
@@ -193,6 +200,24 @@ def _start_workflow(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _send_emails(client: DataverseClient, store: StateStore, effects: Sequence[Effect]) -> int:
+    """SendEmail for recorded emails not sent yet. SendEmail is not idempotent: the email's state is read first
+    (an email already sent is only recorded as such), so a rerun after a crash never sends twice."""
+    keys = [f"{e.key}/send" for e in effects]
+    done = store.effects_done(keys)
+    sent = 0
+    emails = table("email")
+    for key, effect in zip(keys, effects, strict=True):
+        if key in done:
+            continue
+        email_id = effect_id(effect.key)
+        if client.get(emails, email_id, select=["statecode"]).get("statecode") == 0:
+            client.call_action("SendEmail", {"IssueSend": True, "TrackingToken": ""}, bound=(emails, email_id))
+            sent += 1
+        store.record_effects([(key, str(email_id))])
+    return sent
+
+
 def write_effects(
     client: DataverseClient,
     store: StateStore,
@@ -201,8 +226,9 @@ def write_effects(
     accounts: Mapping[str, Account],
     *,
     now: datetime | None = None,
+    send_emails: bool = False,
 ) -> Counter[str]:
-    """Write the effects not written before; returns rows created per kind."""
+    """Write the effects not written before; returns rows created per kind (and emails sent, when asked)."""
     done = store.effects_done(e.key for e in effects)
     pending = [e for e in effects if e.key not in done]
     created: Counter[str] = Counter()
@@ -212,9 +238,13 @@ def write_effects(
             continue
         target = table(_TABLES[kind])
         rows = [{**_body(e, contacts, accounts), target.primary_key: str(effect_id(e.key))} for e in batch]
-        _create_all(client, target, rows)
+        made = _create_all(client, target, rows)
         store.record_effects((e.key, str(effect_id(e.key))) for e in batch)
-        created[kind] += len(batch)
+        if made:
+            created[kind] += made
+    sent = _send_emails(client, store, [e for e in effects if e.kind == "email"]) if send_emails else 0
+    if sent:
+        created["sent"] += sent
     for effect in (e for e in pending if e.kind == "workflow"):
         job = _start_workflow(client, store, effect, now)
         if job is not None:
@@ -246,6 +276,7 @@ def run_journeys(
     accounts: Sequence[Account],
     interactions: Sequence[Interaction],
     now: datetime,
+    send_emails: bool = False,
 ) -> JourneyRun:
     """Advance every live journey, write its effects, then save its progress (in that order)."""
     by_contact = {c.id: c for c in contacts}
@@ -277,7 +308,9 @@ def run_journeys(
             owner_of=owner_of,
             creator_of=creator_of,
         )
-        result.created.update(write_effects(client, store, step.effects, by_contact, by_account, now=now))
+        result.created.update(
+            write_effects(client, store, step.effects, by_contact, by_account, now=now, send_emails=send_emails)
+        )
         rows = [ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in step.state.progress.values()]
         counts = _counts_by_account(step.counts, step.counts_by_account)
         store.save_journey(journey.name, rows, step.state.handled, counts)

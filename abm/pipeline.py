@@ -138,6 +138,7 @@ def run_main_job(
     segments: Sequence[Segment] = (),
     journeys: Sequence[Journey] = (),
     state: StateStore | None = None,
+    send_emails: bool = False,
 ) -> RunReport:
     """Pull, score with every live model, write back the changes; report counts, writes and the request bill (the
     client's own count: give the job a client of its own so that nothing else is billed to the run)."""
@@ -153,6 +154,7 @@ def run_main_job(
         accounts=snapshot.accounts,
         interactions=snapshot.interactions,
         now=now,
+        send_emails=send_emails,
     )
     leads = snapshot.leads
     if journey_run.created["lead"]:  # score the leads the journeys just created in this run, not the next

@@ -225,6 +225,14 @@ SETTINGS: tuple[Setting, ...] = (
         _consent_levels,
     ),
     Setting(
+        "ABM_SEND_EMAILS",
+        "send_emails",
+        "false",
+        "true: journeys' emails are sent with SendEmail after they are recorded (needs server-side sync); false: "
+        "recorded only",
+        _choice("true", "false"),
+    ),
+    Setting(
         "ABM_PREDICTIVE_SCORE_MODEL",
         "predictive_score_model",
         "",
@@ -258,6 +266,7 @@ class Settings:
     consent_column: str
     consent_levels: dict[int, int]
     contactpoint_consent_levels: dict[int, int]
+    send_emails: str
     predictive_score_model: str
 
     @classmethod

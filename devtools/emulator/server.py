@@ -477,6 +477,8 @@ class Emulator:
             raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{head}'.")
         if name == "ExecuteWorkflow" and row is not None and table.logical_name == "workflow":
             return self._execute_workflow(str(parse_key(table, row.group(2))), data)
+        if name == "SendEmail" and row is not None and table.logical_name == "email":
+            return self._send_email(table, str(parse_key(table, row.group(2))))
         if row is None and name in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple") and table.bulk_messages:
             return self._bulk(table, name, data)
         raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment 'Microsoft.Dynamics.CRM.{name}'.")
@@ -518,6 +520,17 @@ class Emulator:
             context = f"{self.url}$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse"
             return Answer(200, {"@odata.context": context, "Ids": ids})
         return Answer(204)
+
+    def _send_email(self, table: TableDef, email_id: str) -> Answer:
+        """SendEmail: the email becomes Sent (state Completed); only an open (draft) email can be sent."""
+        email = self.store.get(table, email_id)
+        if email is None:
+            raise not_found("email", email_id)
+        if email.get("statecode") != 0:
+            raise bad_request("The email has already been sent or canceled.", code="0x8004360d")
+        self.store.update(table, email_id, {"statecode": 1, "statuscode": 3, "modifiedon": now_iso()})
+        context = f"{self.url}$metadata#Microsoft.Dynamics.CRM.SendEmailResponse"
+        return Answer(200, {"@odata.context": context, "Subject": email.get("subject")})
 
     def _execute_workflow(self, workflow_id: str, data: Any) -> Answer:
         workflow = self.store.get(by_logical_name("workflow"), workflow_id)  # type: ignore[arg-type]

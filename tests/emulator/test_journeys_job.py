@@ -101,7 +101,7 @@ def test_effects_are_created_with_ids_from_their_keys_and_recorded(store: Store,
 def test_a_run_that_lost_its_state_after_writing_creates_nothing_twice(store: Store, emulator: Emulator) -> None:
     write_effects(client_of(emulator), SqliteStateStore(), [task(1)], CONTACTS, ACCOUNTS)
     fresh = SqliteStateStore()  # the crash: rows written, state never saved
-    write_effects(client_of(emulator), fresh, [task(1), task(2)], CONTACTS, ACCOUNTS)
+    assert write_effects(client_of(emulator), fresh, [task(1), task(2)], CONTACTS, ACCOUNTS) == {"task": 1}
     assert store.scalar("SELECT COUNT(*) FROM task") == 2
     assert set(fresh.effects_done([task(1).key, task(2).key])) == {task(1).key, task(2).key}
 
@@ -179,3 +179,29 @@ def test_an_overlapping_run_leaves_a_claimed_workflow_alone(store: Store, emulat
     later = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the claimer died: the claim is taken over
     assert write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS, now=later) == {"workflow": 1}
     assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
+
+
+def test_emails_are_sent_once_when_sending_is_on(store: Store, emulator: Emulator) -> None:
+    mail = Effect(
+        key=f"j/mail/contact/{OBRIEN}",
+        kind="email",
+        journey="j",
+        tile_id="mail",
+        contact_id=OBRIEN,
+        account_id=CONTOSO,
+        owner_id=CALLER,
+        regarding=("contact", OBRIEN),
+        subject="Hello Siobhán",
+        body="<p>Hello</p>",
+        workflow_id=None,
+        entity=None,
+    )
+    state = SqliteStateStore()
+    client = client_of(emulator)
+    assert write_effects(client, state, [mail], CONTACTS, ACCOUNTS, send_emails=True) == {"email": 1, "sent": 1}
+    row = store.select("SELECT statecode, statuscode, description FROM email")[0]
+    assert (row["statecode"], row["statuscode"], row["description"]) == (1, 3, "<p>Hello</p>")
+    assert write_effects(client, state, [mail], CONTACTS, ACCOUNTS, send_emails=True) == {}
+    lost_state = SqliteStateStore()  # a rerun that lost its state reads the email's state instead of resending
+    assert write_effects(client_of(emulator), lost_state, [mail], CONTACTS, ACCOUNTS, send_emails=True) == {}
+    assert client.stats.by_table["emails"] == 3  # one create, one read, one SendEmail
