@@ -15,6 +15,7 @@ that workflow regarding that row before anything is started again.
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -23,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from abm.state import Intent, ProgressRow, StateStore
+from dataverse.batch import BatchRequest
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseDuplicate, DataverseServerError
-from dataverse.query import Query, eq, in_
+from dataverse.query import Query, in_
 from dataverse.tables import Table, table
 from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
 from journeys.model import Journey, LaunchWorkflowTile
@@ -34,6 +36,7 @@ from scoring.records import Account, Contact, Interaction
 
 __all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
 
+log = logging.getLogger("abm.journeys")
 CLAIM_LEASE = timedelta(minutes=10)
 EFFECT_NAMESPACE = uuid.UUID("6b1e7f3a-4d0c-5b9e-8a21-3c7d9e0f1a2b")
 _TABLES = {"task": "task", "phonecall": "phonecall", "appointment": "appointment", "email": "email", "lead": "lead"}
@@ -144,60 +147,114 @@ def _create_all(client: DataverseClient, target: Table, rows: list[dict[str, Any
     return len(rows)
 
 
-def _find_job(client: DataverseClient, workflow_id: str, entity_id: str) -> str | None:
-    """The system job of `workflow_id` regarding `entity_id`, if Dataverse has one."""
-    query = (
-        Query(table("asyncoperation").entity_set)
-        .select("asyncoperationid")
-        .where(eq("_regardingobjectid_value", uuid.UUID(entity_id)))
-        .where(eq("_workflowactivationid_value", uuid.UUID(workflow_id)))
-        .top(1)
-    )
-    found = list(client.iter_rows(query))
-    return str(found[0]["asyncoperationid"]) if found else None
+def _find_jobs(client: DataverseClient, effects: Sequence[Effect]) -> dict[str, str]:
+    """System jobs already started for these workflow effects, by effect key: one query per 100 effects."""
+    found: dict[str, str] = {}
+    for start in range(0, len(effects), 100):
+        chunk = effects[start : start + 100]
+        wanted = {(str(e.workflow_id).lower(), str(e.entity[1]).lower()): e.key for e in chunk if e.entity}
+        query = (
+            Query(table("asyncoperation").entity_set)
+            .select("asyncoperationid", "_regardingobjectid_value", "_workflowactivationid_value")
+            .where(in_("_workflowactivationid_value", sorted({uuid.UUID(w) for w, _ in wanted})))
+            .where(in_("_regardingobjectid_value", sorted({uuid.UUID(e) for _, e in wanted})))
+        )
+        for row in client.iter_rows(query):
+            pair = (str(row["_workflowactivationid_value"]).lower(), str(row["_regardingobjectid_value"]).lower())
+            if pair in wanted:
+                found.setdefault(wanted[pair], str(row["asyncoperationid"]))
+    return found
 
 
-def _start_workflow(
-    client: DataverseClient, store: StateStore, effect: Effect, now: datetime | None, attempts: int = 3
-) -> str | None:
-    """Start a workflow at most once for an effect (None: left for a later run).
+def _claims(
+    store: StateStore, client: DataverseClient, effects: Sequence[Effect], now: datetime | None
+) -> tuple[dict[str, str], list[Effect]]:
+    """Sort workflow effects into those already started (key → job) and those this run must start (claimed).
 
-    The intent is claimed before the call. An intent found without a job is first resolved by looking for the
-    system job; if there is none, a claim younger than `CLAIM_LEASE` belongs to an overlapping run still at work
-    and is left alone, an older one to a run that died, and is taken over. A call whose answer is lost is resolved
-    the same way (look for the job) before the workflow is started again."""
-    assert effect.workflow_id is not None and effect.entity is not None
-    workflow_id, entity_id = effect.workflow_id, effect.entity[1]
+    A new effect is claimed. An intent found without a job is resolved by looking for its system job; without one,
+    a claim younger than `CLAIM_LEASE` belongs to an overlapping run still at work and is left alone, an older one
+    to a run that died, and is taken over."""
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if now else None
-    mine = Intent(effect.key, workflow_id, entity_id, None, stamp)
-    intent = store.intent(effect.key)
-    if intent is not None and intent.job_id:
-        return intent.job_id
-    if intent is None:
-        if not store.claim_intent(mine):
-            return None  # another run claimed it a moment ago
-    else:
-        job = _find_job(client, workflow_id, entity_id)
-        if job is not None:
-            store.record_intent(Intent(effect.key, workflow_id, entity_id, job, intent.claimed_at))
-            return job
+    started: dict[str, str] = {}
+    todo: list[Effect] = []
+    unresolved: list[tuple[Effect, Intent]] = []
+    for effect in effects:
+        assert effect.workflow_id is not None and effect.entity is not None
+        intent = store.intent(effect.key)
+        if intent is not None and intent.job_id:
+            started[effect.key] = intent.job_id
+        elif intent is None:
+            if store.claim_intent(Intent(effect.key, effect.workflow_id, effect.entity[1], None, stamp)):
+                todo.append(effect)
+        else:
+            unresolved.append((effect, intent))
+    jobs = _find_jobs(client, [e for e, _ in unresolved]) if unresolved else {}
+    for effect, intent in unresolved:
+        assert effect.workflow_id is not None and effect.entity is not None
+        if effect.key in jobs:
+            store.record_intent(Intent(effect.key, effect.workflow_id, effect.entity[1], jobs[effect.key], stamp))
+            started[effect.key] = jobs[effect.key]
+            continue
         claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
         if now is not None and claimed is not None and now - claimed < CLAIM_LEASE:
-            return None  # an overlapping run holds a fresh claim
-        store.record_intent(mine)  # the claimer died before calling: take it over
-    for attempt in range(attempts):
-        job = _find_job(client, workflow_id, entity_id) if attempt else None
-        if job is None:
+            continue  # an overlapping run holds a fresh claim
+        store.record_intent(Intent(effect.key, effect.workflow_id, effect.entity[1], None, stamp))
+        todo.append(effect)
+    return started, todo
+
+
+def _start_workflows(
+    client: DataverseClient, store: StateStore, effects: Sequence[Effect], now: datetime | None, attempts: int = 3
+) -> tuple[dict[str, str], int]:
+    """Start each workflow effect at most once, ExecuteWorkflow calls grouped in `$batch` requests of 100 (there
+    is no bulk message for it): returns the system job id by effect key for those started (now or before), and
+    how many this call started.
+    A batch whose answer is lost is resolved by looking for the jobs before anything is sent again."""
+    started, todo = _claims(store, client, effects, now)
+    newly = 0
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if now else None
+    for start in range(0, len(todo), 100):
+        chunk = todo[start : start + 100]
+        for attempt in range(attempts):
+            if attempt:
+                jobs = _find_jobs(client, chunk)
+                for effect in chunk:
+                    if effect.key in jobs:
+                        started[effect.key] = jobs[effect.key]
+                        store.record_intent(_done(effect, jobs[effect.key], stamp))
+                chunk = [e for e in chunk if e.key not in jobs]
+                if not chunk:
+                    break
+            requests = [
+                BatchRequest(
+                    "POST",
+                    f"workflows({e.workflow_id})/Microsoft.Dynamics.CRM.ExecuteWorkflow",
+                    {"EntityId": e.entity[1] if e.entity else ""},
+                )
+                for e in chunk
+            ]
             try:
-                started = client.execute_workflow(uuid.UUID(workflow_id), uuid.UUID(entity_id))
+                outcomes = client.batch(requests, continue_on_error=True)
             except (DataverseConnectionError, DataverseServerError):
                 if attempt + 1 == attempts:
                     raise
-                continue  # the call may or may not have run: look for its job before trying again
-            job = str(started) if started else ""
-        store.record_intent(Intent(effect.key, workflow_id, entity_id, job or None, stamp))
-        return job
-    raise AssertionError("unreachable")  # pragma: no cover
+                continue  # the batch may or may not have run: look for its jobs before trying again
+            for effect, outcome in zip(chunk, outcomes, strict=True):
+                body = outcome.responses[0].body if outcome.ok and outcome.responses else None
+                job = str(body.get("Id") or body.get("asyncoperationid") or "") if isinstance(body, dict) else ""
+                if outcome.ok:
+                    started[effect.key] = job
+                    newly += 1
+                    store.record_intent(_done(effect, job, stamp))
+                else:
+                    log.warning("workflow for %s not started: %s", effect.key, outcome.error)
+            break
+    return started, newly
+
+
+def _done(effect: Effect, job: str, stamp: str | None) -> Intent:
+    assert effect.workflow_id is not None and effect.entity is not None
+    return Intent(effect.key, effect.workflow_id, effect.entity[1], job or None, stamp)
 
 
 def _send_emails(client: DataverseClient, store: StateStore, effects: Sequence[Effect]) -> int:
@@ -245,11 +302,12 @@ def write_effects(
     sent = _send_emails(client, store, [e for e in effects if e.kind == "email"]) if send_emails else 0
     if sent:
         created["sent"] += sent
-    for effect in (e for e in pending if e.kind == "workflow"):
-        job = _start_workflow(client, store, effect, now)
-        if job is not None:
-            store.record_effects([(effect.key, job)])
-            created["workflow"] += 1
+    workflows = [e for e in pending if e.kind == "workflow"]
+    if workflows:
+        started, newly = _start_workflows(client, store, workflows, now)
+        store.record_effects(started.items())
+        if newly:
+            created["workflow"] += newly
     return created
 
 

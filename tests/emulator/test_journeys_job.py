@@ -21,7 +21,7 @@ from devtools.emulator.store import Store
 from journeys.engine import Effect
 from journeys.model import parse_journey
 from scoring.records import Account, Contact
-from tests.emulator.conftest import CALLER, CONTOSO, OBRIEN, WORKFLOW
+from tests.emulator.conftest import CALLER, CONTOSO, LONER, MULLER, OBRIEN, WORKFLOW
 
 CONTACTS = {OBRIEN: Contact(OBRIEN, CONTOSO, 3, attributes={"firstname": "Siobhán", "lastname": "O'Brien"})}
 ACCOUNTS = {CONTOSO: Account(CONTOSO, attributes={"name": "Contoso"})}
@@ -205,3 +205,27 @@ def test_emails_are_sent_once_when_sending_is_on(store: Store, emulator: Emulato
     lost_state = SqliteStateStore()  # a rerun that lost its state reads the email's state instead of resending
     assert write_effects(client_of(emulator), lost_state, [mail], CONTACTS, ACCOUNTS, send_emails=True) == {}
     assert client.stats.by_table["emails"] == 3  # one create, one read, one SendEmail
+
+
+def test_workflows_start_in_one_batch_not_one_request_each(store: Store, emulator: Emulator) -> None:
+    flows = [
+        Effect(
+            key=f"j/flow/contact/{contact}",
+            kind="workflow",
+            journey="j",
+            tile_id="flow",
+            contact_id=contact,
+            account_id=None,
+            owner_id=None,
+            regarding=None,
+            subject="",
+            body=None,
+            workflow_id=WORKFLOW,
+            entity=("contact", contact),
+        )
+        for contact in (OBRIEN, MULLER, LONER)
+    ]
+    client = client_of(emulator)
+    assert write_effects(client, SqliteStateStore(), flows, CONTACTS, ACCOUNTS) == {"workflow": 3}
+    assert client.stats.by_table == {"$batch": 1}
+    assert store.scalar("SELECT COUNT(DISTINCT regardingobjectid) FROM asyncoperation") == 3
