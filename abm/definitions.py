@@ -15,8 +15,8 @@ from typing import Any, Protocol, TypeVar, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from journeys.model import Journey, JourneyError, parse_journey
-from journeys.segments import Segment, SegmentError, parse_segment
+from journeys.model import Journey, parse_journey
+from journeys.segments import Segment, parse_segment
 from scoring.model import ModelError, ScoringModel, parse_model
 
 T = TypeVar("T")
@@ -86,7 +86,7 @@ def _load(files: Sequence[Path], schema: str, parse: Callable[[Any], T], what: s
             raise DefinitionError(file, _json_path(error.absolute_path), error.message)
         try:
             item = parse(document)
-        except (ModelError, SegmentError, JourneyError) as exc:
+        except ModelError as exc:  # scoring, segment and journey errors alike
             raise DefinitionError(file, exc.path, exc.reason) from None
         name = cast(_Named, item).name
         if name in seen:

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from journeys.personalize import ACCOUNT_RELATION, Template, TemplateError, compile_template
-from scoring.model import OPERATORS, FieldTest, _value_problem
+from scoring.model import OPERATORS, FieldTest, ModelError, _value_problem
 
 __all__ = [
     "ActivityTile",
@@ -54,13 +54,8 @@ TYPED: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
-class JourneyError(ValueError):
+class JourneyError(ModelError):
     """An invalid journey: `path` is the JSON path of the offending value, `reason` says why."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
 
 
 @dataclass(frozen=True)

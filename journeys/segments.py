@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scoring.model import OPERATORS
+from scoring.model import OPERATORS, ModelError
 from scoring.records import Account, Contact
 
 __all__ = ["Criteria", "Member", "Segment", "SegmentError", "Test", "columns_needed", "members", "parse_segment"]
@@ -27,13 +27,8 @@ Mode = Literal["all", "any"]
 _NO_VALUE = frozenset({"is_null", "is_not_null"})
 
 
-class SegmentError(ValueError):
+class SegmentError(ModelError):
     """A segment definition the schema cannot catch: `path` (a JSON path) and `reason`."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ _ORDER_OPS: Final = frozenset({"gt", "ge", "lt", "le"})
 
 
 class ModelError(ValueError):
-    """An invalid model: `path` is the JSON path of the offending value (e.g. `$.rules[2].when[0][1].attribute`)."""
+    """An invalid model: `path` is the JSON path of the offending value (e.g. `$.rules[2].when[0][1].attribute`).
+    Also the base of the segment and journey definition errors, which carry the same two fields."""
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
