@@ -20,10 +20,10 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from abm.state import Intent, ProgressRow, StateStore
+from abm.state import Intent, ProgressRow, StateStore, iso
 from dataverse.batch import BatchRequest
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseDuplicate, DataverseServerError
@@ -167,14 +167,13 @@ def _find_jobs(client: DataverseClient, effects: Sequence[Effect]) -> dict[str, 
 
 
 def _claims(
-    store: StateStore, client: DataverseClient, effects: Sequence[Effect], now: datetime | None
+    store: StateStore, client: DataverseClient, effects: Sequence[Effect], now: datetime | None, stamp: str | None
 ) -> tuple[dict[str, str], list[Effect]]:
     """Sort workflow effects into those already started (key → job) and those this run must start (claimed).
 
     A new effect is claimed. An intent found without a job is resolved by looking for its system job; without one,
     a claim younger than `CLAIM_LEASE` belongs to an overlapping run still at work and is left alone, an older one
     to a run that died, and is taken over."""
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if now else None
     started: dict[str, str] = {}
     todo: list[Effect] = []
     unresolved: list[tuple[Effect, Intent]] = []
@@ -184,21 +183,20 @@ def _claims(
         if intent is not None and intent.job_id:
             started[effect.key] = intent.job_id
         elif intent is None:
-            if store.claim_intent(Intent(effect.key, effect.workflow_id, effect.entity[1], None, stamp)):
+            if store.claim_intent(_intent(effect, None, stamp)):
                 todo.append(effect)
         else:
             unresolved.append((effect, intent))
     jobs = _find_jobs(client, [e for e, _ in unresolved]) if unresolved else {}
     for effect, intent in unresolved:
-        assert effect.workflow_id is not None and effect.entity is not None
         if effect.key in jobs:
-            store.record_intent(Intent(effect.key, effect.workflow_id, effect.entity[1], jobs[effect.key], stamp))
+            store.record_intent(_intent(effect, jobs[effect.key], stamp))
             started[effect.key] = jobs[effect.key]
             continue
         claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
         if now is not None and claimed is not None and now - claimed < CLAIM_LEASE:
             continue  # an overlapping run holds a fresh claim
-        store.record_intent(Intent(effect.key, effect.workflow_id, effect.entity[1], None, stamp))
+        store.record_intent(_intent(effect, None, stamp))
         todo.append(effect)
     return started, todo
 
@@ -210,9 +208,9 @@ def _start_workflows(
     is no bulk message for it): returns the system job id by effect key for those started (now or before), and
     how many this call started.
     A batch whose answer is lost is resolved by looking for the jobs before anything is sent again."""
-    started, todo = _claims(store, client, effects, now)
+    stamp = iso(now) if now else None
+    started, todo = _claims(store, client, effects, now, stamp)
     newly = 0
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if now else None
     for start in range(0, len(todo), 100):
         chunk = todo[start : start + 100]
         for attempt in range(attempts):
@@ -221,7 +219,7 @@ def _start_workflows(
                 for effect in chunk:
                     if effect.key in jobs:
                         started[effect.key] = jobs[effect.key]
-                        store.record_intent(_done(effect, jobs[effect.key], stamp))
+                        store.record_intent(_intent(effect, jobs[effect.key], stamp))
                 chunk = [e for e in chunk if e.key not in jobs]
                 if not chunk:
                     break
@@ -245,14 +243,15 @@ def _start_workflows(
                 if outcome.ok:
                     started[effect.key] = job
                     newly += 1
-                    store.record_intent(_done(effect, job, stamp))
+                    store.record_intent(_intent(effect, job, stamp))
                 else:
                     log.warning("workflow for %s not started: %s", effect.key, outcome.error)
             break
     return started, newly
 
 
-def _done(effect: Effect, job: str, stamp: str | None) -> Intent:
+def _intent(effect: Effect, job: str | None, stamp: str | None) -> Intent:
+    """The intent of a workflow effect: its job when known, and when this run claimed it."""
     assert effect.workflow_id is not None and effect.entity is not None
     return Intent(effect.key, effect.workflow_id, effect.entity[1], job or None, stamp)
 

@@ -31,8 +31,6 @@ from scoring.records import Account, Contact, Interaction, Lead
 
 __all__ = ["RunReport", "Snapshot", "pull", "run_main_job"]
 
-LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -116,7 +114,7 @@ def pull(
         consent_columns = ("msdynmkt_contactpointvalue", "msdynmkt_contactpointtype", "msdynmkt_value")
         by_email = mapping.consent_by_email(rows("msdynmkt_contactpointconsent4", consent_columns), config)
     contact_columns = mapping.select_for("contact", needed.get("contact", ()), config)
-    contacts = [mapping.contact(r, config, by_email) for r in rows("contact", contact_columns, [LOOKUP_NAME])]
+    contacts = [mapping.contact(r, config, by_email) for r in rows("contact", contact_columns, [mapping.LOOKUP_NAME])]
     leads = [mapping.lead(r) for r in client.iter_rows(_lead_query(models, needed))]
     interaction_table = table("abm_interaction")
     interaction_columns = mapping.interaction_select(config, needed.get("interaction", ()))

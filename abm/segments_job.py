@@ -6,21 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from dataverse.client import DataverseClient
+from dataverse.mapping import LOOKUP_NAME, company_account
 from dataverse.segment_query import segment_query
 from journeys.segments import Member, Segment
 
 __all__ = ["evaluate_segment", "evaluate_segments", "segment_report"]
-
-LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
 
 def evaluate_segment(client: DataverseClient, segment: Segment) -> list[Member]:
     """The segment's members, as Dataverse answers its query (paged); sorted like `journeys.segments.members`."""
     found = []
     for row in client.iter_rows(segment_query(segment), annotations=[LOOKUP_NAME]):
-        company = row.get("_parentcustomerid_value")
-        is_account = row.get(f"_parentcustomerid_value@{LOOKUP_NAME}", "account") == "account"
-        found.append(Member(str(row["contactid"]).lower(), str(company).lower() if company and is_account else None))
+        found.append(Member(str(row["contactid"]).lower(), company_account(row)))
     return sorted(found)
 
 

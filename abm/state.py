@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["Intent", "ProgressRow", "SqliteStateStore", "StateStore"]
+__all__ = ["Intent", "ProgressRow", "SqliteStateStore", "StateStore", "iso"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class StateStore(Protocol):
     def claim_intent(self, intent: Intent) -> bool: ...
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """The state store's timestamp format: UTC, whole seconds, `Z`."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -149,7 +150,7 @@ class SqliteStateStore:
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO progress VALUES (?, ?, ?, ?, ?)",
-                [(journey, p.contact_id, p.tile_id, _iso(p.entered_at), int(p.finished)) for p in progress],
+                [(journey, p.contact_id, p.tile_id, iso(p.entered_at), int(p.finished)) for p in progress],
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO handled VALUES (?, ?, ?)",

@@ -15,9 +15,11 @@ from typing import Any
 from scoring.records import Account, Contact, Interaction, Lead
 
 __all__ = [
+    "LOOKUP_NAME",
     "InteractionColumns",
     "MappingConfig",
     "account",
+    "company_account",
     "consent_by_email",
     "contact",
     "interaction",
@@ -25,6 +27,8 @@ __all__ = [
     "lead",
     "select_for",
 ]
+
+LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"  # the annotation naming a lookup's target table
 
 # Columns every record needs, per table (lookups as `_x_value`); definitions add the attributes they name.
 BASE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -107,10 +111,17 @@ def consent_by_email(rows: Iterable[Mapping[str, Any]], config: MappingConfig) -
     return levels
 
 
+def company_account(row: Mapping[str, Any]) -> str | None:
+    """A contact row's company (`parentcustomerid`) when it is an account; None when it is a contact or empty.
+    Read with the lookuplogicalname annotation requested; without it the company is taken to be an account."""
+    company = row.get("_parentcustomerid_value")
+    is_account = row.get(f"_parentcustomerid_value@{LOOKUP_NAME}", "account") == "account"
+    return _id(company) if is_account else None
+
+
 def contact(row: Mapping[str, Any], config: MappingConfig, by_email: Mapping[str, int] | None = None) -> Contact:
     """A contact; its company lookup counts as the account only when it points to an account. Consent comes from
     the configured column, or (contact point consent) from `by_email` through the contact's email address."""
-    customer_type = row.get("_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname", "account")
     if config.consent_source == "contact":
         option = row.get(config.consent_column)
         level = config.consent_levels.get(int(option)) if option is not None else None
@@ -118,7 +129,7 @@ def contact(row: Mapping[str, Any], config: MappingConfig, by_email: Mapping[str
         level = (by_email or {}).get(str(row.get("emailaddress1") or "").strip().lower())
     return Contact(
         id=str(row["contactid"]).lower(),
-        account_id=_id(row.get("_parentcustomerid_value")) if customer_type == "account" else None,
+        account_id=company_account(row),
         consent_level=level,
         do_not_bulk_email=bool(row.get("donotbulkemail")),
         attributes=_attributes(row),

@@ -3,12 +3,11 @@ single-valued `$expand`, and change-tracking deltas."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from devtools.emulator.errors import EmulatorError, bad_request
+from devtools.emulator.errors import bad_request
 from devtools.emulator.odata import (
     Column,
     ExpandItem,
@@ -201,11 +200,3 @@ def page_size(prefer: Mapping[str, str]) -> int | None:
     except ValueError:
         raise bad_request(f"Invalid odata.maxpagesize '{value}'.") from None
     return max(1, min(size, MAX_PAGE_SIZE))
-
-
-def retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
-
-
-def throttled(code: str, message: str, seconds: float) -> EmulatorError:
-    return EmulatorError(429, code, message, retry_after(seconds))

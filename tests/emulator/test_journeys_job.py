@@ -27,51 +27,42 @@ CONTACTS = {OBRIEN: Contact(OBRIEN, CONTOSO, 3, attributes={"firstname": "Siobh√
 ACCOUNTS = {CONTOSO: Account(CONTOSO, attributes={"name": "Contoso"})}
 
 
+def effect(key: str, kind: Any, **fields: Any) -> Effect:
+    """An effect of journey "j" with nothing set but what a test names."""
+    tile_id = key.split("/")[1]
+    defaults: dict[str, Any] = {
+        "contact_id": None,
+        "account_id": None,
+        "owner_id": None,
+        "regarding": None,
+        "subject": "",
+        "body": None,
+        "workflow_id": None,
+        "entity": None,
+    }
+    return Effect(key=key, kind=kind, journey="j", tile_id=tile_id, **(defaults | fields))
+
+
+def flow(contact: str) -> Effect:
+    return effect(
+        f"j/flow/contact/{contact}", "workflow", contact_id=contact, workflow_id=WORKFLOW, entity=("contact", contact)
+    )
+
+
 def task(n: int) -> Effect:
-    return Effect(
-        key=f"j/call/contact/{OBRIEN}/{n}",
-        kind="task",
-        journey="j",
-        tile_id="call",
+    return effect(
+        f"j/call/contact/{OBRIEN}/{n}",
+        "task",
         contact_id=OBRIEN,
         account_id=CONTOSO,
         owner_id=CALLER,
         regarding=("contact", OBRIEN),
         subject=f"Call {n}",
-        body=None,
-        workflow_id=None,
-        entity=None,
     )
 
 
-LEAD = Effect(
-    key=f"j/lead/account/{CONTOSO}",
-    kind="lead",
-    journey="j",
-    tile_id="lead",
-    contact_id=None,
-    account_id=CONTOSO,
-    owner_id=CALLER,
-    regarding=None,
-    subject="ABM: Contoso",
-    body=None,
-    workflow_id=None,
-    entity=None,
-)
-FLOW = Effect(
-    key=f"j/flow/contact/{OBRIEN}",
-    kind="workflow",
-    journey="j",
-    tile_id="flow",
-    contact_id=OBRIEN,
-    account_id=CONTOSO,
-    owner_id=None,
-    regarding=None,
-    subject="",
-    body=None,
-    workflow_id=WORKFLOW,
-    entity=("contact", OBRIEN),
-)
+LEAD = effect(f"j/lead/account/{CONTOSO}", "lead", account_id=CONTOSO, owner_id=CALLER, subject="ABM: Contoso")
+FLOW = flow(OBRIEN)
 
 
 def client_of(emulator: Emulator) -> DataverseClient:
@@ -182,19 +173,15 @@ def test_an_overlapping_run_leaves_a_claimed_workflow_alone(store: Store, emulat
 
 
 def test_emails_are_sent_once_when_sending_is_on(store: Store, emulator: Emulator) -> None:
-    mail = Effect(
-        key=f"j/mail/contact/{OBRIEN}",
-        kind="email",
-        journey="j",
-        tile_id="mail",
+    mail = effect(
+        f"j/mail/contact/{OBRIEN}",
+        "email",
         contact_id=OBRIEN,
         account_id=CONTOSO,
         owner_id=CALLER,
         regarding=("contact", OBRIEN),
         subject="Hello Siobh√°n",
         body="<p>Hello</p>",
-        workflow_id=None,
-        entity=None,
     )
     state = SqliteStateStore()
     client = client_of(emulator)
@@ -208,23 +195,7 @@ def test_emails_are_sent_once_when_sending_is_on(store: Store, emulator: Emulato
 
 
 def test_workflows_start_in_one_batch_not_one_request_each(store: Store, emulator: Emulator) -> None:
-    flows = [
-        Effect(
-            key=f"j/flow/contact/{contact}",
-            kind="workflow",
-            journey="j",
-            tile_id="flow",
-            contact_id=contact,
-            account_id=None,
-            owner_id=None,
-            regarding=None,
-            subject="",
-            body=None,
-            workflow_id=WORKFLOW,
-            entity=("contact", contact),
-        )
-        for contact in (OBRIEN, MULLER, LONER)
-    ]
+    flows = [flow(contact) for contact in (OBRIEN, MULLER, LONER)]
     client = client_of(emulator)
     assert write_effects(client, SqliteStateStore(), flows, CONTACTS, ACCOUNTS) == {"workflow": 3}
     assert client.stats.by_table == {"$batch": 1}
