@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ AuthMode = Literal["client_secret", "certificate", "managed_identity", "static_t
 AUTH_MODES: tuple[AuthMode, ...] = ("client_secret", "certificate", "managed_identity", "static_token", "none")
 
 # Read by the Functions host, not by our code; listed in the example file all the same.
-HOST_SETTINGS = ("FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage")
+HOST_SETTINGS = ("FUNCTIONS_WORKER_RUNTIME",)
 
 
 class SettingsError(ValueError):
@@ -73,6 +74,26 @@ def _choice(*allowed: str) -> Callable[[str, Setting], str]:
         return value
 
     return parse
+
+
+def _schedule(value: str, setting: Setting) -> str:
+    """A six-field NCRONTAB expression (second minute hour day month day-of-week), as the timer trigger reads it."""
+    fields = value.split()
+    if len(fields) != 6 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z]+", f) for f in fields):
+        raise SettingsError(f"{setting.name} must be six NCRONTAB fields, e.g. 0 */15 * * * * (every 15 minutes)")
+    return " ".join(fields)
+
+
+def _guid_or_empty(value: str, setting: Setting) -> str:
+    if value and not re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value):
+        raise SettingsError(f"{setting.name} must be a GUID (or empty)")
+    return value.lower()
+
+
+def _prefix(value: str, setting: Setting) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", value):
+        raise SettingsError(f"{setting.name} must be 1 to 16 lower-case letters and digits, starting with a letter")
+    return value
 
 
 def _auth(value: str, setting: Setting) -> AuthMode:
@@ -238,6 +259,76 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Name of the scoring model to mirror into msdyn_predictivescores (grades A to D); empty: no mirror",
     ),
+    Setting(
+        "AzureWebJobsStorage",
+        "storage_connection",
+        "",
+        "Storage account of the Function app (UseDevelopmentStorage=true for Azurite); holds the state with "
+        "ABM_STATE_STORE=azure, and the queues",
+        _secret,
+        secret=True,
+    ),
+    Setting(
+        "ABM_STATE_STORE",
+        "state_store",
+        "sqlite",
+        "sqlite (one local file, ABM_SQLITE_PATH) | azure (Table Storage and blobs of AzureWebJobsStorage)",
+        _choice("sqlite", "azure"),
+    ),
+    Setting("ABM_SQLITE_PATH", "sqlite_path", "abm-state.sqlite", "State file with ABM_STATE_STORE=sqlite"),
+    Setting(
+        "ABM_STATE_PREFIX",
+        "state_prefix",
+        "abm",
+        "Prefix of the state tables, blob container and queues in the storage account (letters and digits)",
+        _prefix,
+    ),
+    Setting(
+        "ABM_SYNC_SCHEDULE",
+        "sync_schedule",
+        "0 */15 * * * *",
+        "NCRONTAB schedule of the timer sync, in UTC (default every 15 minutes)",
+        _schedule,
+    ),
+    Setting(
+        "ABM_SHARDS",
+        "shards",
+        "1",
+        "Account shards a sync fans out to over the storage queue (1: the timer evaluates every account itself)",
+        _number(1, 256, integer=True),
+    ),
+    Setting(
+        "ABM_SALES_READY_WORKFLOW",
+        "sales_ready_workflow",
+        "",
+        "Id of an on-demand workflow (primary table lead) started once for each lead that becomes sales-ready; "
+        "empty: none",
+        _guid_or_empty,
+    ),
+    Setting(
+        "ABM_WEBHOOK_KEY",
+        "webhook_key",
+        "",
+        "abm serve: the function key of the Dataverse webhook (Azure keeps its own keys)",
+        _secret,
+        secret=True,
+    ),
+    Setting(
+        "ABM_REPLAY_KEY",
+        "replay_key",
+        "",
+        "abm serve: the function key of /api/replay, for support; must differ from the webhook's",
+        _secret,
+        secret=True,
+    ),
+    Setting(
+        "ABM_API_KEY",
+        "api_key",
+        "",
+        "abm serve: the function key of /api/interactions and the insights routes",
+        _secret,
+        secret=True,
+    ),
 )
 
 
@@ -268,6 +359,16 @@ class Settings:
     contactpoint_consent_levels: dict[int, int]
     send_emails: str
     predictive_score_model: str
+    storage_connection: Secret | None
+    state_store: str
+    sqlite_path: str
+    state_prefix: str
+    sync_schedule: str
+    shards: int
+    sales_ready_workflow: str
+    webhook_key: Secret | None
+    replay_key: Secret | None
+    api_key: Secret | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
