@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from abm import __version__
@@ -18,7 +19,9 @@ from abm.definitions import (
     load_segments,
     scoring_model_files,
 )
-from abm.settings import Settings
+from abm.pipeline import Engine
+from abm.settings import Settings, SettingsError
+from abm.state import SqliteStateStore, StateStore
 from dataverse.auth import (
     CertificateCredential,
     ClientCredentialsAuth,
@@ -36,16 +39,21 @@ from journeys.segments import Segment
 from scoring.model import ScoringModel
 
 __all__ = [
+    "Runtime",
     "build_auth",
     "build_client",
+    "build_engine",
+    "build_runtime",
+    "build_store",
     "journeys",
     "mapping_config",
     "scoring_models",
     "segments",
     "shared_client",
+    "shared_runtime",
 ]
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: shared_runtime builds the shared client under it
 
 
 def build_auth(settings: Settings) -> TokenProvider:
@@ -114,6 +122,56 @@ def scoring_models(settings: Settings) -> list[ScoringModel]:
     return load_scoring_models(scoring_model_files(settings.definitions_dir))
 
 
+def build_engine(settings: Settings) -> Engine:
+    """The definitions (validated) and the org-specific options a run evaluates with."""
+    return Engine(
+        models=scoring_models(settings),
+        segments=segments(settings),
+        journeys=journeys(settings),
+        config=mapping_config(settings),
+        mirror_model=settings.predictive_score_model or None,
+        send_emails=settings.send_emails == "true",
+        handoff_workflow=settings.sales_ready_workflow or None,
+    )
+
+
+def build_store(settings: Settings) -> StateStore:
+    """The configured state store: one SQLite file, or Table Storage in the Function app's storage account."""
+    if settings.state_store == "sqlite":
+        return SqliteStateStore(settings.sqlite_path)
+    if settings.storage_connection is None:
+        raise SettingsError("ABM_STATE_STORE=azure needs AzureWebJobsStorage (not set)")
+    from abm.state_azure import AzureStateStore  # noqa: PLC0415 (the Azure SDKs load only when used)
+
+    return AzureStateStore(settings.storage_connection.reveal(), prefix=settings.state_prefix)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every function needs: the settings, the Dataverse client, the state store, the engine."""
+
+    settings: Settings
+    client: DataverseClient
+    store: StateStore
+    engine: Engine
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    return Runtime(settings, build_client(settings), build_store(settings), build_engine(settings))
+
+
+@functools.cache
+def _cached_runtime() -> Runtime:
+    settings = Settings.from_env()
+    return Runtime(settings, shared_client(), build_store(settings), build_engine(settings))
+
+
+def shared_runtime() -> Runtime:
+    """The process-wide runtime built from the environment (what the Function app uses)."""
+    with _lock:
+        return _cached_runtime()
+
+
 @functools.cache
 def _cached_client() -> DataverseClient:
     return build_client(Settings.from_env())
@@ -131,3 +189,4 @@ def reset() -> None:
         if _cached_client.cache_info().currsize:
             _cached_client().close()
         _cached_client.cache_clear()
+        _cached_runtime.cache_clear()

@@ -15,12 +15,18 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from abm import __version__
-from abm.bootstrap import build_client
+from abm.bootstrap import Runtime, build_client, build_runtime, build_store
 from abm.definitions import DefinitionError
+from abm.dry_run import DryRunClient, OverlayStore
+from abm.events import EventInputError, parse_replay_request, replay
 from abm.health import check_health
 from abm.journeys_job import JourneyCheckError
 from abm.lead_scores import format_scores, lead_scores
-from abm.settings import SETTINGS, Settings, SettingsError, environment
+from abm.pipeline import merge_writes
+from abm.settings import SETTINGS, Settings, SettingsError, environment, export, function_keys
+from abm.state import StateStore, iso
+from abm.sync import ShardMessage, run_shard, sync
+from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError
 
 __all__ = ["main"]
@@ -62,6 +68,28 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--lead", required=True, type=uuid.UUID, metavar="ID", help="the lead's id (a GUID)")
     score.add_argument("--db", metavar="PATH", help="read a demo database instead of the configured org")
     score.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sync = commands.add_parser("sync", help="run the timer's job once: change tracking, segments, journeys, scoring")
+    sync.add_argument("--full", action="store_true", help="read every table again instead of the changes")
+    sync.add_argument("--dry-run", action="store_true", help="write nothing; list the writes it would make")
+    sync.add_argument("--json", action="store_true", help="print one JSON object")
+
+    serve = commands.add_parser(
+        "serve", help="serve the app's HTTP routes on loopback (without Azure Functions Core Tools)"
+    )
+    serve.add_argument("--port", type=int, default=7071, help="TCP port (default 7071, as func start)")
+
+    letters = commands.add_parser("deadletters", help="list events and shards that failed after their retries")
+    letters.add_argument("--json", action="store_true", help="print one JSON object")
+
+    again = commands.add_parser("replay", help="replay a stored or dead-lettered event, a record, or a time window")
+    what = again.add_mutually_exclusive_group(required=True)
+    what.add_argument("--event", metavar="ID", help="an event or dead-letter id (see abm deadletters)")
+    what.add_argument("--record", nargs=2, metavar=("TABLE", "ID"), help="one record, e.g. contact <guid>")
+    what.add_argument("--since", type=_checked(_moment), help="every record of events received from then ...")
+    again.add_argument("--until", type=_checked(_moment), help="... until then (with --since)")
+    again.add_argument("--dry-run", action="store_true", help="write nothing; list the exact writes instead")
+    again.add_argument("--json", action="store_true", help="print one JSON object")
 
     emulator = commands.add_parser("emulator", help="serve a local Dataverse Web API emulator until interrupted")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -198,10 +226,114 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime(args: argparse.Namespace) -> Runtime:
+    return build_runtime(Settings.from_env(environment(args.settings)))
+
+
+def _sync(args: argparse.Namespace) -> int:
+    runtime = _runtime(args)
+    client: DataverseClient = DryRunClient(runtime.client) if args.dry_run else runtime.client
+    store: StateStore = OverlayStore(runtime.store) if args.dry_run else runtime.store
+    messages: list[str] = []
+    now = datetime.now(UTC)
+    report = sync(
+        client, store, runtime.engine, now=now, full=args.full, shards=runtime.settings.shards, enqueue=messages.extend
+    )
+    shard_reports = [run_shard(client, store, runtime.engine, ShardMessage.from_json(m)) for m in messages]
+    result = report.as_dict()
+    if shard_reports:  # no queue here: the shards run one after the other in this process
+        result["writes"] = merge_writes(*(r.writes for r in shard_reports))
+        result["requests"] = client.stats.as_dict()
+    if args.dry_run:
+        assert isinstance(client, DryRunClient)
+        result["dry_run_writes"] = client.writes
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        mode = result.get("sync", {})
+        print(
+            f"sync ({mode.get('mode')}, {mode.get('changes', 0):,} changes) in {result['requests']['total']} requests"
+        )
+        for table, counts in result["writes"].items():
+            print(f"  {table}: " + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+        if args.dry_run:
+            print(f"dry run: {len(result['dry_run_writes'])} write requests not sent")
+    return 0
+
+
+def _deadletters(args: argparse.Namespace) -> int:
+    store = build_store(Settings.from_env(environment(args.settings)))
+    letters = [
+        {
+            "id": d.id,
+            "kind": d.kind,
+            "failed_at": iso(d.failed_at),
+            "attempts": d.attempts,
+            "record_id": d.record_id,
+            "error": d.error,
+        }
+        for d in store.dead_letters()
+    ]
+    if args.json:
+        print(json.dumps({"dead_letters": letters}))
+    elif not letters:
+        print("no dead letters")
+    else:
+        for letter in letters:
+            print(
+                f"{letter['id']}  {letter['kind']}  {letter['failed_at']}  "
+                f"tries {letter['attempts']}  {letter['error']}"
+            )
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    if args.since and not args.until:
+        raise SettingsError("--since needs --until")
+    if args.event:
+        request: dict[str, object] = {"event": args.event}
+    elif args.record:
+        request = {"table": args.record[0], "id": args.record[1]}
+    else:
+        request = {"since": _moment(args.since).isoformat(), "until": _moment(args.until).isoformat()}
+    request["dry_run"] = args.dry_run
+    parsed, dry_run = parse_replay_request(json.dumps(request).encode())
+    runtime = _runtime(args)
+    result = replay(runtime.client, runtime.store, runtime.engine, parsed, now=datetime.now(UTC), dry_run=dry_run)
+    body = result.as_dict()
+    if args.json:
+        print(json.dumps(body, default=str))
+    else:
+        print(f"replayed {len(body['records'])} records, {body['accounts_evaluated']} accounts evaluated")
+        for table, counts in body["summary"]["writes"].items():
+            print(f"  {table}: " + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+        if dry_run:
+            print(f"dry run: {len(body['writes'])} write requests not sent")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    env = environment(args.settings)
+    settings = Settings.from_env(env)
+    export(env)  # the functions build their runtime from the environment, as in Azure
+    from abm.localhost import run_local_host  # noqa: PLC0415 (the local host loads only for this command)
+    from function_app import app  # noqa: PLC0415
+
+    return run_local_host(app, keys=function_keys(settings), port=args.port)
+
+
 def _emulator(args: argparse.Namespace) -> int:
     from devtools.serve import serve_emulator  # noqa: PLC0415 (dev tools load only for this command)
 
     return serve_emulator(args, now=args.now or _today())
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sync": _sync,
+    "serve": _serve,
+    "deadletters": _deadletters,
+    "replay": _replay,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,8 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _emulator(args)
         if args.command == "score":
             return _score(args)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
         return _settings(args)
-    except (SettingsError, DefinitionError, JourneyCheckError) as exc:
+    except (SettingsError, DefinitionError, JourneyCheckError, EventInputError) as exc:
         print(f"abm: {exc}", file=sys.stderr)
         return 2
     except DataverseError as exc:

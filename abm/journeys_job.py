@@ -3,32 +3,30 @@
 Every effect the engine decides carries a deterministic key (journey / tile / contact or account). The row it
 creates gets an id derived from that key (uuid5), so a create is idempotent: written in bulk (CreateMultiple with
 client-assigned ids); if a chunk meets a row that already exists (a run that crashed after writing but before
-saving its state), the chunk is replayed row by row and the duplicates count as done. Keys written are recorded in
-the state store, and the journey's progress is saved only after its effects are written, so a repeated run, a
-replay or an overlapping run creates nothing twice.
+saving its state), the chunk is replayed row by row and the duplicates count as done (`abm.writes`). Keys written
+are recorded in the state store, and the journey's progress is saved only after its effects are written, so a
+repeated run, a replay or an overlapping run creates nothing twice.
 
-ExecuteWorkflow has no idempotency key: the intent is recorded before the call and completed with the system job's
-id after it; an intent left without a job (a crash or a lost answer) is resolved by looking for the system job of
-that workflow regarding that row before anything is started again.
+ExecuteWorkflow has no idempotency key: launch-workflow effects are started at most once through
+`abm.workflows.start_workflows` (intent recorded before the call, completed with the system job's id after it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from abm.state import Intent, ProgressRow, StateStore, iso
-from dataverse.batch import BatchRequest
+from abm.state import ProgressRow, StateStore
+from abm.workflows import WorkflowRun, start_workflows
+from abm.writes import create_idempotent
 from dataverse.client import DataverseClient
-from dataverse.errors import DataverseConnectionError, DataverseDuplicate, DataverseServerError
 from dataverse.query import Query, in_
-from dataverse.tables import Table, table
+from dataverse.tables import table
 from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
 from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
@@ -37,7 +35,6 @@ from scoring.records import Account, Contact, Interaction
 __all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
 
 log = logging.getLogger("abm.journeys")
-CLAIM_LEASE = timedelta(minutes=10)
 EFFECT_NAMESPACE = uuid.UUID("6b1e7f3a-4d0c-5b9e-8a21-3c7d9e0f1a2b")
 _TABLES = {"task": "task", "phonecall": "phonecall", "appointment": "appointment", "email": "email", "lead": "lead"}
 _WRITE_KEYS = {"task": "tasks", "phonecall": "phonecalls", "appointment": "appointments", "email": "emails"}
@@ -131,129 +128,10 @@ def _body(effect: Effect, contacts: Mapping[str, Contact], accounts: Mapping[str
     return body
 
 
-def _create_all(client: DataverseClient, target: Table, rows: list[dict[str, Any]]) -> int:
-    """CreateMultiple with client ids; a chunk meeting an existing row is replayed row by row (duplicates are done).
-    Returns how many rows this call created."""
-    try:
-        client.create_multiple(target, rows)
-    except DataverseDuplicate:
-        made = 0
-        for row in rows:
-            body = {k: v for k, v in row.items() if k != target.primary_key}
-            with contextlib.suppress(DataverseDuplicate):
-                client.create(target, body, id=uuid.UUID(str(row[target.primary_key])))
-                made += 1
-        return made
-    return len(rows)
-
-
-def _find_jobs(client: DataverseClient, effects: Sequence[Effect]) -> dict[str, str]:
-    """System jobs already started for these workflow effects, by effect key: one query per 100 effects."""
-    found: dict[str, str] = {}
-    for start in range(0, len(effects), 100):
-        chunk = effects[start : start + 100]
-        wanted = {(str(e.workflow_id).lower(), str(e.entity[1]).lower()): e.key for e in chunk if e.entity}
-        query = (
-            Query(table("asyncoperation").entity_set)
-            .select("asyncoperationid", "_regardingobjectid_value", "_workflowactivationid_value")
-            .where(in_("_workflowactivationid_value", sorted({uuid.UUID(w) for w, _ in wanted})))
-            .where(in_("_regardingobjectid_value", sorted({uuid.UUID(e) for _, e in wanted})))
-        )
-        for row in client.iter_rows(query):
-            pair = (str(row["_workflowactivationid_value"]).lower(), str(row["_regardingobjectid_value"]).lower())
-            if pair in wanted:
-                found.setdefault(wanted[pair], str(row["asyncoperationid"]))
-    return found
-
-
-def _claims(
-    store: StateStore, client: DataverseClient, effects: Sequence[Effect], now: datetime | None, stamp: str | None
-) -> tuple[dict[str, str], list[Effect]]:
-    """Sort workflow effects into those already started (key → job) and those this run must start (claimed).
-
-    A new effect is claimed. An intent found without a job is resolved by looking for its system job; without one,
-    a claim younger than `CLAIM_LEASE` belongs to an overlapping run still at work and is left alone, an older one
-    to a run that died, and is taken over."""
-    started: dict[str, str] = {}
-    todo: list[Effect] = []
-    unresolved: list[tuple[Effect, Intent]] = []
-    for effect in effects:
-        assert effect.workflow_id is not None and effect.entity is not None
-        intent = store.intent(effect.key)
-        if intent is not None and intent.job_id:
-            started[effect.key] = intent.job_id
-        elif intent is None:
-            if store.claim_intent(_intent(effect, None, stamp)):
-                todo.append(effect)
-        else:
-            unresolved.append((effect, intent))
-    jobs = _find_jobs(client, [e for e, _ in unresolved]) if unresolved else {}
-    for effect, intent in unresolved:
-        if effect.key in jobs:
-            store.record_intent(_intent(effect, jobs[effect.key], stamp))
-            started[effect.key] = jobs[effect.key]
-            continue
-        claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
-        if now is not None and claimed is not None and now - claimed < CLAIM_LEASE:
-            continue  # an overlapping run holds a fresh claim
-        store.record_intent(_intent(effect, None, stamp))
-        todo.append(effect)
-    return started, todo
-
-
-def _start_workflows(
-    client: DataverseClient, store: StateStore, effects: Sequence[Effect], now: datetime | None, attempts: int = 3
-) -> tuple[dict[str, str], int]:
-    """Start each workflow effect at most once, ExecuteWorkflow calls grouped in `$batch` requests of 100 (there
-    is no bulk message for it): returns the system job id by effect key for those started (now or before), and
-    how many this call started.
-    A batch whose answer is lost is resolved by looking for the jobs before anything is sent again."""
-    stamp = iso(now) if now else None
-    started, todo = _claims(store, client, effects, now, stamp)
-    newly = 0
-    for start in range(0, len(todo), 100):
-        chunk = todo[start : start + 100]
-        for attempt in range(attempts):
-            if attempt:
-                jobs = _find_jobs(client, chunk)
-                for effect in chunk:
-                    if effect.key in jobs:
-                        started[effect.key] = jobs[effect.key]
-                        store.record_intent(_intent(effect, jobs[effect.key], stamp))
-                chunk = [e for e in chunk if e.key not in jobs]
-                if not chunk:
-                    break
-            requests = [
-                BatchRequest(
-                    "POST",
-                    f"workflows({e.workflow_id})/Microsoft.Dynamics.CRM.ExecuteWorkflow",
-                    {"EntityId": e.entity[1] if e.entity else ""},
-                )
-                for e in chunk
-            ]
-            try:
-                outcomes = client.batch(requests, continue_on_error=True)
-            except (DataverseConnectionError, DataverseServerError):
-                if attempt + 1 == attempts:
-                    raise
-                continue  # the batch may or may not have run: look for its jobs before trying again
-            for effect, outcome in zip(chunk, outcomes, strict=True):
-                body = outcome.responses[0].body if outcome.ok and outcome.responses else None
-                job = str(body.get("Id") or body.get("asyncoperationid") or "") if isinstance(body, dict) else ""
-                if outcome.ok:
-                    started[effect.key] = job
-                    newly += 1
-                    store.record_intent(_intent(effect, job, stamp))
-                else:
-                    log.warning("workflow for %s not started: %s", effect.key, outcome.error)
-            break
-    return started, newly
-
-
-def _intent(effect: Effect, job: str | None, stamp: str | None) -> Intent:
-    """The intent of a workflow effect: its job when known, and when this run claimed it."""
+def _workflow_run(effect: Effect) -> WorkflowRun:
+    """A launch-workflow effect as the run `start_workflows` starts once."""
     assert effect.workflow_id is not None and effect.entity is not None
-    return Intent(effect.key, effect.workflow_id, effect.entity[1], job or None, stamp)
+    return WorkflowRun(effect.key, effect.workflow_id, effect.entity[1])
 
 
 def _send_emails(client: DataverseClient, store: StateStore, effects: Sequence[Effect]) -> int:
@@ -294,7 +172,7 @@ def write_effects(
             continue
         target = table(_TABLES[kind])
         rows = [{**_body(e, contacts, accounts), target.primary_key: str(effect_id(e.key))} for e in batch]
-        made = _create_all(client, target, rows)
+        made = create_idempotent(client, target, rows)
         store.record_effects((e.key, str(effect_id(e.key))) for e in batch)
         if made:
             created[kind] += made
@@ -303,7 +181,7 @@ def write_effects(
         created["sent"] += sent
     workflows = [e for e in pending if e.kind == "workflow"]
     if workflows:
-        started, newly = _start_workflows(client, store, workflows, now)
+        started, newly = start_workflows(client, store, [_workflow_run(e) for e in workflows], now)
         store.record_effects(started.items())
         if newly:
             created["workflow"] += newly
@@ -334,8 +212,12 @@ def run_journeys(
     interactions: Sequence[Interaction],
     now: datetime,
     send_emails: bool = False,
+    scoped: bool = False,
 ) -> JourneyRun:
-    """Advance every live journey, write its effects, then save its progress (in that order)."""
+    """Advance every live journey, write its effects, then save its progress (in that order).
+
+    `scoped`: the contacts given are some accounts' only (a webhook, a shard); the progress of other contacts is
+    neither read nor touched (a contact outside the scope has not left the journey)."""
     by_contact = {c.id: c for c in contacts}
     by_account = {a.id: a for a in accounts}
     interactions_by_contact: dict[str, list[Interaction]] = {}
@@ -349,7 +231,7 @@ def run_journeys(
     for journey in journeys:
         if journey.status != "live":
             continue
-        saved = store.progress(journey.name)
+        saved = [p for p in store.progress(journey.name) if not scoped or p.contact_id in by_contact]
         state = JourneyState(
             progress={p.contact_id: Progress(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in saved},
             handled=frozenset(store.handled(journey.name)),

@@ -1,55 +1,48 @@
-"""The main job: pull what the engine reasons over, evaluate the segments, score the leads, write back what
-changed, report it all.
+"""One evaluation of the engine over a scope of the mirror: segments, journeys, scoring, write-back, report.
 
-Each table is read once with `$select` (the columns every record needs plus those the definitions name) in 5,000-row
-pages and mapped to domain records at the boundary. Later issues add segments and journeys to the same run.
+The timer's sync evaluates every account (or one shard of them), a webhook or a replay only the accounts a change
+touched; all run this one function. It reads the records of its scope from the mirror (abm/mirror.py), evaluates the
+segments (server-side queries on a full run, the mirror evaluator otherwise: one definition, two evaluators, tested to
+agree), advances the journeys and writes their effects exactly once, scores the open leads and writes back only the
+scores that changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from abm.journeys_job import run_journeys
+from abm.mirror import Mirror
 from abm.scoring_job import write_scores
 from abm.segments_job import evaluate_segments, segment_report
-from abm.state import SqliteStateStore, StateStore
-from dataverse import mapping
+from abm.state import StateStore
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
-from dataverse.query import Query
-from dataverse.tables import table
 from journeys.model import Journey
-from journeys.model import columns_needed as journey_columns
-from journeys.segments import Segment
-from journeys.segments import columns_needed as segment_columns
+from journeys.segments import Member, Segment, members
 from scoring.engine import score_run
-from scoring.model import ScoringModel, columns_needed
-from scoring.records import Account, Contact, Interaction, Lead
+from scoring.model import ScoringModel
 
-__all__ = ["RunReport", "Snapshot", "pull", "run_main_job"]
+__all__ = ["Engine", "RunReport", "Scope", "evaluate", "merge_writes"]
+
+# The accounts an evaluation covers: every partition (None), a set of partitions, or a test on a partition (a shard).
+Scope = Collection[str] | Callable[[str], bool] | None
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """The records one run reasons over, and the number of opportunities it saw."""
+class Engine:
+    """What a run evaluates and how it writes: the definitions and the org-specific options."""
 
-    accounts: list[Account]
-    contacts: list[Contact]
-    leads: list[Lead]
-    interactions: list[Interaction]
-    opportunities: int
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "accounts": len(self.accounts),
-            "contacts": len(self.contacts),
-            "leads": len(self.leads),
-            "interactions": len(self.interactions),
-            "opportunities": self.opportunities,
-        }
+    models: Sequence[ScoringModel] = ()
+    segments: Sequence[Segment] = ()
+    journeys: Sequence[Journey] = ()
+    config: MappingConfig = field(default_factory=MappingConfig)
+    mirror_model: str | None = None
+    send_emails: bool = False
+    handoff_workflow: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +56,10 @@ class RunReport:
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     journeys: dict[str, dict[str, Any]] = field(default_factory=dict)
     scoring: dict[str, Any] = field(default_factory=dict)
+    sync: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        report = {
             "now": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "tenant": self.tenant,
             "requests": self.requests,
@@ -74,97 +68,72 @@ class RunReport:
             "journeys": self.journeys,
             "scoring": self.scoring,
         }
+        if self.sync:
+            report["sync"] = self.sync
+        return report
 
 
-def _lead_query(models: Sequence[ScoringModel], needed: dict[str, set[str]] | None = None) -> Query:
-    columns = (needed if needed is not None else columns_needed(models)).get("lead", set())
-    return Query(table("lead").entity_set).select(*mapping.select_for("lead", columns))
-
-
-def _merge(*writes: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    """Writes per table from several steps, e.g. leads created by journeys and updated by scoring."""
+def merge_writes(*writes: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Writes per table from several steps (leads created by journeys and updated by scoring), counts added."""
     merged: dict[str, dict[str, int]] = {}
     for part in writes:
         for table_name, counts in part.items():
-            merged.setdefault(table_name, {}).update(counts)
+            into = merged.setdefault(table_name, {})
+            for kind, count in counts.items():
+                into[kind] = into.get(kind, 0) + count
     return dict(sorted(merged.items()))
 
 
-def pull(
+def evaluate(
     client: DataverseClient,
-    models: Sequence[ScoringModel],
-    config: MappingConfig,
-    segments: Sequence[Segment] = (),
-    journeys: Sequence[Journey] = (),
-) -> Snapshot:
-    """Read accounts, contacts, leads, interactions (and count opportunities), each table once, paged, with the
-    columns the models and segments name (so the snapshot can serve as the mirror segments are evaluated on)."""
-    needed = columns_needed(models)
-    for extra in (segment_columns(segments), journey_columns(journeys)):
-        for kind, columns in extra.items():
-            needed[kind] = needed.get(kind, set()) | columns
-
-    def rows(name: str, columns: Sequence[str], annotations: Sequence[str] = ()) -> Any:
-        source = table(name)
-        return client.iter_rows(Query(source.entity_set).select(*columns), annotations=annotations)
-
-    accounts = [mapping.account(r) for r in rows("account", mapping.select_for("account", needed.get("account", ())))]
-    by_email = None
-    if config.consent_source == "contactpointconsent":
-        consent_columns = ("msdynmkt_contactpointvalue", "msdynmkt_contactpointtype", "msdynmkt_value")
-        by_email = mapping.consent_by_email(rows("msdynmkt_contactpointconsent4", consent_columns), config)
-    contact_columns = mapping.select_for("contact", needed.get("contact", ()), config)
-    contacts = [mapping.contact(r, config, by_email) for r in rows("contact", contact_columns, [mapping.LOOKUP_NAME])]
-    leads = [mapping.lead(r) for r in client.iter_rows(_lead_query(models, needed))]
-    interaction_table = table("abm_interaction")
-    interaction_columns = mapping.interaction_select(config, needed.get("interaction", ()))
-    interactions = [
-        mapping.interaction(r, interaction_table.primary_key, config)
-        for r in rows("abm_interaction", interaction_columns)
-    ]
-    opportunities = sum(1 for _ in rows("opportunity", ("statecode",)))
-    return Snapshot(accounts, contacts, leads, interactions, opportunities)
-
-
-def run_main_job(
-    client: DataverseClient,
+    store: StateStore,
+    engine: Engine,
     *,
     now: datetime,
-    models: Sequence[ScoringModel] = (),
-    config: MappingConfig | None = None,
-    mirror_model: str | None = None,
-    segments: Sequence[Segment] = (),
-    journeys: Sequence[Journey] = (),
-    state: StateStore | None = None,
-    send_emails: bool = False,
+    scope: Scope = None,
+    server_segments: bool = False,
+    refresh_leads: Callable[[], object] | None = None,
 ) -> RunReport:
-    """Pull, score with every live model, write back the changes; report counts, writes and the request bill (the
-    client's own count: give the job a client of its own so that nothing else is billed to the run)."""
-    config = config or MappingConfig()
-    snapshot = pull(client, models, config, segments, journeys)
-    members = evaluate_segments(client, segments)
+    """Evaluate the scope and write back; `refresh_leads` brings leads created by the journeys into the mirror so
+    that this run scores them too. The report's `requests` is the client's count (give the run a client of its own)."""
+    mirror = Mirror(store, engine.config)
+    snapshot = mirror.load(scope)
+    found: dict[str, list[Member]]
+    if server_segments:
+        found = evaluate_segments(client, engine.segments)
+    else:
+        found = {s.name: members(s, snapshot.contacts, snapshot.accounts) for s in engine.segments}
     journey_run = run_journeys(
         client,
-        state or SqliteStateStore(),
-        journeys,
-        members,
+        store,
+        engine.journeys,
+        found,
         contacts=snapshot.contacts,
         accounts=snapshot.accounts,
         interactions=snapshot.interactions,
         now=now,
-        send_emails=send_emails,
+        send_emails=engine.send_emails,
+        scoped=scope is not None,
     )
     leads = snapshot.leads
-    if journey_run.created["lead"]:  # score the leads the journeys just created in this run, not the next
-        leads = [mapping.lead(r) for r in client.iter_rows(_lead_query(models))]
-    run = score_run(models, leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
-    writes = write_scores(client, run, leads, now=now, mirror_model=mirror_model)
+    if journey_run.created["lead"] and refresh_leads is not None:  # score the leads just created, in this run
+        refresh_leads()
+        leads = mirror.load(scope).leads
+    run = score_run(engine.models, leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
+    writes = write_scores(
+        client,
+        run,
+        leads,
+        now=now,
+        mirror_model=engine.mirror_model,
+        stored=snapshot.scores,
+    )
     return RunReport(
         now=now,
         tenant=snapshot.counts(),
         requests=client.stats.as_dict(),
-        writes=_merge(journey_run.writes(), writes.as_dict()),
-        segments=segment_report(members),
+        writes=merge_writes(journey_run.writes(), writes.as_dict()),
+        segments=segment_report(found),
         journeys=journey_run.journeys,
         scoring={"models": run.summary()},
     )

@@ -154,10 +154,12 @@ def write_scores(
     *,
     now: datetime,
     mirror_model: str | None = None,
+    stored: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> ScoreWrites:
     """Upsert the changed scores in bulk, flag the leads that became sales-ready, and mirror one model into
-    `msdyn_predictivescores` when asked (Dynamics 365 Sales shows those on the lead)."""
-    stored = existing_scores(client)
+    `msdyn_predictivescores` when asked (Dynamics 365 Sales shows those on the lead). `stored`: the scores as
+    stored, by (lead, model), when the caller has them (the mirror); otherwise they are read."""
+    stored = existing_scores(client) if stored is None else stored
     rows = [r for r in score_rows(run.scores, now) if _changed(r, stored.get((r["abm_leadid"], r["abm_model"])))]
     if rows:
         client.upsert_multiple(SCORES, rows, key=("abm_leadid", "abm_model"))

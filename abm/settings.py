@@ -17,7 +17,17 @@ from typing import Any, Literal
 
 from dataverse.auth import Secret
 
-__all__ = ["AUTH_MODES", "SETTINGS", "Setting", "Settings", "SettingsError", "environment", "load_local_settings"]
+__all__ = [
+    "AUTH_MODES",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "SettingsError",
+    "environment",
+    "export",
+    "function_keys",
+    "load_local_settings",
+]
 
 AuthMode = Literal["client_secret", "certificate", "managed_identity", "static_token", "none"]
 AUTH_MODES: tuple[AuthMode, ...] = ("client_secret", "certificate", "managed_identity", "static_token", "none")
@@ -395,6 +405,33 @@ class Settings:
             raise SettingsError(f"DATAVERSE_AUTH={self.auth} needs {', '.join(missing)} (not set)")
 
 
+# The functions whose keys `abm serve` checks, and the setting holding each key (Azure keeps its own keys).
+LOCAL_KEYS = {
+    "dataverse_webhook": "webhook_key",
+    "replay": "replay_key",
+    "interactions": "api_key",
+    "insights_account": "api_key",
+    "insights_journey": "api_key",
+    "insights_cohorts": "api_key",
+    "insights_flows": "api_key",
+    "insights_paths": "api_key",
+}
+
+
+def function_keys(settings: Settings) -> dict[str, str]:
+    """The function key of each function-level route for `abm serve`; the replay key must differ from the
+    webhook's, so that whoever holds Dataverse's key cannot replay."""
+    webhook, replay = settings.webhook_key, settings.replay_key
+    if webhook and replay and webhook.reveal() == replay.reveal():
+        raise SettingsError("ABM_REPLAY_KEY must differ from ABM_WEBHOOK_KEY")
+    keys = {}
+    for function, field_name in LOCAL_KEYS.items():
+        secret = getattr(settings, field_name)
+        if secret:
+            keys[function] = secret.reveal()
+    return keys
+
+
 def load_local_settings(path: str | Path) -> dict[str, str]:
     """The `Values` of a local.settings.json file, for running the command line as the Functions host would."""
     file = Path(path)
@@ -408,6 +445,11 @@ def load_local_settings(path: str | Path) -> dict[str, str]:
     if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
         raise SettingsError(f"{file}: 'Values' must be an object of strings")
     return dict(values)
+
+
+def export(values: Mapping[str, str]) -> None:
+    """Put settings into the process environment (`abm serve`: the functions read theirs there, as in Azure)."""
+    os.environ.update(values)
 
 
 def environment(local_settings: str | Path | None = None) -> dict[str, str]:

@@ -15,9 +15,10 @@ suite against both.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ __all__ = [
     "StateStore",
     "StoredEvent",
     "iso",
+    "iso_micro",
     "parse_iso",
 ]
 
@@ -226,6 +228,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_micro(moment: datetime) -> str:
+    """UTC with microseconds, `Z`: for times that order events (sorts as text)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class SqliteStateStore:
     """The state store in one SQLite file (or in memory): the embedded default, for `abm demo` and local runs."""
 
@@ -244,6 +251,18 @@ class SqliteStateStore:
                     job_id TEXT, claimed_at TEXT);
                 CREATE TABLE IF NOT EXISTS tile_counts (journey TEXT, account_id TEXT, tile_id TEXT, counter TEXT,
                     value INTEGER, PRIMARY KEY (journey, account_id, tile_id, counter));
+                CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value TEXT);
+                CREATE TABLE IF NOT EXISTS mirror (kind TEXT, id TEXT, partition TEXT, data TEXT,
+                    PRIMARY KEY (kind, id));
+                CREATE INDEX IF NOT EXISTS mirror_partition ON mirror (kind, partition, id);
+                CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, shards INTEGER, started_at TEXT,
+                    checkpoints TEXT, completed INTEGER);
+                CREATE TABLE IF NOT EXISTS run_shards (run_id TEXT, shard INTEGER, PRIMARY KEY (run_id, shard));
+                CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, source TEXT, received_at TEXT, tbl TEXT,
+                    record_id TEXT, message TEXT, payload BLOB, status TEXT, attempts INTEGER, error TEXT);
+                CREATE INDEX IF NOT EXISTS events_received ON events (received_at, id);
+                CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, kind TEXT, failed_at TEXT,
+                    payload BLOB, error TEXT, attempts INTEGER, record_id TEXT);
                 """
             )
 
@@ -361,3 +380,200 @@ class SqliteStateStore:
                 "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?)",
                 (intent.key, intent.workflow_id, intent.entity_id, intent.job_id, intent.claimed_at),
             )
+
+    def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
+        about = [contact_id, *record_ids]
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM progress WHERE contact_id = ?", (contact_id,))
+            for start in range(0, len(about), 500):
+                chunk = about[start : start + 500]
+                marks = ",".join("?" for _ in chunk)
+                conn.execute(f"DELETE FROM events WHERE record_id IN ({marks})", chunk)  # noqa: S608
+                conn.execute(f"DELETE FROM dead_letters WHERE record_id IN ({marks})", chunk)  # noqa: S608
+
+    # ---- checkpoints ----
+
+    def checkpoint(self, name: str) -> str | None:
+        with self._lock:
+            row = self.conn.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    def save_checkpoints(self, values: Mapping[str, str | None]) -> None:
+        with self._transaction() as conn:
+            for name, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM checkpoints WHERE name = ?", (name,))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (name, value))
+
+    # ---- mirror ----
+
+    def put_mirror(self, rows: Iterable[MirrorRow]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO mirror VALUES (?, ?, ?, ?)",
+                ((r.kind, r.id, r.partition, json.dumps(r.data, separators=(",", ":"))) for r in rows),
+            )
+
+    def delete_mirror(self, kind: str, ids: Iterable[str]) -> None:
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM mirror WHERE kind = ? AND id = ?", ((kind, id) for id in ids))
+
+    def mirror(self, kind: str, partitions: Iterable[str] | None = None) -> Iterator[MirrorRow]:
+        if partitions is None:
+            with self._lock:
+                rows = self.conn.execute(
+                    "SELECT id, partition, data FROM mirror WHERE kind = ? ORDER BY partition, id", (kind,)
+                ).fetchall()
+        else:
+            wanted = sorted(set(partitions))
+            rows = []
+            with self._lock:
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" for _ in chunk)
+                    rows += self.conn.execute(
+                        f"SELECT id, partition, data FROM mirror WHERE kind = ? AND partition IN ({marks})",  # noqa: S608
+                        (kind, *chunk),
+                    ).fetchall()
+            rows.sort(key=lambda r: (r[1], r[0]))
+        for id, partition, data in rows:
+            yield MirrorRow(kind, id, partition, json.loads(data))
+
+    def mirror_rows(self, kind: str, ids: Iterable[str]) -> dict[str, MirrorRow]:
+        wanted = sorted(set(ids))
+        found: dict[str, MirrorRow] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" for _ in chunk)
+                for id, partition, data in self.conn.execute(
+                    f"SELECT id, partition, data FROM mirror WHERE kind = ? AND id IN ({marks})",  # noqa: S608
+                    (kind, *chunk),
+                ):
+                    found[id] = MirrorRow(kind, id, partition, json.loads(data))
+        return found
+
+    def clear_mirror(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM mirror")
+
+    # ---- sharded runs ----
+
+    def start_run(self, run: ShardRun) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?)",
+                (run.id, run.shards, iso_micro(run.started_at), json.dumps(run.checkpoints), int(run.completed)),
+            )
+            conn.executemany("INSERT OR IGNORE INTO run_shards VALUES (?, ?)", ((run.id, s) for s in run.done))
+
+    def open_run(self) -> ShardRun | None:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT id, shards, started_at, checkpoints FROM runs WHERE completed = 0 "
+                "ORDER BY started_at DESC, id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            done = {s for (s,) in self.conn.execute("SELECT shard FROM run_shards WHERE run_id = ?", (row[0],))}
+        return ShardRun(row[0], int(row[1]), parse_iso(row[2]), json.loads(row[3]), frozenset(done))
+
+    def finish_shard(self, run_id: str, shard: int) -> bool:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO run_shards VALUES (?, ?)", (run_id, shard))
+            (done,) = conn.execute("SELECT COUNT(*) FROM run_shards WHERE run_id = ?", (run_id,)).fetchone()
+            row = conn.execute("SELECT shards FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row is not None and int(done) >= int(row[0])
+
+    def complete_run(self, run_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE runs SET completed = 1 WHERE id = ?", (run_id,))
+
+    # ---- events and dead letters ----
+
+    def record_event(self, event: StoredEvent) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.id,
+                    event.source,
+                    iso_micro(event.received_at),
+                    event.table,
+                    event.record_id,
+                    event.message,
+                    event.payload,
+                    event.status,
+                    event.attempts,
+                    event.error,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    @staticmethod
+    def _event(row: Sequence[Any]) -> StoredEvent:
+        id, source, received, table, record, message, payload, status, attempts, error = row
+        return StoredEvent(
+            id, source, parse_iso(received), table, record, message, bytes(payload), status, int(attempts), error
+        )
+
+    def event(self, event_id: str) -> StoredEvent | None:
+        with self._lock:
+            row = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+        return self._event(row) if row else None
+
+    def events(
+        self, *, since: datetime | None = None, until: datetime | None = None, record_id: str | None = None
+    ) -> list[StoredEvent]:
+        sql, params = "SELECT * FROM events WHERE 1 = 1", list[str]()
+        if since is not None:
+            sql, params = sql + " AND received_at >= ?", [*params, iso_micro(since)]
+        if until is not None:
+            sql, params = sql + " AND received_at < ?", [*params, iso_micro(until)]
+        if record_id is not None:
+            sql, params = sql + " AND record_id = ?", [*params, record_id]
+        with self._lock:
+            rows = self.conn.execute(sql + " ORDER BY received_at, id", params).fetchall()
+        return [self._event(row) for row in rows]
+
+    def mark_event(self, event_id: str, status: str, *, error: str | None = None) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE events SET status = ?, attempts = attempts + 1, error = ? WHERE id = ?",
+                (status, error, event_id),
+            )
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    letter.id,
+                    letter.kind,
+                    iso_micro(letter.failed_at),
+                    letter.payload,
+                    letter.error,
+                    letter.attempts,
+                    letter.record_id,
+                ),
+            )
+
+    @staticmethod
+    def _letter(row: Sequence[Any]) -> DeadLetter:
+        id, kind, failed, payload, error, attempts, record = row
+        return DeadLetter(id, kind, parse_iso(failed), bytes(payload), error, int(attempts), record)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self._lock:
+            rows = self.conn.execute("SELECT * FROM dead_letters ORDER BY failed_at, id").fetchall()
+        return [self._letter(row) for row in rows]
+
+    def dead_letter(self, letter_id: str) -> DeadLetter | None:
+        with self._lock:
+            row = self.conn.execute("SELECT * FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+        return self._letter(row) if row else None
+
+    def remove_dead_letter(self, letter_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))

@@ -171,7 +171,9 @@ class DataverseClient:
                 return
             page, cookie = page + 1, more
 
-    def read_changes(self, source: Query | str, *, page_size: int | None = None) -> ChangeFeed:
+    def read_changes(
+        self, source: Query | str, *, page_size: int | None = None, annotations: Sequence[str] = ()
+    ) -> ChangeFeed:
         """A change-tracking read: the initial full read from a `Query`, or the changes since a stored delta link.
 
         Dataverse refuses `$filter`, `$orderby`, `$expand` and `$top` with change tracking; they are refused here
@@ -181,7 +183,7 @@ class DataverseClient:
             raise ValueError("change tracking allows only $select: filter, order and expand on the client side")
 
         return ChangeFeed(
-            lambda: self.iter_pages(source, page_size=page_size, track_changes=True),
+            lambda: self.iter_pages(source, page_size=page_size, annotations=annotations, track_changes=True),
             from_delta_link=isinstance(source, str),
         )
 

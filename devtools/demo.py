@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import TextIO
 
 from abm.bootstrap import journeys, mapping_config, scoring_models, segments
-from abm.pipeline import RunReport, run_main_job
+from abm.pipeline import RunReport
+from abm.sync import run_main_job
 from abm.settings import Settings
 from abm.state import SqliteStateStore
 from dataverse.auth import NoAuth

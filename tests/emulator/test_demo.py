@@ -29,7 +29,8 @@ def test_demo_json_reports_now_tenant_and_requests(capsys: pytest.CaptureFixture
     report = demo(capsys, "--size", "small")
     size = size_from("small")
     assert report["now"] == NOW
-    assert set(report) == {"now", "tenant", "requests", "writes", "segments", "journeys", "scoring"}
+    assert set(report) == {"now", "tenant", "requests", "writes", "segments", "journeys", "scoring", "sync"}
+    assert report["sync"]["mode"] == "full"  # type: ignore[index]
     journeys = report["journeys"]
     assert isinstance(journeys, dict)
     assert {j["target"] for j in journeys.values()} == {"account", "contact"}

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from abm.definitions import definition_files, load_segments
-from abm.pipeline import Snapshot, pull
+from abm.mirror import Mirror, Snapshot
+from abm.pipeline import Engine
 from abm.segments_job import evaluate_segment
+from abm.state import SqliteStateStore
+from abm.sync import read_into_mirror
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
@@ -69,7 +72,9 @@ def world() -> Iterator[tuple[DataverseClient, Snapshot]]:
     with Emulator(store, EmulatorIdentity(CALLER_USER_ID)) as emulator:
         client = DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth())
         config = MappingConfig(consent_levels={})
-        yield client, pull(client, [], config, segments)
+        state = SqliteStateStore()
+        read_into_mirror(client, state, Engine(segments=segments, config=config))
+        yield client, Mirror(state, config).load()
     store.close()
 
 

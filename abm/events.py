@@ -1,0 +1,310 @@
+"""Events: Dataverse webhook deliveries received, deduplicated, stored, processed; dead letters; replay.
+
+Receiving is quick and never evaluates: the body is checked (size, shape), the event stored under its
+deduplication key, and its id handed to the queue, so Dataverse gets its answer in milliseconds. Processing (the
+queue worker) re-reads the row the event is about and evaluates only the accounts it touches.
+
+- Deduplication key: the asynchronous step's `OperationId` (one per system job, the same on every redelivery);
+  without one, the SHA-256 of the body, which can never merge two real changes (their bodies differ).
+- Processing re-reads the row instead of trusting the payload's images: deliveries arrive out of order and a
+  trimmed body (`x-ms-dynamics-msg-size-exceeded`) has none, while the row as it is now is always right. A Delete
+  removes the row from the mirror; a deleted contact is also forgotten by the state store.
+- An event whose processing still fails after the queue's retries becomes a dead letter with its payload and error;
+  `abm replay` or `POST /api/replay` runs it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from abm.dry_run import DryRunClient, OverlayStore
+from abm.mirror import Mirror, mirror_queries
+from abm.pipeline import Engine, RunReport, evaluate
+from abm.state import DeadLetter, StateStore, StoredEvent
+from abm.sync import ShardMessage, forget, run_shard
+from dataverse.client import DataverseClient
+from dataverse.errors import DataverseError, WebhookContextError
+from dataverse.mapping import LOOKUP_NAME
+from dataverse.query import eq
+from dataverse.tables import table
+from dataverse.webhook import decode_context
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "WATCHED_MESSAGES",
+    "WATCHED_TABLES",
+    "EventInputError",
+    "Receipt",
+    "ReplayResult",
+    "dead_letter_event",
+    "describe_error",
+    "process_event",
+    "receive_webhook",
+    "replay",
+]
+
+log = logging.getLogger("abm.events")
+MAX_BODY_BYTES = 1024 * 1024
+WATCHED_TABLES = ("contact", "account", "lead", "abm_interaction")
+WATCHED_MESSAGES = ("Create", "Update", "Delete")
+
+
+class EventInputError(ValueError):
+    """Bad input from a caller: `status` is the HTTP status to answer with, the message names the problem."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The answer to a delivery: stored and to be processed (`queued`), a redelivery, or ignored (and why)."""
+
+    status: str
+    event_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.status == "accepted"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in {"status": self.status, "id": self.event_id, "reason": self.reason}.items() if v}
+
+
+def receive_webhook(store: StateStore, body: bytes, headers: Mapping[str, str], *, now: datetime) -> Receipt:
+    """Check, deduplicate and store one delivery. `EventInputError` (400/413) for a body that cannot be a
+    RemoteExecutionContext; an unknown table or message is accepted and ignored (so Dataverse stops retrying)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise EventInputError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+    try:
+        event = decode_context(body, headers, max_bytes=MAX_BODY_BYTES)
+    except WebhookContextError as exc:
+        raise EventInputError(400, f"not a RemoteExecutionContext: {exc}") from None
+    name, message = event.primary_entity_name, event.message_name
+    if name not in WATCHED_TABLES or message not in WATCHED_MESSAGES:
+        log.info("webhook ignored: %s of %s is not watched", message, name)
+        return Receipt("ignored", reason=f"{message} of {name} is not handled")
+    key = str(event.operation_id) if event.operation_id else "sha256:" + hashlib.sha256(body).hexdigest()
+    stored = StoredEvent(
+        id=key,
+        source="webhook",
+        received_at=now,
+        table=name,
+        record_id=str(event.primary_entity_id).lower(),
+        message=message,
+        payload=body,
+    )
+    if not store.record_event(stored):
+        log.info("webhook %s: redelivery of a stored event", key)
+        return Receipt("duplicate", key)
+    log.info("webhook %s stored: %s of %s %s", key, message, name, stored.record_id)
+    return Receipt("accepted", key)
+
+
+def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, id: str) -> set[str]:
+    """Bring one row of the mirror up to date from Dataverse: one read, with the mirror's own `$select`."""
+    query = mirror_queries(engine.config, engine.models, engine.segments, engine.journeys)[kind]
+    key = table(kind).primary_key
+    rows = list(
+        client.iter_rows(query.where(eq(key, uuid.UUID(id))), annotations=(LOOKUP_NAME,) if kind == "contact" else ())
+    )
+    if not rows:
+        return forget(mirror, kind, id)
+    return mirror.apply(kind, rows)
+
+
+def touch(client: DataverseClient, store: StateStore, engine: Engine, *, kind: str, id: str, message: str) -> set[str]:
+    """Apply one change to the mirror (a deletion, or a re-read row); returns the partitions it touched."""
+    mirror = Mirror(store, engine.config)
+    if message == "Delete":
+        return forget(mirror, kind, id)
+    return _reread(client, mirror, engine, kind, id)
+
+
+def _evaluate(
+    client: DataverseClient, store: StateStore, engine: Engine, partitions: set[str], now: datetime
+) -> RunReport:
+    return evaluate(client, store, engine, now=now, scope=sorted(partitions))
+
+
+def process_event(
+    client: DataverseClient, store: StateStore, engine: Engine, event_id: str, *, now: datetime
+) -> RunReport | None:
+    """Process a stored event (the queue worker): mirror, then the touched accounts. An error is recorded on the
+    event and raised again, so the queue retries; `dead_letter_event` takes it after the last retry."""
+    event = store.event(event_id)
+    if event is None:
+        log.warning("event %s is not stored (forgotten, or from another store): nothing to do", event_id)
+        return None
+    if event.status == "done":
+        return None
+    try:
+        touched = touch(client, store, engine, kind=event.table, id=event.record_id, message=event.message)
+        report = _evaluate(client, store, engine, touched, now)
+    except Exception as exc:
+        store.mark_event(event_id, "pending", error=describe_error(exc))
+        raise
+    store.mark_event(event_id, "done")
+    return report
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error as stored with a dead letter: its kind and Dataverse's status and code, no row values."""
+    if isinstance(exc, DataverseError):
+        return f"{type(exc).__name__}: status {exc.status}, code {exc.code}, request {exc.request_id}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def dead_letter_event(store: StateStore, event_id: str, *, now: datetime, error: str | None = None) -> None:
+    """After the last retry (the poison queue): the event becomes a dead letter with its payload and last error."""
+    event = store.event(event_id)
+    if event is None:
+        return
+    store.add_dead_letter(
+        DeadLetter(
+            id=event.id,
+            kind="event",
+            failed_at=now,
+            payload=event.payload,
+            error=error or event.error or "failed",
+            attempts=event.attempts,
+            record_id=event.record_id,
+        )
+    )
+    store.mark_event(event.id, "failed", error=event.error)
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did (or, dry, would do): the records re-read, the accounts evaluated, the writes."""
+
+    dry_run: bool
+    records: list[dict[str, str]] = field(default_factory=list)
+    partitions: int = 0
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "dry_run": self.dry_run,
+            "records": self.records,
+            "accounts_evaluated": self.partitions,
+            "summary": self.report,
+        }
+        if self.dry_run:
+            result["writes"] = self.writes
+        return result
+
+
+def _records_of(store: StateStore, request: Mapping[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The (table, id, message) records a replay request names, and the dead letters it clears when it succeeds."""
+    if "event" in request:
+        event_id = str(request["event"])
+        event = store.event(event_id)
+        if event is None:
+            raise EventInputError(404, f"no stored event or dead letter {event_id}")
+        cleared = [event_id] if store.dead_letter(event_id) else []
+        return [(event.table, event.record_id, event.message)], cleared
+    if "table" in request:
+        kind, id = str(request["table"]), str(request["id"]).lower()
+        return [(kind, id, "Update")], []
+    events = store.events(since=request["since"], until=request["until"])
+    latest: dict[tuple[str, str], str] = {}
+    for event in events:
+        latest[(event.table, event.record_id)] = event.message
+    return [(kind, id, message) for (kind, id), message in sorted(latest.items())], []
+
+
+def replay(
+    client: DataverseClient,
+    store: StateStore,
+    engine: Engine,
+    request: Mapping[str, Any],
+    *,
+    now: datetime,
+    dry_run: bool = False,
+) -> ReplayResult:
+    """Run a stored or dead-lettered event, one record, or every record of a time window again.
+
+    `request` has exactly one of: `event` (an event or dead-letter id), `table` + `id`, or `since` + `until`
+    (aware datetimes). With `dry_run` nothing is written, to Dataverse or to the state store, and the result lists
+    the exact writes the replay would send."""
+    run_client: DataverseClient = DryRunClient(client) if dry_run else client
+    run_store: StateStore = OverlayStore(store) if dry_run else store
+    letter = store.dead_letter(str(request["event"])) if "event" in request else None
+    if letter is not None and letter.kind == "shard":
+        report = run_shard(run_client, run_store, engine, ShardMessage.from_json(letter.payload))
+        if not dry_run:
+            store.remove_dead_letter(letter.id)
+        return _result(run_client, dry_run, [], 0, report)
+    records, cleared = _records_of(store, request)
+    touched: set[str] = set()
+    for kind, id, message in records:
+        if kind not in WATCHED_TABLES:
+            raise EventInputError(400, f"table {kind!r} is not one of {', '.join(WATCHED_TABLES)}")
+        touched |= touch(run_client, run_store, engine, kind=kind, id=id, message=message)
+    report = _evaluate(run_client, run_store, engine, touched, now)
+    if not dry_run:
+        for letter_id in cleared:
+            store.remove_dead_letter(letter_id)
+            store.mark_event(letter_id, "done")
+    shown = [{"table": k, "id": i, "message": m} for k, i, m in records]
+    return _result(run_client, dry_run, shown, len(touched), report)
+
+
+def _result(
+    client: DataverseClient, dry_run: bool, records: list[dict[str, str]], partitions: int, report: RunReport
+) -> ReplayResult:
+    writes = client.writes if isinstance(client, DryRunClient) else []
+    summary = {"writes": report.writes, "requests": report.requests.get("total", 0)}
+    return ReplayResult(dry_run, records, partitions, writes, summary)
+
+
+def parse_replay_request(body: bytes) -> tuple[dict[str, Any], bool]:
+    """The JSON body of `POST /api/replay`: `{"event": ID}`, `{"table": T, "id": GUID}` or `{"since": ISO,
+    "until": ISO}`, plus `"dry_run": true|false`. `EventInputError` (400) names what is wrong."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise EventInputError(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise EventInputError(400, "the body must be a JSON object")
+    dry_run = data.pop("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise EventInputError(400, "dry_run must be true or false")
+    shapes = {frozenset({"event"}), frozenset({"table", "id"}), frozenset({"since", "until"})}
+    if frozenset(data) not in shapes:
+        raise EventInputError(400, 'give one of {"event"}, {"table", "id"} or {"since", "until"} (and dry_run)')
+    if "event" in data and not (isinstance(data["event"], str) and 0 < len(data["event"]) <= 200):
+        raise EventInputError(400, "event must be an event id")
+    if "table" in data:
+        if data["table"] not in WATCHED_TABLES:
+            raise EventInputError(400, f"table must be one of {', '.join(WATCHED_TABLES)}")
+        try:
+            data["id"] = str(uuid.UUID(str(data["id"])))
+        except ValueError:
+            raise EventInputError(400, "id must be a GUID") from None
+    if "since" in data:
+        data["since"], data["until"] = _moment(data["since"], "since"), _moment(data["until"], "until")
+        if data["since"] >= data["until"]:
+            raise EventInputError(400, "since must be before until")
+    return data, dry_run
+
+
+def _moment(value: object, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise EventInputError(400, f"{name} must be an ISO 8601 date-time with a time zone") from None
+    if moment.tzinfo is None:
+        raise EventInputError(400, f"{name} must carry a time zone (e.g. Z)")
+    return moment

@@ -1,0 +1,170 @@
+"""Starting classic on-demand workflows at most once, on at-least-once inputs.
+
+ExecuteWorkflow has no idempotency key: the intent is recorded in the state store before the call and completed
+with the system job's id after it; an intent left without a job (a crash or a lost answer) is resolved by looking
+for the system job of that workflow regarding that row before anything is started again. A claim younger than
+`CLAIM_LEASE` belongs to an overlapping run still at work and is left alone. Shared by the journeys' launch-workflow
+tiles and the sales-ready hand-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from abm.state import Intent, StateStore, iso
+from dataverse.batch import BatchRequest
+from dataverse.client import DataverseClient
+from dataverse.errors import DataverseConnectionError, DataverseServerError
+from dataverse.query import Query, in_
+from dataverse.tables import table
+
+__all__ = ["CLAIM_LEASE", "WorkflowRun", "start_workflows", "workflow_problems"]
+
+log = logging.getLogger("abm.workflows")
+CLAIM_LEASE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """One workflow run to start once: its deterministic key, the workflow's id and the row it runs on."""
+
+    key: str
+    workflow_id: str
+    entity_id: str
+
+
+def workflow_problems(client: DataverseClient, expected: Mapping[str, str]) -> dict[str, str]:
+    """For workflow ids mapped to the primary table each must run on: why each one that cannot run cannot (does not
+    exist, not an activated on-demand workflow, another primary table), by lower-case id. One read."""
+    if not expected:
+        return {}
+    query = (
+        Query(table("workflow").entity_set)
+        .select("primaryentity", "ondemand", "statecode")
+        .where(in_("workflowid", sorted({uuid.UUID(w) for w in expected})))
+    )
+    found = {str(row["workflowid"]).lower(): row for row in client.iter_rows(query)}
+    problems: dict[str, str] = {}
+    for workflow, entity in expected.items():
+        row = found.get(workflow.lower())
+        if row is None:
+            problems[workflow.lower()] = "does not exist in the org"
+        elif not row.get("ondemand") or row.get("statecode") != 1:
+            problems[workflow.lower()] = "is not an activated on-demand workflow"
+        elif row.get("primaryentity") != entity:
+            problems[workflow.lower()] = f"runs on {row.get('primaryentity')}, not on {entity}"
+    return problems
+
+
+def _find_jobs(client: DataverseClient, runs: Sequence[WorkflowRun]) -> dict[str, str]:
+    """System jobs already started for these runs, by run key: one query per 100 runs."""
+    found: dict[str, str] = {}
+    for start in range(0, len(runs), 100):
+        chunk = runs[start : start + 100]
+        wanted = {(r.workflow_id.lower(), r.entity_id.lower()): r.key for r in chunk}
+        query = (
+            Query(table("asyncoperation").entity_set)
+            .select("asyncoperationid", "_regardingobjectid_value", "_workflowactivationid_value")
+            .where(in_("_workflowactivationid_value", sorted({uuid.UUID(w) for w, _ in wanted})))
+            .where(in_("_regardingobjectid_value", sorted({uuid.UUID(e) for _, e in wanted})))
+        )
+        for row in client.iter_rows(query):
+            pair = (str(row["_workflowactivationid_value"]).lower(), str(row["_regardingobjectid_value"]).lower())
+            if pair in wanted:
+                found.setdefault(wanted[pair], str(row["asyncoperationid"]))
+    return found
+
+
+def _intent(run: WorkflowRun, job: str | None, stamp: str | None) -> Intent:
+    """The intent of a workflow run: its job when known, and when this run claimed it."""
+    return Intent(run.key, run.workflow_id, run.entity_id, job or None, stamp)
+
+
+def _claims(
+    store: StateStore, client: DataverseClient, runs: Sequence[WorkflowRun], now: datetime | None, stamp: str | None
+) -> tuple[dict[str, str], list[WorkflowRun]]:
+    """Sort runs into those already started (key → job) and those this call must start (claimed).
+
+    A new run is claimed. An intent found without a job is resolved by looking for its system job; without one,
+    a claim younger than `CLAIM_LEASE` belongs to an overlapping run still at work and is left alone, an older one
+    to a run that died, and is taken over."""
+    started: dict[str, str] = {}
+    todo: list[WorkflowRun] = []
+    unresolved: list[tuple[WorkflowRun, Intent]] = []
+    for run in runs:
+        intent = store.intent(run.key)
+        if intent is not None and intent.job_id:
+            started[run.key] = intent.job_id
+        elif intent is None:
+            if store.claim_intent(_intent(run, None, stamp)):
+                todo.append(run)
+        else:
+            unresolved.append((run, intent))
+    jobs = _find_jobs(client, [r for r, _ in unresolved]) if unresolved else {}
+    for run, intent in unresolved:
+        if run.key in jobs:
+            store.record_intent(_intent(run, jobs[run.key], stamp))
+            started[run.key] = jobs[run.key]
+            continue
+        claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
+        if now is not None and claimed is not None and now - claimed < CLAIM_LEASE:
+            continue  # an overlapping run holds a fresh claim
+        store.record_intent(_intent(run, None, stamp))
+        todo.append(run)
+    return started, todo
+
+
+def start_workflows(
+    client: DataverseClient,
+    store: StateStore,
+    runs: Sequence[WorkflowRun],
+    now: datetime | None,
+    attempts: int = 3,
+) -> tuple[dict[str, str], int]:
+    """Start each run at most once, ExecuteWorkflow calls grouped in `$batch` requests of 100 (there is no bulk
+    message for it): returns the system job id by run key for those started (now or before), and how many this
+    call started. A batch whose answer is lost is resolved by looking for the jobs before anything is sent again."""
+    stamp = iso(now) if now else None
+    started, todo = _claims(store, client, runs, now, stamp)
+    newly = 0
+    for start in range(0, len(todo), 100):
+        chunk = todo[start : start + 100]
+        for attempt in range(attempts):
+            if attempt:
+                jobs = _find_jobs(client, chunk)
+                for run in chunk:
+                    if run.key in jobs:
+                        started[run.key] = jobs[run.key]
+                        store.record_intent(_intent(run, jobs[run.key], stamp))
+                chunk = [r for r in chunk if r.key not in jobs]
+                if not chunk:
+                    break
+            requests = [
+                BatchRequest(
+                    "POST",
+                    f"workflows({r.workflow_id})/Microsoft.Dynamics.CRM.ExecuteWorkflow",
+                    {"EntityId": r.entity_id},
+                )
+                for r in chunk
+            ]
+            try:
+                outcomes = client.batch(requests, continue_on_error=True)
+            except (DataverseConnectionError, DataverseServerError):
+                if attempt + 1 == attempts:
+                    raise
+                continue  # the batch may or may not have run: look for its jobs before trying again
+            for run, outcome in zip(chunk, outcomes, strict=True):
+                body = outcome.responses[0].body if outcome.ok and outcome.responses else None
+                job = str(body.get("Id") or body.get("asyncoperationid") or "") if isinstance(body, dict) else ""
+                if outcome.ok:
+                    started[run.key] = job
+                    newly += 1
+                    store.record_intent(_intent(run, job, stamp))
+                else:
+                    log.warning("workflow for %s not started: %s", run.key, outcome.error)
+            break
+    return started, newly

@@ -1,0 +1,29 @@
+"""`POST /api/replay` (function key, distinct from the webhook's): support replays a stored or dead-lettered event,
+one record, or a time window; `"dry_run": true` answers the exact writes without making them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import azure.functions as func
+
+from abm.bootstrap import shared_runtime
+from abm.events import MAX_BODY_BYTES, EventInputError, parse_replay_request, replay
+from function_app.queues import json_response
+
+bp = func.Blueprint()
+
+
+@bp.function_name("replay")
+@bp.route(route="replay", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def replay_events(req: func.HttpRequest) -> func.HttpResponse:
+    body = req.get_body()
+    if len(body) > MAX_BODY_BYTES:
+        return json_response({"error": f"the body is larger than {MAX_BODY_BYTES:,} bytes"}, 413)
+    runtime = shared_runtime()
+    try:
+        request, dry_run = parse_replay_request(body)
+        result = replay(runtime.client, runtime.store, runtime.engine, request, now=datetime.now(UTC), dry_run=dry_run)
+    except EventInputError as exc:
+        return json_response({"error": str(exc)}, exc.status)
+    return json_response(result.as_dict())
