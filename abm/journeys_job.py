@@ -2,10 +2,9 @@
 
 Every effect the engine decides carries a deterministic key (journey / tile / contact or account). The row it
 creates gets an id derived from that key (uuid5), so a create is idempotent: written in bulk (CreateMultiple with
-client-assigned ids); if a chunk meets a row that already exists (a run that crashed after writing but before
-saving its state), the chunk is replayed row by row and the duplicates count as done (`abm.writes`). Keys written
-are recorded in the state store, and the journey's progress is saved only after its effects are written, so a
-repeated run, a replay or an overlapping run creates nothing twice.
+client-assigned ids); rows that already exist (a run that crashed after writing but before saving its state) count
+as done (`abm.writes.create_idempotent`). Keys written are recorded in the state store, and the journey's progress
+is saved only after its effects are written, so a repeated run, a replay or an overlapping run creates nothing twice.
 
 ExecuteWorkflow has no idempotency key: launch-workflow effects are started at most once through
 `abm.workflows.start_workflows` (intent recorded before the call, completed with the system job's id after it).

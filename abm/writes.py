@@ -14,22 +14,49 @@ from typing import Any
 
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseDuplicate
+from dataverse.query import Query, in_
 from dataverse.tables import Table
 
 __all__ = ["create_idempotent"]
 
 
+def _existing(client: DataverseClient, table: Table, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these ids are rows already: one read per 100 ids."""
+    found: set[uuid.UUID] = set()
+    for start in range(0, len(ids), 100):
+        query = (
+            Query(table.entity_set).select(table.primary_key).where(in_(table.primary_key, ids[start : start + 100]))
+        )
+        found.update(uuid.UUID(str(row[table.primary_key])) for row in client.iter_rows(query))
+    return found
+
+
 def create_idempotent(client: DataverseClient, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """CreateMultiple with client ids; a chunk meeting an existing row is replayed row by row (duplicates are done).
-    Returns how many rows this call created. Every row must carry its primary key."""
+    """Create rows that carry their primary key (CreateMultiple); returns how many this call created.
+
+    When a chunk meets a row that already exists (the whole chunk is then rolled back), the ids already there are
+    read (one request per 100) and only the others are created, in bulk again; should that meet a duplicate too (a
+    concurrent writer, a duplicate-detection rule), they are created row by row and the duplicates count as done.
+    A fully redelivered batch therefore costs one failed CreateMultiple and the reads, never a request per row."""
     try:
         client.create_multiple(table, rows)
     except DataverseDuplicate:
+        pass
+    else:
+        return len(rows)
+    pk = table.primary_key
+    existing = _existing(client, table, sorted({uuid.UUID(str(row[pk])) for row in rows}))
+    missing = [row for row in rows if uuid.UUID(str(row[pk])) not in existing]
+    if not missing:
+        return 0
+    try:
+        client.create_multiple(table, missing)
+    except DataverseDuplicate:
         made = 0
-        for row in rows:
-            body = {k: v for k, v in row.items() if k != table.primary_key}
+        for row in missing:
+            body = {k: v for k, v in row.items() if k != pk}
             with contextlib.suppress(DataverseDuplicate):
-                client.create(table, body, id=uuid.UUID(str(row[table.primary_key])))
+                client.create(table, body, id=uuid.UUID(str(row[pk])))
                 made += 1
         return made
-    return len(rows)
+    return len(missing)

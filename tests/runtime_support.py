@@ -1,0 +1,93 @@
+"""Shared pieces of the runtime tests: a synthetic tenant in an emulator, the demo definitions, webhook bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from abm.bootstrap import build_engine
+from abm.pipeline import Engine
+from abm.settings import Settings
+from dataverse.auth import NoAuth
+from dataverse.client import DataverseClient
+from dataverse.query import Query
+from dataverse.tables import table
+from dataverse.transport import TransportConfig
+from devtools.demo import load_tenant
+from devtools.emulator.server import Emulator, EmulatorIdentity
+from devtools.emulator.store import Store
+from devtools.tenant import CALLER_USER_ID
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+ENTITY = "Entity:http://schemas.microsoft.com/xrm/2011/Contracts"
+
+
+def demo_engine() -> Engine:
+    """The demo definitions with the settings' defaults (the synthetic tenant speaks the default consent values)."""
+    return build_engine(Settings.from_env({}))
+
+
+@contextmanager
+def tenant(size: str = "small", seed: int = 1) -> Iterator[tuple[Emulator, DataverseClient]]:
+    """An emulator on loopback loaded with a synthetic tenant, and a client of it."""
+    store = Store()
+    load_tenant(store, size, seed=seed, now=NOW)
+    try:
+        with Emulator(store, EmulatorIdentity(CALLER_USER_ID)) as emulator:
+            config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.01, backoff_max=0.05)
+            with DataverseClient(config, NoAuth()) as client:
+                yield emulator, client
+    finally:
+        store.close()
+
+
+def fresh_client(emulator: Emulator) -> DataverseClient:
+    """A client of its own (its request count is one run's bill)."""
+    return DataverseClient(TransportConfig(org_url=emulator.org_url, backoff_initial=0.01, backoff_max=0.05), NoAuth())
+
+
+def ids(client: DataverseClient, name: str) -> set[str]:
+    """Every id in one table."""
+    source = table(name)
+    query = Query(source.entity_set).select(source.primary_key)
+    return {str(row[source.primary_key]).lower() for row in client.iter_rows(query)}
+
+
+def dataverse_state(client: DataverseClient) -> dict[str, Any]:
+    """What the engine wrote, comparable across two tenants built from the same seed."""
+    scores = Query(table("abm_leadscore").entity_set).select("_abm_leadid_value", "abm_model", "abm_score", "abm_grade")
+    jobs = Query(table("asyncoperation").entity_set).select("_workflowactivationid_value", "_regardingobjectid_value")
+    return {
+        **{name: ids(client, name) for name in ("task", "phonecall", "appointment", "email", "lead")},
+        "scores": sorted(
+            (r["_abm_leadid_value"], r["abm_model"], r["abm_score"], r["abm_grade"]) for r in client.iter_rows(scores)
+        ),
+        "workflow_runs": sorted(
+            (r["_workflowactivationid_value"], r["_regardingobjectid_value"]) for r in client.iter_rows(jobs)
+        ),
+    }
+
+
+def webhook_body(message: str, name: str, id: str, operation_id: str | None = None, **attributes: Any) -> bytes:
+    """A RemoteExecutionContext as an asynchronous post-operation step sends it (Target with the given columns)."""
+    target = {
+        "__type": ENTITY,
+        "LogicalName": name,
+        "Id": id,
+        "Attributes": [{"key": k, "value": v} for k, v in attributes.items()],
+    }
+    context: dict[str, Any] = {
+        "MessageName": message,
+        "PrimaryEntityName": name,
+        "PrimaryEntityId": id,
+        "Depth": 1,
+        "Mode": 1,
+        "Stage": 40,
+        "InputParameters": [{"key": "Target", "value": target}],
+    }
+    if operation_id:
+        context["OperationId"] = operation_id
+    return json.dumps(context).encode()
