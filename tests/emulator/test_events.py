@@ -1,0 +1,201 @@
+"""Webhook events against the emulator: deduplicated, processed once, out of order; deletions forgotten; dead
+letters; replay with and without a dry run."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from abm.events import EventInputError, dead_letter_event, process_event, receive_webhook, replay
+from abm.mirror import Mirror
+from abm.state import SqliteStateStore
+from abm.sync import sync
+from dataverse.client import DataverseClient
+from dataverse.errors import DataverseServerError
+from dataverse.query import Query, eq
+from dataverse.tables import table
+from devtools.emulator.server import Emulator
+from tests.runtime_support import NOW, dataverse_state, demo_engine, fresh_client, tenant, webhook_body
+
+CONTACTS = table("contact")
+
+
+@pytest.fixture
+def synced() -> Iterator[tuple[Emulator, DataverseClient, SqliteStateStore]]:
+    with tenant() as (emulator, client):
+        store = SqliteStateStore()
+        sync(fresh_client(emulator), store, demo_engine(), now=NOW)
+        yield emulator, client, store
+
+
+def outsider(client: DataverseClient) -> str:
+    """A consenting contact in no journey's segment yet (not a decision maker, at a small account)."""
+    query = Query(CONTACTS.entity_set).select("contactid", "jobtitle", "msgdpr_gdprconsent", "_parentcustomerid_value")
+    for row in client.iter_rows(query):
+        title = str(row.get("jobtitle") or "")
+        if (
+            title not in ("CEO", "CFO", "CTO")
+            and not title.startswith("Head")
+            and row["msgdpr_gdprconsent"] == 587030005
+        ):
+            return str(row["contactid"])
+    raise AssertionError("the tenant has no outsider")
+
+
+def welcome_tasks(client: DataverseClient, contact_id: str) -> list[dict[str, Any]]:
+    query = (
+        Query(table("task").entity_set).select("subject").where(eq("_regardingobjectid_value", uuid.UUID(contact_id)))
+    )
+    return list(client.iter_rows(query))
+
+
+def test_a_webhook_delivered_three_times_and_out_of_order_has_exactly_one_effect(synced: Any) -> None:
+    emulator, client, store = synced
+    engine = demo_engine()
+    first = outsider(client)
+    before = welcome_tasks(client, first)
+    client.update(CONTACTS, uuid.UUID(first), {"jobtitle": "CEO"})
+    update = webhook_body("Update", "contact", first, str(uuid.uuid4()), jobtitle="CEO")
+    create = webhook_body("Create", "contact", first, str(uuid.uuid4()))  # an older delivery, arriving late
+    deliveries = [update, create, update, update, create]
+    random.Random(7).shuffle(deliveries)
+    receipts = [receive_webhook(store, body, {}, now=NOW) for body in deliveries]
+    assert sorted(r.status for r in receipts) == ["accepted", "accepted", "duplicate", "duplicate", "duplicate"]
+    for receipt in receipts:  # the queue delivers each stored id (and, at least once, some twice)
+        if receipt.event_id:
+            process_event(fresh_client(emulator), store, engine, receipt.event_id, now=NOW)
+    assert len(welcome_tasks(client, first)) == len(before) + 1
+    assert all(store.event(r.event_id).status == "done" for r in receipts if r.event_id)  # type: ignore[union-attr]
+
+
+def test_processing_evaluates_only_the_accounts_the_change_touches(synced: Any) -> None:
+    emulator, client, store = synced
+    contact = outsider(client)
+    client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CFO"})
+    receipt = receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
+    assert receipt.event_id is not None
+    run = fresh_client(emulator)
+    report = process_event(run, store, demo_engine(), receipt.event_id, now=NOW)
+    assert report is not None
+    assert report.tenant["contacts"] < 30  # one account's contacts, not the tenant's
+    assert report.requests["total"] < 15  # one re-read, the workflow check, the writes
+
+
+def test_a_trimmed_delivery_is_processed_from_the_row_itself(synced: Any) -> None:
+    emulator, client, store = synced
+    contact = outsider(client)
+    client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CTO"})
+    trimmed = webhook_body("Update", "contact", contact, str(uuid.uuid4()))
+    receipt = receive_webhook(store, trimmed, {"x-ms-dynamics-msg-size-exceeded": "true"}, now=NOW)
+    assert receipt.event_id is not None
+    process_event(fresh_client(emulator), store, demo_engine(), receipt.event_id, now=NOW)
+    assert store.mirror_rows("contact", [contact])[contact].data["jobtitle"] == "CTO"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"x" * (1024 * 1024 + 1), 413),
+        (b"{not json", 400),
+        (b'{"MessageName": "Update"}', 400),
+        (b"[1, 2]", 400),
+    ],
+)
+def test_bad_deliveries_are_refused_naming_the_problem_and_store_nothing(body: bytes, status: int) -> None:
+    store = SqliteStateStore()
+    with pytest.raises(EventInputError) as caught:
+        receive_webhook(store, body, {}, now=NOW)
+    assert caught.value.status == status and str(caught.value)
+    assert store.events() == []
+
+
+def test_an_unwatched_table_or_message_is_accepted_and_ignored() -> None:
+    store = SqliteStateStore()
+    body = webhook_body("Assign", "contact", str(uuid.uuid4()), str(uuid.uuid4()))
+    assert receive_webhook(store, body, {}, now=NOW).status == "ignored"
+    body = webhook_body("Create", "invoice", str(uuid.uuid4()), str(uuid.uuid4()))
+    assert receive_webhook(store, body, {}, now=NOW).status == "ignored"
+    assert store.events() == []
+
+
+def test_without_an_operation_id_the_body_hash_deduplicates_and_never_merges_two_changes() -> None:
+    store = SqliteStateStore()
+    contact = str(uuid.uuid4())
+    one = receive_webhook(store, webhook_body("Update", "contact", contact, jobtitle="CEO"), {}, now=NOW)
+    again = receive_webhook(store, webhook_body("Update", "contact", contact, jobtitle="CEO"), {}, now=NOW)
+    other = receive_webhook(store, webhook_body("Update", "contact", contact, jobtitle="CFO"), {}, now=NOW)
+    assert (one.status, again.status, other.status) == ("accepted", "duplicate", "accepted")
+    assert one.event_id != other.event_id
+
+
+def test_deleting_a_contact_forgets_its_events_progress_and_interactions(synced: Any) -> None:
+    emulator, client, store = synced
+    engine = demo_engine()
+    mirror = Mirror(store)
+    in_journey = next(
+        p.contact_id for j in engine.journeys for p in store.progress(j.name) if mirror.interactions_of(p.contact_id)
+    )
+    update = receive_webhook(store, webhook_body("Update", "contact", in_journey, str(uuid.uuid4())), {}, now=NOW)
+    assert update.event_id is not None and store.events(record_id=in_journey)
+    client.delete(CONTACTS, uuid.UUID(in_journey))
+    delete = receive_webhook(store, webhook_body("Delete", "contact", in_journey, str(uuid.uuid4())), {}, now=NOW)
+    assert delete.event_id is not None
+    process_event(fresh_client(emulator), store, engine, delete.event_id, now=NOW)
+    assert all(p.contact_id != in_journey for j in engine.journeys for p in store.progress(j.name))
+    assert store.events(record_id=in_journey) == []
+    assert store.mirror_rows("contact", [in_journey]) == {}
+    assert mirror.interactions_of(in_journey) == []
+
+
+class Failing(DataverseClient):
+    def iter_rows(self, *args: Any, **kwargs: Any) -> Any:
+        raise DataverseServerError("unavailable", status=503)
+
+
+def test_a_failing_event_becomes_a_dead_letter_and_a_replay_runs_it(synced: Any) -> None:
+    emulator, client, store = synced
+    engine = demo_engine()
+    contact = outsider(client)
+    client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CEO"})
+    receipt = receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
+    assert receipt.event_id is not None
+    broken = Failing(fresh_client(emulator).transport.config)
+    for _ in range(2):
+        with pytest.raises(DataverseServerError):
+            process_event(broken, store, engine, receipt.event_id, now=NOW)
+    dead_letter_event(store, receipt.event_id, now=NOW)
+    [letter] = store.dead_letters()
+    assert letter.id == receipt.event_id and letter.attempts == 2 and "503" in letter.error
+    assert letter.payload == webhook_body("Update", "contact", contact, receipt.event_id)
+    before = welcome_tasks(client, contact)
+    result = replay(fresh_client(emulator), store, engine, {"event": letter.id}, now=NOW)
+    assert result.records == [{"table": "contact", "id": contact, "message": "Update"}]
+    assert len(welcome_tasks(client, contact)) == len(before) + 1
+    assert store.dead_letters() == []
+
+
+def test_a_dry_run_replay_lists_the_exact_writes_and_writes_nothing(synced: Any) -> None:
+    emulator, client, store = synced
+    engine = demo_engine()
+    contact = outsider(client)
+    client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CEO"})  # no webhook: support replays the record
+    dataverse_before = dataverse_state(client)
+    mirror_before = store.mirror_rows("contact", [contact])
+    progress_before = {j.name: store.progress(j.name) for j in engine.journeys}
+    run = fresh_client(emulator)
+    dry = replay(run, store, engine, {"table": "contact", "id": contact}, now=NOW, dry_run=True)
+    assert run.stats.as_dict()["by_method"].keys() == {"GET"}
+    assert dataverse_state(client) == dataverse_before
+    assert store.mirror_rows("contact", [contact]) == mirror_before
+    assert {j.name: store.progress(j.name) for j in engine.journeys} == progress_before
+    operations = [(w["operation"], w["target"]) for w in dry.writes]
+    assert ("CreateMultiple", "tasks") in operations
+    task_rows = next(w["rows"] for w in dry.writes if w["operation"] == "CreateMultiple" and w["target"] == "tasks")
+    real = replay(fresh_client(emulator), store, engine, {"table": "contact", "id": contact}, now=NOW)
+    assert not real.dry_run
+    created = dataverse_state(client)["task"] - dataverse_before["task"]
+    assert created == {row["activityid"] for row in task_rows}  # the dry run named the very rows written
