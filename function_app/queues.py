@@ -16,3 +16,8 @@ POISON = "-poison"  # the host moves a message here after host.json's maxDequeue
 def json_response(body: Any, status: int = 200) -> func.HttpResponse:
     """A JSON answer; errors are `{"error": "..."}` naming the problem."""
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
+
+
+def unavailable(exc: Exception) -> func.HttpResponse:
+    """503 for a runtime that cannot be built (a missing setting, an invalid definition): the message names it."""
+    return json_response({"error": f"the app is not configured: {exc}"}, 503)

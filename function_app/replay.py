@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from abm.bootstrap import shared_runtime
-from abm.events import MAX_BODY_BYTES, EventInputError, parse_replay_request, replay
-from function_app.queues import json_response
+from abm.definitions import DefinitionError
+from abm.events import MAX_BODY_BYTES, EventInputError, describe_error, parse_replay_request, replay
+from abm.settings import SettingsError
+from dataverse.errors import DataverseError
+from function_app.queues import json_response, unavailable
 
 bp = func.Blueprint()
 
@@ -20,10 +23,15 @@ def replay_events(req: func.HttpRequest) -> func.HttpResponse:
     body = req.get_body()
     if len(body) > MAX_BODY_BYTES:
         return json_response({"error": f"the body is larger than {MAX_BODY_BYTES:,} bytes"}, 413)
-    runtime = shared_runtime()
+    try:
+        runtime = shared_runtime()
+    except (SettingsError, DefinitionError) as exc:
+        return unavailable(exc)
     try:
         request, dry_run = parse_replay_request(body)
         result = replay(runtime.client, runtime.store, runtime.engine, request, now=datetime.now(UTC), dry_run=dry_run)
     except EventInputError as exc:
         return json_response({"error": str(exc)}, exc.status)
+    except DataverseError as exc:
+        return json_response({"error": f"Dataverse: {describe_error(exc)}"}, 502)
     return json_response(result.as_dict())

@@ -16,7 +16,9 @@ import azure.functions as func
 
 from abm.bootstrap import shared_runtime
 from abm.events import EventInputError, dead_letter_event, process_event, receive_webhook
-from function_app.queues import CONNECTION, EVENTS, POISON, json_response
+from abm.definitions import DefinitionError
+from abm.settings import SettingsError
+from function_app.queues import CONNECTION, EVENTS, POISON, json_response, unavailable
 
 bp = func.Blueprint()
 log = logging.getLogger("abm.functions")
@@ -26,7 +28,10 @@ log = logging.getLogger("abm.functions")
 @bp.route(route="dataverse/webhook", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.queue_output(arg_name="events", queue_name=EVENTS, connection=CONNECTION)
 def dataverse_webhook(req: func.HttpRequest, events: func.Out[str]) -> func.HttpResponse:
-    runtime = shared_runtime()
+    try:
+        runtime = shared_runtime()
+    except (SettingsError, DefinitionError) as exc:
+        return unavailable(exc)
     try:
         receipt = receive_webhook(runtime.store, req.get_body(), dict(req.headers), now=datetime.now(UTC))
     except EventInputError as exc:

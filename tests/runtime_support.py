@@ -91,3 +91,17 @@ def webhook_body(message: str, name: str, id: str, operation_id: str | None = No
     if operation_id:
         context["OperationId"] = operation_id
     return json.dumps(context).encode()
+
+
+def outsider_contact(client: DataverseClient) -> str:
+    """A consenting contact in no journey's segment yet (not a decision maker, at a small account)."""
+    query = Query(table("contact").entity_set).select("contactid", "jobtitle", "msgdpr_gdprconsent")
+    for row in client.iter_rows(query):
+        title = str(row.get("jobtitle") or "")
+        if (
+            title not in ("CEO", "CFO", "CTO")
+            and not title.startswith("Head")
+            and row["msgdpr_gdprconsent"] == 587030005
+        ):
+            return str(row["contactid"])
+    raise AssertionError("the tenant has no outsider")

@@ -35,8 +35,10 @@ functions = []
 for fn in getattr(module, apps[0]).get_functions() if len(apps) == 1 else []:
     binding = json.loads(fn.get_function_json())
     trigger = [b for b in binding["bindings"] if b["direction"] == "IN"][0]
+    outputs = sorted(b["queueName"] for b in binding["bindings"] if b["direction"] == "OUT" and b["type"] == "queue")
     functions.append({"name": fn.get_function_name(), "type": trigger["type"], "route": trigger.get("route"),
-                      "methods": trigger.get("methods"), "authLevel": trigger.get("authLevel")})
+                      "methods": trigger.get("methods"), "authLevel": trigger.get("authLevel"),
+                      "queue": trigger.get("queueName"), "schedule": trigger.get("schedule"), "outputs": outputs})
 print(json.dumps({"apps": apps, "file": module.__file__, "functions": functions}))
 """
 
@@ -58,9 +60,29 @@ def test_the_package_shadows_the_marker_file_so_the_package_app_is_indexed(index
     assert (ROOT / "function_app.py").is_file()
 
 
-def test_the_functions_that_exist_so_far_with_routes_and_auth_levels(indexed: dict[str, object]) -> None:
-    assert indexed["functions"] == [
-        {"name": "health", "type": "httpTrigger", "route": "health", "methods": ["GET"], "authLevel": "FUNCTION"}
+def function(name: str, kind: str, **fields: object) -> dict[str, object]:
+    entry: dict[str, object] = {"name": name, "type": kind, "route": None, "methods": None, "authLevel": None}
+    return entry | {"queue": None, "schedule": None, "outputs": []} | fields
+
+
+def test_every_function_with_its_trigger_route_auth_level_and_queues(indexed: dict[str, object]) -> None:
+    http = "httpTrigger"
+    assert sorted(indexed["functions"], key=lambda f: f["name"]) == [  # type: ignore[arg-type, index]
+        function(
+            "dataverse_webhook",
+            http,
+            route="dataverse/webhook",
+            methods=["POST"],
+            authLevel="FUNCTION",
+            outputs=["abm-events"],
+        ),
+        function("dead_letter_event", "queueTrigger", queue="abm-events-poison"),
+        function("dead_letter_shard", "queueTrigger", queue="abm-shards-poison"),
+        function("health", http, route="health", methods=["GET"], authLevel="ANONYMOUS"),
+        function("process_event", "queueTrigger", queue="abm-events"),
+        function("replay", http, route="replay", methods=["POST"], authLevel="FUNCTION"),
+        function("sync", "timerTrigger", schedule="%ABM_SYNC_SCHEDULE%", outputs=["abm-shards"]),
+        function("sync_shard", "queueTrigger", queue="abm-shards"),
     ]
 
 

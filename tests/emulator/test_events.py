@@ -19,7 +19,15 @@ from dataverse.errors import DataverseServerError
 from dataverse.query import Query, eq
 from dataverse.tables import table
 from devtools.emulator.server import Emulator
-from tests.runtime_support import NOW, dataverse_state, demo_engine, fresh_client, tenant, webhook_body
+from tests.runtime_support import (
+    NOW,
+    dataverse_state,
+    demo_engine,
+    fresh_client,
+    outsider_contact,
+    tenant,
+    webhook_body,
+)
 
 CONTACTS = table("contact")
 
@@ -32,20 +40,6 @@ def synced() -> Iterator[tuple[Emulator, DataverseClient, SqliteStateStore]]:
         yield emulator, client, store
 
 
-def outsider(client: DataverseClient) -> str:
-    """A consenting contact in no journey's segment yet (not a decision maker, at a small account)."""
-    query = Query(CONTACTS.entity_set).select("contactid", "jobtitle", "msgdpr_gdprconsent", "_parentcustomerid_value")
-    for row in client.iter_rows(query):
-        title = str(row.get("jobtitle") or "")
-        if (
-            title not in ("CEO", "CFO", "CTO")
-            and not title.startswith("Head")
-            and row["msgdpr_gdprconsent"] == 587030005
-        ):
-            return str(row["contactid"])
-    raise AssertionError("the tenant has no outsider")
-
-
 def welcome_tasks(client: DataverseClient, contact_id: str) -> list[dict[str, Any]]:
     query = (
         Query(table("task").entity_set).select("subject").where(eq("_regardingobjectid_value", uuid.UUID(contact_id)))
@@ -56,7 +50,7 @@ def welcome_tasks(client: DataverseClient, contact_id: str) -> list[dict[str, An
 def test_a_webhook_delivered_three_times_and_out_of_order_has_exactly_one_effect(synced: Any) -> None:
     emulator, client, store = synced
     engine = demo_engine()
-    first = outsider(client)
+    first = outsider_contact(client)
     before = welcome_tasks(client, first)
     client.update(CONTACTS, uuid.UUID(first), {"jobtitle": "CEO"})
     update = webhook_body("Update", "contact", first, str(uuid.uuid4()), jobtitle="CEO")
@@ -74,7 +68,7 @@ def test_a_webhook_delivered_three_times_and_out_of_order_has_exactly_one_effect
 
 def test_processing_evaluates_only_the_accounts_the_change_touches(synced: Any) -> None:
     emulator, client, store = synced
-    contact = outsider(client)
+    contact = outsider_contact(client)
     client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CFO"})
     receipt = receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
     assert receipt.event_id is not None
@@ -87,7 +81,7 @@ def test_processing_evaluates_only_the_accounts_the_change_touches(synced: Any) 
 
 def test_a_trimmed_delivery_is_processed_from_the_row_itself(synced: Any) -> None:
     emulator, client, store = synced
-    contact = outsider(client)
+    contact = outsider_contact(client)
     client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CTO"})
     trimmed = webhook_body("Update", "contact", contact, str(uuid.uuid4()))
     receipt = receive_webhook(store, trimmed, {"x-ms-dynamics-msg-size-exceeded": "true"}, now=NOW)
@@ -159,7 +153,7 @@ class Failing(DataverseClient):
 def test_a_failing_event_becomes_a_dead_letter_and_a_replay_runs_it(synced: Any) -> None:
     emulator, client, store = synced
     engine = demo_engine()
-    contact = outsider(client)
+    contact = outsider_contact(client)
     client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CEO"})
     receipt = receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
     assert receipt.event_id is not None
@@ -181,7 +175,7 @@ def test_a_failing_event_becomes_a_dead_letter_and_a_replay_runs_it(synced: Any)
 def test_a_dry_run_replay_lists_the_exact_writes_and_writes_nothing(synced: Any) -> None:
     emulator, client, store = synced
     engine = demo_engine()
-    contact = outsider(client)
+    contact = outsider_contact(client)
     client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CEO"})  # no webhook: support replays the record
     dataverse_before = dataverse_state(client)
     mirror_before = store.mirror_rows("contact", [contact])
