@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from abm import __version__
 from abm.bootstrap import Runtime, build_client, build_runtime, build_store
@@ -319,7 +320,10 @@ def _serve(args: argparse.Namespace) -> int:
     from abm.localhost import run_local_host  # noqa: PLC0415 (the local host loads only for this command)
     from function_app import app  # noqa: PLC0415
 
-    return run_local_host(app, keys=function_keys(settings), port=args.port)
+    logging.getLogger("abm.localhost").setLevel(logging.INFO)  # one line per request (never keys or query strings)
+    return run_local_host(
+        app, keys=function_keys(settings), port=args.port, app_root=Path(__file__).resolve().parent.parent, settings=env
+    )
 
 
 def _emulator(args: argparse.Namespace) -> int:

@@ -25,14 +25,15 @@ from datetime import datetime
 from typing import Any
 
 from abm.dry_run import DryRunClient, OverlayStore
+from abm.interactions import IngestResult, ingest, parse_events
 from abm.mirror import Mirror, mirror_queries
 from abm.pipeline import Engine, RunReport, evaluate
 from abm.state import DeadLetter, StateStore, StoredEvent
 from abm.sync import ShardMessage, forget, run_shard
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError, WebhookContextError
-from dataverse.mapping import LOOKUP_NAME
-from dataverse.query import eq
+from dataverse.mapping import LOOKUP_NAME, MappingConfig
+from dataverse.query import eq, in_
 from dataverse.tables import table
 from dataverse.webhook import decode_context
 
@@ -43,17 +44,21 @@ __all__ = [
     "EventInputError",
     "Receipt",
     "ReplayResult",
+    "UpstreamError",
     "dead_letter_event",
     "describe_error",
     "process_event",
+    "receive_interactions",
     "receive_webhook",
     "replay",
 ]
 
 log = logging.getLogger("abm.events")
 MAX_BODY_BYTES = 1024 * 1024
+UpstreamError = DataverseError  # what entry points answer with 502: Dataverse failed, not the caller
 WATCHED_TABLES = ("contact", "account", "lead", "abm_interaction")
 WATCHED_MESSAGES = ("Create", "Update", "Delete")
+INGEST = "Ingest"  # the message of a stored batch of interaction events
 
 
 class EventInputError(ValueError):
@@ -130,6 +135,39 @@ def touch(client: DataverseClient, store: StateStore, engine: Engine, *, kind: s
     return _reread(client, mirror, engine, kind, id)
 
 
+def _touch_event(client: DataverseClient, store: StateStore, engine: Engine, event: StoredEvent) -> set[str]:
+    if event.message == INGEST:  # a batch of interactions from another system: its rows, re-read
+        ids = [str(e.row_id) for e in parse_events(event.payload, now=event.received_at)]
+        return _reread_many(client, Mirror(store, engine.config), engine, "abm_interaction", ids)
+    return touch(client, store, engine, kind=event.table, id=event.record_id, message=event.message)
+
+
+def receive_interactions(
+    client: DataverseClient, store: StateStore, body: bytes, *, now: datetime, config: MappingConfig
+) -> tuple[IngestResult, Receipt]:
+    """`POST /api/interactions`: validate the batch, write it (idempotent by the sender's event ids), and store it as
+    an event whose processing re-scores the accounts it touches. `InteractionInputError` names the bad path."""
+    if len(body) > MAX_BODY_BYTES:
+        raise EventInputError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+    events = parse_events(body, now=now)
+    result = ingest(client, events, now=now, mapping=config)
+    key = "interactions:" + hashlib.sha256(body).hexdigest()
+    stored = StoredEvent(key, "interactions", now, "abm_interaction", "", INGEST, body)
+    if not store.record_event(stored):
+        return result, Receipt("duplicate", key)
+    return result, Receipt("accepted", key)
+
+
+def _reread_many(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, ids: list[str]) -> set[str]:
+    """Bring rows of one kind up to date from Dataverse, 100 ids per read."""
+    query = mirror_queries(engine.config, engine.models, engine.segments, engine.journeys)[kind]
+    key, touched = table(kind).primary_key, set[str]()
+    for start in range(0, len(ids), 100):
+        chunk = sorted({uuid.UUID(i) for i in ids[start : start + 100]})
+        touched |= mirror.apply(kind, list(client.iter_rows(query.where(in_(key, chunk)))))
+    return touched
+
+
 def _evaluate(
     client: DataverseClient, store: StateStore, engine: Engine, partitions: set[str], now: datetime
 ) -> RunReport:
@@ -148,7 +186,7 @@ def process_event(
     if event.status == "done":
         return None
     try:
-        touched = touch(client, store, engine, kind=event.table, id=event.record_id, message=event.message)
+        touched = _touch_event(client, store, engine, event)
         report = _evaluate(client, store, engine, touched, now)
     except Exception as exc:
         store.mark_event(event_id, "pending", error=describe_error(exc))
@@ -248,6 +286,10 @@ def replay(
         return _result(run_client, dry_run, [], 0, report)
     records, cleared = _records_of(store, request)
     touched: set[str] = set()
+    event = store.event(str(request["event"])) if "event" in request else None
+    if event is not None and event.message == INGEST:
+        touched = _touch_event(run_client, run_store, engine, event)
+        records = []
     for kind, id, message in records:
         if kind not in WATCHED_TABLES:
             raise EventInputError(400, f"table {kind!r} is not one of {', '.join(WATCHED_TABLES)}")

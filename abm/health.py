@@ -1,49 +1,212 @@
-"""The health check admins run after a deploy: are the settings complete, and does Dataverse accept us?"""
+"""The health check: are the settings sane, does Dataverse accept us, is the product's schema there and usable?
+
+Checks, each reported as ok or as the problem (never a secret: no key, token or connection string):
+
+- `settings`: the app settings parse and those needed to reach Dataverse are set (the local host's function keys
+  are not needed in Azure, so they are not required);
+- `dataverse`: WhoAmI answers, which proves URL, token and the application user;
+- `product_tables` (deep): `abm_interaction` and `abm_leadscore` exist and the score table's alternate key
+  (abm_leadid, abm_model) is Active, so upserts by key work;
+- `change_tracking` (deep): the tables the sync reads through change tracking have it on;
+- any extra named checks the caller passes (the state store's, for one): a check that raises has failed.
+
+The deep checks cost one metadata GET per table (six). `abm whoami` runs only WhoAmI.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from abm import __version__
-from abm.settings import SettingsError
+from abm.product_schema import CHANGE_TRACKED, PRODUCT_TABLES
+from abm.settings import SETTINGS, Settings, SettingsError
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError
+from dataverse.metadata import MetadataClient, TableInfo
 
-__all__ = ["HealthReport", "check_health"]
+__all__ = ["CheckResult", "HealthReport", "check_health", "redact", "secret_values"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: ok, or the problem in words (and, for a Dataverse error, its status, code and request ids)."""
+
+    ok: bool
+    problem: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **({"problem": self.problem} if self.problem else {}), **self.details}
 
 
 @dataclass(frozen=True)
 class HealthReport:
-    """`ok` with the application user's ids, or the problem: which setting, or which Dataverse error (no secrets)."""
+    """`ok` when every check passed. `details` keeps what `abm whoami` prints (the application user's ids, or the
+    problem); `checks` has one entry per check."""
 
     ok: bool
     details: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, CheckResult] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": "ok" if self.ok else "unavailable", "version": __version__, **self.details}
+        body = {"status": "ok" if self.ok else "unavailable", "version": __version__, **self.details}
+        if self.checks:
+            body["checks"] = {name: check.as_dict() for name, check in self.checks.items()}
+        return body
+
+    def public_dict(self) -> dict[str, Any]:
+        """What an anonymous caller may see: the status and the checks, not the org URL or the user's ids."""
+        return {
+            "status": "ok" if self.ok else "unavailable",
+            "version": __version__,
+            "checks": {name: check.as_dict() for name, check in self.checks.items()},
+        }
 
 
-def check_health(client_factory: Callable[[], DataverseClient]) -> HealthReport:
-    """Build the client and call WhoAmI: one request, which proves URL, token and the application user."""
+def _error(exc: DataverseError) -> dict[str, Any]:
+    error = {"type": type(exc).__name__, "status": exc.status, "code": exc.code, "message": exc.message}
+    return error | {"request_id": exc.request_id, "client_request_id": exc.client_request_id}
+
+
+def _failed(exc: DataverseError, what: str) -> CheckResult:
+    return CheckResult(False, f"{what}: {exc.message}", {"error": _error(exc)})
+
+
+def _product_tables(meta: MetadataClient) -> tuple[CheckResult, dict[str, TableInfo | None]]:
+    """The product's tables exist and the score table's key is Active; returns what it read, for change tracking."""
+    found: dict[str, TableInfo | None] = {}
+    problems = []
+    for product in PRODUCT_TABLES:
+        info = meta.table(product.logical_name, keys=bool(product.keys))
+        found[product.logical_name] = info
+        if info is None:
+            problems.append(f"table {product.logical_name} does not exist (run abm provision)")
+            continue
+        for key in product.keys:
+            existing = info.key_with(key.columns)
+            columns = ", ".join(key.columns)
+            if existing is None:
+                problems.append(f"{product.logical_name} has no alternate key ({columns}) (run abm provision)")
+            elif not existing.active:
+                problems.append(f"{product.logical_name} alternate key ({columns}) is {existing.status}, not Active")
+    if problems:
+        return CheckResult(False, "; ".join(problems)), found
+    return CheckResult(True), found
+
+
+def _change_tracking(meta: MetadataClient, known: Mapping[str, TableInfo | None]) -> CheckResult:
+    off = []
+    for name in CHANGE_TRACKED:
+        info = known[name] if name in known else meta.table(name)
+        if info is None or not info.change_tracking:
+            off.append(name)
+    if off:
+        return CheckResult(
+            False,
+            f"change tracking is off for {', '.join(off)}: turn on 'Track changes' in the table's properties "
+            "(Power Apps > Tables > Properties > Advanced options)",
+            {"tables": off},
+        )
+    return CheckResult(True)
+
+
+def _run_extra(check: Callable[[], None]) -> CheckResult:
+    try:
+        check()
+    except DataverseError as exc:
+        return _failed(exc, "Dataverse")
+    except Exception as exc:  # a failed check, whatever it raised; only its type and message are shown
+        return CheckResult(False, f"{type(exc).__name__}: {exc}")
+    return CheckResult(True)
+
+
+def check_health(
+    client_factory: Callable[[], DataverseClient],
+    *,
+    deep: bool = False,
+    settings_factory: Callable[[], Settings] | None = None,
+    extra_checks: Mapping[str, Callable[[], None]] | None = None,
+) -> HealthReport:
+    """Run the checks. Without options: build the client and call WhoAmI (one request), as `abm whoami` does.
+
+    `deep` adds the product-table and change-tracking checks (metadata reads); `settings_factory` (usually
+    `Settings.from_env`) adds the settings check, run first; `extra_checks` are run last, by name. A Dataverse check
+    that cannot run because an earlier one failed is reported as failed with the reason.
+    """
+    checks: dict[str, CheckResult] = {}
+    details: dict[str, Any] = {}
+    if settings_factory is not None:
+        try:
+            settings_factory().require_dataverse()
+            checks["settings"] = CheckResult(True)
+        except SettingsError as exc:
+            checks["settings"] = CheckResult(False, str(exc))
+    client: DataverseClient | None = None
     try:
         client = client_factory()
         who = client.who_am_i()
     except SettingsError as exc:
-        return HealthReport(False, {"problem": "settings", "message": str(exc)})
+        details = {"problem": "settings", "message": str(exc)}
+        checks["dataverse"] = CheckResult(False, f"not checked: {exc}")
+        client = None
     except DataverseError as exc:
-        error = {"type": type(exc).__name__, "status": exc.status, "code": exc.code, "message": exc.message}
-        error |= {"request_id": exc.request_id, "client_request_id": exc.client_request_id}
-        return HealthReport(False, {"problem": "dataverse", "error": error})
-    return HealthReport(
-        True,
-        {
+        details = {"problem": "dataverse", "error": _error(exc)}
+        checks["dataverse"] = _failed(exc, "WhoAmI failed")
+        client = None
+    else:
+        details = {
             "dataverse": {
                 "url": client.transport.config.org_url,
                 "user_id": str(who.user_id),
                 "business_unit_id": str(who.business_unit_id),
                 "organization_id": str(who.organization_id),
             }
-        },
-    )
+        }
+        checks["dataverse"] = CheckResult(True)
+    if deep:
+        if client is None:
+            skipped = CheckResult(False, "not checked: Dataverse is not reachable")
+            checks["product_tables"] = checks["change_tracking"] = skipped
+        else:
+            meta = MetadataClient(client)
+            try:
+                checks["product_tables"], known = _product_tables(meta)
+            except DataverseError as exc:
+                checks["product_tables"], known = _failed(exc, "reading the table definitions failed"), {}
+            try:
+                checks["change_tracking"] = _change_tracking(meta, known)
+            except DataverseError as exc:
+                checks["change_tracking"] = _failed(exc, "reading the table definitions failed")
+    for name, check in (extra_checks or {}).items():
+        checks[name] = _run_extra(check)
+    return HealthReport(all(c.ok for c in checks.values()), details, checks)
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """The values of the secret settings in `env` (and the keys inside a storage connection string), longest first:
+    what `redact` removes from an answer, whatever a failing check put in its message."""
+    values = []
+    for setting in SETTINGS:
+        value = env.get(setting.name, "").strip()
+        if setting.secret and value:
+            values.append(value)
+            for part in value.split(";"):
+                name, sep, inner = part.partition("=")
+                if sep and name.strip().lower() in ("accountkey", "sharedaccesssignature") and inner:
+                    values.append(inner.strip())
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+def redact(value: Any, secrets: Sequence[str]) -> Any:
+    """`value` (JSON-like) with every occurrence of a secret in its strings replaced by `***`."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, Mapping):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, secrets) for v in value]
+    return value

@@ -127,6 +127,8 @@ def evaluate(
         now=now,
         mirror_model=engine.mirror_model,
         stored=snapshot.scores,
+        store=store,
+        handoff_workflow=engine.handoff_workflow,
     )
     return RunReport(
         now=now,

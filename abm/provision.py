@@ -301,9 +301,7 @@ def provision(
             created.add(action.table)
     known = {t: (None if t in created else infos[t]) for t, _ in plan.keys}
     try:
-        _wait_for_keys(
-            meta, plan.keys, known, report, wait=wait, poll_interval=poll_interval, sleep=sleep, clock=clock
-        )
+        _wait_for_keys(meta, plan.keys, known, report, wait=wait, poll_interval=poll_interval, sleep=sleep, clock=clock)
     finally:
         report.requests = client.stats.as_dict()
     return report

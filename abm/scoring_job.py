@@ -5,6 +5,13 @@ replay can never duplicate one; a score whose value, grade, flags, model version
 all unchanged is not written at all (the computed-on time alone does not make a change). A lead that any model
 finds sales-ready gets `abm_salesready` (and when) on the lead itself; a later drop in score does not clear it,
 as in Dynamics 365 Marketing: qualifying or disqualifying the lead is the seller's decision.
+
+Hand-off to sales: when configured, an on-demand workflow (primary table lead) is started once for each lead that
+becomes sales-ready, as outbound marketing did on the lead's transition. It goes through
+`abm.workflows.start_workflows` (key `salesready/<workflow>/<lead>`), so a rerun, a replay or an overlapping run
+never starts it twice; it is started before the flag is written, so a crash between the two cannot lose it (the
+next run finds the lead still unflagged and the workflow already started). The workflow runs asynchronously and
+the flag follows in the same run: a workflow should not rely on reading the flag.
 """
 
 from __future__ import annotations
@@ -15,13 +22,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from abm.state import StateStore
+from abm.workflows import WorkflowRun, start_workflows, workflow_problems
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table
 from scoring.engine import LeadScore, ScoringRun
 from scoring.records import Lead
 
-__all__ = ["ScoreWrites", "existing_scores", "mirror_rows", "score_rows", "write_scores"]
+__all__ = [
+    "HandoffCheckError",
+    "ScoreWrites",
+    "check_handoff_workflow",
+    "existing_scores",
+    "handoff_key",
+    "mirror_rows",
+    "score_rows",
+    "write_scores",
+]
 
 SCORES = table("abm_leadscore")
 COMPARED = (
@@ -40,19 +58,40 @@ GRADE_CODES = {"A": 0, "B": 1, "C": 2, "D": 3}  # msdyn_grade; other grade names
 IMPROVING, STEADY, DECLINING, NOT_ENOUGH_INFO = 0, 1, 2, 3  # msdyn_scoretrend
 
 
+class HandoffCheckError(ValueError):
+    """The configured sales-ready hand-off workflow cannot run in this org: the message names it and the reason."""
+
+
 @dataclass(frozen=True)
 class ScoreWrites:
-    """What the write-back sent: score rows upserted, leads flagged sales-ready, predictive scores mirrored."""
+    """What the write-back sent: score rows upserted, leads flagged sales-ready, predictive scores mirrored, hand-off
+    workflows started (None when no hand-off workflow is configured)."""
 
     upserted: int
     leads_flagged: int
     mirrored: int | None = None
+    handoffs: int | None = None
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         writes = {"abm_leadscores": {"upserted": self.upserted}, "leads": {"updated": self.leads_flagged}}
         if self.mirrored is not None:
             writes["msdyn_predictivescores"] = {"upserted": self.mirrored}
+        if self.handoffs is not None:
+            writes["handoffs"] = {"started": self.handoffs}
         return writes
+
+
+def handoff_key(workflow_id: str, lead_id: str) -> str:
+    """The idempotency key of one lead's hand-off: one start per workflow and lead, ever."""
+    return f"salesready/{workflow_id.lower()}/{lead_id.lower()}"
+
+
+def check_handoff_workflow(client: DataverseClient, workflow_id: str) -> None:
+    """The hand-off workflow must exist and be an activated on-demand workflow whose primary table is lead (one
+    read); raises `HandoffCheckError` otherwise."""
+    problem = workflow_problems(client, {workflow_id: "lead"}).get(workflow_id.lower())
+    if problem is not None:
+        raise HandoffCheckError(f"sales-ready hand-off workflow {workflow_id} {problem}")
 
 
 def explanation_json(score: LeadScore) -> str:
@@ -155,19 +194,31 @@ def write_scores(
     now: datetime,
     mirror_model: str | None = None,
     stored: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    handoff_workflow: str | None = None,
+    store: StateStore | None = None,
 ) -> ScoreWrites:
-    """Upsert the changed scores in bulk, flag the leads that became sales-ready, and mirror one model into
-    `msdyn_predictivescores` when asked (Dynamics 365 Sales shows those on the lead). `stored`: the scores as
-    stored, by (lead, model), when the caller has them (the mirror); otherwise they are read."""
+    """Upsert the changed scores in bulk, start the hand-off workflow for the leads that became sales-ready (when
+    configured; it needs `store`), flag those leads, and mirror one model into `msdyn_predictivescores` when asked
+    (Dynamics 365 Sales shows those on the lead). `stored`: the scores as stored, by (lead, model), when the caller
+    has them (the mirror); otherwise they are read. The hand-off workflow is checked before anything is written."""
+    if handoff_workflow and store is None:
+        raise ValueError("a sales-ready hand-off workflow needs a state store (its starts are recorded there)")
+    already = {lead.id for lead in leads if lead.sales_ready}
+    newly = sorted(run.sales_ready_leads() - already)
+    if handoff_workflow and newly:
+        check_handoff_workflow(client, handoff_workflow)
     stored = existing_scores(client) if stored is None else stored
     rows = [r for r in score_rows(run.scores, now) if _changed(r, stored.get((r["abm_leadid"], r["abm_model"])))]
     if rows:
         client.upsert_multiple(SCORES, rows, key=("abm_leadid", "abm_model"))
-    already = {lead.id for lead in leads if lead.sales_ready}
-    newly = sorted(run.sales_ready_leads() - already)
+    handoffs: int | None = None
+    if handoff_workflow:
+        assert store is not None
+        runs = [WorkflowRun(handoff_key(handoff_workflow, lead_id), handoff_workflow, lead_id) for lead_id in newly]
+        handoffs = start_workflows(client, store, runs, now)[1] if runs else 0
     if newly:
         client.update_multiple(
             table("lead"), [{"leadid": lead_id, "abm_salesready": True, "abm_salesreadyon": now} for lead_id in newly]
         )
     mirrored = _mirror(client, run, mirror_model) if mirror_model else None
-    return ScoreWrites(upserted=len(rows), leads_flagged=len(newly), mirrored=mirrored)
+    return ScoreWrites(upserted=len(rows), leads_flagged=len(newly), mirrored=mirrored, handoffs=handoffs)

@@ -32,6 +32,7 @@ from dataverse.errors import DataverseError, DataverseNotFound
 from dataverse.query import check_name, encode_options
 
 __all__ = [
+    "ATTRIBUTE_TYPES",
     "KEY_ACTIVE",
     "KEY_FAILED",
     "AttributeInfo",

@@ -16,9 +16,9 @@ from typing import TextIO
 
 from abm.bootstrap import journeys, mapping_config, scoring_models, segments
 from abm.pipeline import RunReport
-from abm.sync import run_main_job
 from abm.settings import Settings
 from abm.state import SqliteStateStore
+from abm.sync import run_main_job
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig

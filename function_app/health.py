@@ -1,27 +1,71 @@
-"""`GET /api/health` (function key): settings complete and Dataverse reachable as the application user?
+"""`GET /api/health` (anonymous): can this app work? Settings, Dataverse, the product's schema, change tracking.
 
-Admins call it after a deploy or a settings change; it answers 200 with the application user's ids, or 503 naming
-the missing setting or the Dataverse error (status, code, request ids), never a secret.
+Anonymous so that availability probes (App Service health check, a load balancer, a status page) can call it without
+a key. It therefore answers only the status and one entry per check (ok, or the problem), never the org URL, the
+application user's ids or any secret: values of secret settings are redacted from whatever a failing check says.
+200 when every check passes, 503 otherwise. An answer is reused for `CACHE_SECONDS`, so that calling it in a loop
+costs Dataverse at most seven requests per window (service protection limits are per user).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable, Mapping
 
 import azure.functions as func
 
 from abm.bootstrap import shared_client
-from abm.health import check_health
+from abm.health import HealthReport, check_health, redact, secret_values
+from abm.settings import Settings, environment
 
 bp = func.Blueprint()
 
+CACHE_SECONDS = 30.0
+
+
+class _Cache:
+    """The last answer and when it was made; one check at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.answer: tuple[float, int, str] | None = None
+
+    def get(self, make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+        with self.lock:
+            now = time.monotonic()
+            if self.answer is None or now - self.answer[0] >= CACHE_SECONDS:
+                self.answer = (now, *make())
+            return self.answer[1], self.answer[2]
+
+
+_cache = _Cache()
+
+
+def extra_checks() -> Mapping[str, Callable[[], None]]:
+    """Checks other parts of the app add by name (the state store's); each raises when it fails."""
+    return {}
+
+
+def _answer() -> tuple[int, str]:
+    report: HealthReport = check_health(
+        shared_client, deep=True, settings_factory=Settings.from_env, extra_checks=extra_checks()
+    )
+    body = redact(report.public_dict(), secret_values(environment()))
+    return (200 if report.ok else 503), json.dumps(body)
+
+
+def reset_cache() -> None:
+    """Forget the cached answer (tests, or after the settings changed)."""
+    with _cache.lock:
+        _cache.answer = None
+
 
 @bp.function_name("health")
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    report = check_health(shared_client)
+    status, body = _cache.get(_answer)
     return func.HttpResponse(
-        json.dumps(report.as_dict()),
-        status_code=200 if report.ok else 503,
-        mimetype="application/json",
+        body, status_code=status, mimetype="application/json", headers={"Cache-Control": "no-store"}
     )

@@ -9,9 +9,8 @@ import azure.functions as func
 
 from abm.bootstrap import shared_runtime
 from abm.definitions import DefinitionError
-from abm.events import MAX_BODY_BYTES, EventInputError, describe_error, parse_replay_request, replay
+from abm.events import MAX_BODY_BYTES, EventInputError, UpstreamError, describe_error, parse_replay_request, replay
 from abm.settings import SettingsError
-from dataverse.errors import DataverseError
 from function_app.queues import json_response, unavailable
 
 bp = func.Blueprint()
@@ -32,6 +31,6 @@ def replay_events(req: func.HttpRequest) -> func.HttpResponse:
         result = replay(runtime.client, runtime.store, runtime.engine, request, now=datetime.now(UTC), dry_run=dry_run)
     except EventInputError as exc:
         return json_response({"error": str(exc)}, exc.status)
-    except DataverseError as exc:
+    except UpstreamError as exc:
         return json_response({"error": f"Dataverse: {describe_error(exc)}"}, 502)
     return json_response(result.as_dict())

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from abm.bootstrap import shared_runtime
-from abm.events import EventInputError, dead_letter_event, process_event, receive_webhook
 from abm.definitions import DefinitionError
+from abm.events import EventInputError, dead_letter_event, process_event, receive_webhook
 from abm.settings import SettingsError
 from function_app.queues import CONNECTION, EVENTS, POISON, json_response, unavailable
 

@@ -11,6 +11,7 @@ import responses
 from dataverse.auth import Secret, StaticTokenAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import Transport, TransportConfig
+from tests.azurite import azurite  # noqa: F401 (session fixture: one Azurite for the Azure state store tests)
 
 ORG = "https://contoso.crm4.dynamics.com"
 API = f"{ORG}/api/data/v9.2/"

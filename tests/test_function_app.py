@@ -6,15 +6,9 @@ import ast
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import azure.functions as func
 import pytest
-
-from abm import bootstrap
-from function_app.health import health
-from tests.loopback import ORG_ID, USER_ID, loopback_dataverse, url_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +73,9 @@ def test_every_function_with_its_trigger_route_auth_level_and_queues(indexed: di
         function("dead_letter_event", "queueTrigger", queue="abm-events-poison"),
         function("dead_letter_shard", "queueTrigger", queue="abm-shards-poison"),
         function("health", http, route="health", methods=["GET"], authLevel="ANONYMOUS"),
+        function(
+            "interactions", http, route="interactions", methods=["POST"], authLevel="FUNCTION", outputs=["abm-events"]
+        ),
         function("process_event", "queueTrigger", queue="abm-events"),
         function("replay", http, route="replay", methods=["POST"], authLevel="FUNCTION"),
         function("sync", "timerTrigger", schedule="%ABM_SYNC_SCHEDULE%", outputs=["abm-shards"]),
@@ -89,55 +86,3 @@ def test_every_function_with_its_trigger_route_auth_level_and_queues(indexed: di
 def test_the_marker_file_holds_nothing_but_its_docstring() -> None:
     tree = ast.parse((ROOT / "function_app.py").read_text())
     assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)  # a second app here would break indexing
-
-
-@pytest.fixture
-def fresh_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    bootstrap.reset()
-    yield monkeypatch
-    bootstrap.reset()
-
-
-def call_health() -> func.HttpResponse:
-    request = func.HttpRequest("GET", "/api/health", headers={}, params={}, body=b"")
-    return health.build().get_user_function()(request)  # type: ignore[no-any-return]
-
-
-def test_health_answers_200_with_the_application_user_over_real_http(fresh_client: pytest.MonkeyPatch) -> None:
-    with loopback_dataverse() as server:
-        fresh_client.setenv("DATAVERSE_URL", url_of(server))
-        fresh_client.setenv("DATAVERSE_AUTH", "static_token")
-        fresh_client.setenv("DATAVERSE_STATIC_TOKEN", "loop-token")
-        response = call_health()
-        assert response.status_code == 200
-        body = json.loads(response.get_body())
-        assert body["status"] == "ok"
-        assert body["dataverse"]["user_id"] == USER_ID
-        assert body["dataverse"]["organization_id"] == ORG_ID
-        assert server.seen[0]["authorization"] == "Bearer loop-token"
-        assert "loop-token" not in response.get_body().decode()
-
-
-def test_health_answers_503_naming_the_missing_setting(fresh_client: pytest.MonkeyPatch) -> None:
-    fresh_client.delenv("DATAVERSE_URL", raising=False)
-    fresh_client.setenv("DATAVERSE_AUTH", "client_secret")
-    fresh_client.setenv("DATAVERSE_CLIENT_SECRET", "do-not-show")
-    response = call_health()
-    assert response.status_code == 503
-    body = json.loads(response.get_body())
-    assert body["problem"] == "settings"
-    assert "DATAVERSE_URL" in body["message"] and "DATAVERSE_TENANT_ID" in body["message"]
-    assert "do-not-show" not in response.get_body().decode()
-
-
-def test_health_answers_503_with_the_dataverse_error_and_request_id(fresh_client: pytest.MonkeyPatch) -> None:
-    with loopback_dataverse() as server:
-        server.fail_with = (401, {"error": {"code": "", "message": "BadAuthTicket"}})
-        fresh_client.setenv("DATAVERSE_URL", url_of(server))
-        fresh_client.setenv("DATAVERSE_AUTH", "none")
-        response = call_health()
-    assert response.status_code == 503
-    error = json.loads(response.get_body())["error"]
-    assert error["type"] == "DataverseAuthError"
-    assert error["status"] == 401
-    assert error["request_id"] == "loopback-1"

@@ -160,11 +160,16 @@ def to_json(
 ) -> dict[str, Any]:
     """The JSON of a stored row: `@odata.etag`, the primary key, and the selected columns (all when none are)."""
     result: dict[str, Any] = {"@odata.etag": f'W/"{row["versionnumber"]}"'}
-    wanted = list(select) or [c for c in table.all_columns] + [f"_{lk.name}_value" for lk in table.all_lookups]
+    wanted = list(select) or [c for c in table.all_columns if c not in table.write_only] + [
+        f"_{lk.name}_value" for lk in table.all_lookups
+    ]
     if table.primary_key not in wanted:
         wanted.insert(0, table.primary_key)
     for name in wanted:
         kind = table.all_columns.get(name)
+        if kind is not None and name in table.write_only:
+            result[name] = None  # selected explicitly: Dataverse answers null for a column it cannot read
+            continue
         if kind is not None:
             result[name] = _out(kind, row.get(name))
             if (

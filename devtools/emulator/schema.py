@@ -13,11 +13,12 @@ the single navigation `ownerid` for both system users and teams, as in Dataverse
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["TABLES", "ColumnType", "Lookup", "TableDef", "by_entity_set", "by_logical_name"]
+__all__ = ["TABLES", "ColumnType", "Lookup", "TableDef", "by_entity_set", "by_logical_name", "system_rows"]
 
 ColumnType = Literal["guid", "string", "memo", "int", "decimal", "money", "bool", "datetime", "date", "choice"]
 
@@ -77,6 +78,7 @@ class TableDef:
     stateful: bool = True
     computed_fullname: bool = False
     bulk_messages: bool = True
+    write_only: tuple[str, ...] = ()  # columns that can be written but are never read back (IsValidForRead false)
     all_columns: dict[str, ColumnType] = field(default_factory=dict, init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -263,10 +265,19 @@ _TABLES: tuple[TableDef, ...] = (
         "serviceendpoints",
         "serviceendpointid",
         "name",
-        {"name": "string", "url": "string", "contract": "choice", "authtype": "choice", "messageformat": "choice"},
+        {
+            "name": "string",
+            "url": "string",
+            "contract": "choice",
+            "authtype": "choice",
+            "authvalue": "string",
+            "messageformat": "choice",
+            "description": "memo",
+        },
         owned=False,
         stateful=False,
         bulk_messages=False,
+        write_only=("authvalue",),  # the webhook key or header: Dataverse never returns it
     ),
     TableDef("sdkmessage", "sdkmessages", "sdkmessageid", "name", {"name": "string"}, owned=False, stateful=False),
     TableDef(
@@ -284,7 +295,16 @@ _TABLES: tuple[TableDef, ...] = (
         "sdkmessageprocessingsteps",
         "sdkmessageprocessingstepid",
         "name",
-        {"name": "string", "stage": "int", "mode": "int", "filteringattributes": "string", "asyncautodelete": "bool"},
+        {
+            "name": "string",
+            "description": "memo",
+            "stage": "int",
+            "mode": "int",
+            "rank": "int",
+            "supporteddeployment": "choice",
+            "filteringattributes": "string",
+            "asyncautodelete": "bool",
+        },
         (
             Lookup("eventhandler", (("eventhandler_serviceendpoint", "serviceendpoint"),)),
             single("sdkmessageid", "sdkmessage"),
@@ -304,6 +324,7 @@ _TABLES: tuple[TableDef, ...] = (
             "abm_asset": "string",
             "abm_campaign": "string",
             "abm_contenttype": "string",
+            "abm_idempotencykey": "string",
         },
         (single("abm_contactid", "contact"),),
         owned=False,
@@ -361,6 +382,44 @@ _TABLES += (
 )
 
 TABLES: dict[str, TableDef] = {t.logical_name: t for t in _TABLES}
+
+# System rows every org has: the SDK messages a webhook step can be registered on and their message filters (one per
+# message and table). Their ids are fixed here; real orgs have their own, so clients look them up by name.
+_SYSTEM_NAMESPACE = uuid.UUID("6a1b0c52-7c1e-4f3e-9d7e-0e6d0c0a0b02")
+SDK_MESSAGES = ("Create", "Update", "Delete")
+FILTERED_TABLES = (
+    "account",
+    "contact",
+    "lead",
+    "opportunity",
+    "task",
+    "phonecall",
+    "appointment",
+    "email",
+    "abm_interaction",
+    "abm_leadscore",
+)
+
+
+def system_rows() -> dict[str, list[dict[str, object]]]:
+    """The seeded `sdkmessage` and `sdkmessagefilter` rows, by table (stored as the store keeps rows)."""
+    messages = {name: str(uuid.uuid5(_SYSTEM_NAMESPACE, f"sdkmessage/{name}")) for name in SDK_MESSAGES}
+    filters: list[dict[str, object]] = [
+        {
+            "sdkmessagefilterid": str(uuid.uuid5(_SYSTEM_NAMESPACE, f"sdkmessagefilter/{name}/{table}")),
+            "primaryobjecttypecode": table,
+            "sdkmessageid": id,
+            "sdkmessageid__type": "sdkmessage",
+        }
+        for name, id in messages.items()
+        for table in FILTERED_TABLES
+    ]
+    return {
+        "sdkmessage": [{"sdkmessageid": id, "name": name} for name, id in messages.items()],
+        "sdkmessagefilter": filters,
+    }
+
+
 _BY_SET: dict[str, TableDef] = {t.entity_set: t for t in _TABLES}
 
 

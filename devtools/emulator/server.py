@@ -3,7 +3,9 @@
 Routes under `/api/data/v9.2/`: entity sets (GET with query options and paging, POST create), rows by id or
 alternate key (GET, PATCH update/upsert with `If-Match`/`If-None-Match`, DELETE), the bulk messages
 (`<set>/Microsoft.Dynamics.CRM.CreateMultiple|UpdateMultiple|UpsertMultiple`), change tracking
-(`Prefer: odata.track-changes`, `$deltatoken`), `WhoAmI` and `workflows(<id>)/Microsoft.Dynamics.CRM.ExecuteWorkflow`.
+(`Prefer: odata.track-changes`, `$deltatoken`), `WhoAmI`, `workflows(<id>)/Microsoft.Dynamics.CRM.ExecuteWorkflow`, and
+the table definitions of `metadata.py` (`EntityDefinitions`, `RelationshipDefinitions`), which also decide which
+tables, columns and alternate keys exist.
 Every answer carries `x-ms-dop-hint`; service protection limits, injected faults and latency are applied before a
 request touches the data (see `limits.py`).
 """
@@ -26,6 +28,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from devtools.emulator.batch import run_batch
 from devtools.emulator.errors import EmulatorError, bad_request, duplicate, not_found
 from devtools.emulator.limits import Guard, GuardConfig
+from devtools.emulator.metadata import Metadata
 from devtools.emulator.queries import MAX_PAGE_SIZE, Reader, ReadOptions, page_size
 from devtools.emulator.rows import FORMATTED, LOOKUP_NAME, from_json
 from devtools.emulator.schema import TableDef, by_entity_set, by_logical_name
@@ -128,9 +131,11 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         guard: GuardConfig | None = None,
+        metadata: Metadata | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
+        self.metadata = metadata or Metadata()
         self.reader = Reader(store)
         self.guard = Guard(guard or GuardConfig())
         handler = type("Handler", (_Handler,), {"emulator": self})
@@ -192,6 +197,9 @@ class Emulator:
             if method != "GET":
                 raise EmulatorError(404, "", "No HTTP resource was found that matches the request URI.")
             return Answer(200, self._who_am_i())
+        if self.metadata.handles(resource):
+            status, answer, extra = self.metadata.handle(method, resource, params, data, self.url)
+            return Answer(status, answer, extra)
         head, _, action = resource.partition("/")
         if action.startswith("Microsoft.Dynamics.CRM."):
             return self._action(method, head, action.removeprefix("Microsoft.Dynamics.CRM."), data)
@@ -202,13 +210,14 @@ class Emulator:
         if table is None:
             name = row.group(1) if row else head
             raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{name}'.")
+        self._check_definitions(table, data, params)
         if row is None:
             if method == "GET":
                 return self._collection(table, target, params, prefer)
             if method == "POST":
                 return self._create(table, data, params, prefer)
             raise EmulatorError(405, "0x80060888", f"{method} is not supported on a collection.")
-        key = parse_key(table, row.group(2))
+        key = self._parse_key(table, row.group(2))
         if method == "GET":
             return self._get(table, key, params, prefer)
         if method == "PATCH":
@@ -216,6 +225,21 @@ class Emulator:
         if method == "DELETE":
             return self._delete(table, key, headers)
         raise EmulatorError(405, "0x80060888", f"{method} is not supported on a row.")
+
+    def _check_definitions(self, table: TableDef, data: Any, params: Mapping[str, str]) -> None:
+        """What the table definitions forbid: a table or column that does not exist (yet)."""
+        self.metadata.check_table(table)
+        names = list(data) if isinstance(data, dict) else []
+        if params.get("$select"):
+            names += [n.strip() for n in params["$select"].split(",")]
+        self.metadata.check_columns(table, names)
+
+    def _parse_key(self, table: TableDef, inner: str) -> str | dict[str, Any]:
+        """`parse_key`, and an alternate key must be Active in the table's definition."""
+        key = parse_key(table, inner)
+        if isinstance(key, dict):
+            self.metadata.check_key(table, key)
+        return key
 
     def _single(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
@@ -475,6 +499,7 @@ class Emulator:
         table = by_entity_set(row.group(1) if row else head)
         if table is None:
             raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{head}'.")
+        self.metadata.check_table(table)
         if name == "ExecuteWorkflow" and row is not None and table.logical_name == "workflow":
             return self._execute_workflow(str(parse_key(table, row.group(2))), data)
         if name == "SendEmail" and row is not None and table.logical_name == "email":
@@ -499,6 +524,7 @@ class Emulator:
         with self.store.transaction():
             for target in targets:
                 if message == "CreateMultiple":
+                    self.metadata.check_columns(table, target)
                     row = self._new_row(table, target)
                     self._insert(table, row)
                     ids.append(row[table.primary_key])
@@ -510,10 +536,11 @@ class Emulator:
                     match = _ROW.match(target["@odata.id"].rsplit("/", 1)[-1])
                     if match is None or by_entity_set(match.group(1)) is not table:
                         raise bad_request(f"'@odata.id' {target['@odata.id']} does not address a {table.logical_name}.")
-                    key = parse_key(table, match.group(2))
+                    key = self._parse_key(table, match.group(2))
                 if key is None:
                     raise bad_request(f"Each target of {message} must identify its row.")
                 body = {k: v for k, v in target.items() if k != "@odata.id"}
+                self.metadata.check_columns(table, body)
                 headers = {"if-match": "*"} if message == "UpdateMultiple" else {}
                 self._patch(table, key, body, headers, params={}, prefer={})
         if message == "CreateMultiple":

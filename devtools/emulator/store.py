@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from devtools.emulator.odata import register_functions
-from devtools.emulator.schema import TABLES, ColumnType, TableDef
+from devtools.emulator.schema import TABLES, ColumnType, TableDef, system_rows
 
 __all__ = ["Store"]
 
@@ -77,6 +77,7 @@ class Store:
                 kind = table.all_columns.get(name, "guid" if not name.endswith("__type") else "string")
                 columns.append(f'"{name}" {_SQL_TYPES[kind]}' + (" PRIMARY KEY" if name == table.primary_key else ""))
             self.conn.execute(f'CREATE TABLE IF NOT EXISTS "{table.logical_name}" ({", ".join(columns)})')
+            self._add_new_columns(table, columns)
             self.conn.execute(
                 f'CREATE INDEX IF NOT EXISTS "{table.logical_name}_version" ON "{table.logical_name}" (versionnumber)'
             )
@@ -91,6 +92,31 @@ class Store:
                     f'CREATE UNIQUE INDEX IF NOT EXISTS "{table.logical_name}_key_{"_".join(key)}" '
                     f'ON "{table.logical_name}" ({cols})'
                 )
+        self._seed_system_rows()
+
+    def _add_new_columns(self, table: TableDef, definitions: list[str]) -> None:
+        """A file written by an older emulator gets the columns the schema gained since (empty in old rows)."""
+        have = {row[1] for row in self.conn.execute(f'PRAGMA table_info("{table.logical_name}")')}
+        for name, definition in zip(sql_columns(table), definitions, strict=True):
+            if name not in have:
+                self.conn.execute(f'ALTER TABLE "{table.logical_name}" ADD COLUMN {definition}')
+
+    def _seed_system_rows(self) -> None:
+        """Rows every org has before anything happens (SDK messages and their filters): version 0, so they are in
+        no delta and take no version from the counter; `INSERT OR IGNORE`, so a reopened file keeps them once."""
+        stamp = "2020-01-01T00:00:00Z"
+        for name, rows in system_rows().items():
+            table = TABLES[name]
+            columns = sql_columns(table)
+            names = ", ".join(f'"{c}"' for c in columns)
+            placeholders = ", ".join("?" for _ in columns)
+            values = [
+                tuple({"createdon": stamp, "modifiedon": stamp, "versionnumber": 0, **row}.get(c) for c in columns)
+                for row in rows
+            ]
+            self.conn.executemany(
+                f'INSERT OR IGNORE INTO "{table.logical_name}" ({names}) VALUES ({placeholders})', values
+            )
 
     # ---- transactions and versions -------------------------------------------------------------------------------
 

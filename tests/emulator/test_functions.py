@@ -23,7 +23,6 @@ from function_app.sync import dead_letter_shard, scheduled_sync, sync_shard
 from function_app.webhook import dataverse_webhook, dead_letter_event_message, process_event_message
 from tests.runtime_support import outsider_contact, tenant, webhook_body
 
-
 OPERATION = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
 

@@ -1,0 +1,202 @@
+"""The sales-ready hand-off against the emulator: the lead workflow starts once per lead, whatever reruns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from abm.scoring_job import HandoffCheckError, ScoreWrites, handoff_key, write_scores
+from abm.state import Intent, SqliteStateStore, iso
+from dataverse import mapping
+from dataverse.auth import NoAuth
+from dataverse.client import DataverseClient
+from dataverse.query import Query
+from dataverse.transport import TransportConfig
+from devtools.emulator.limits import GuardConfig
+from devtools.emulator.schema import TABLES
+from devtools.emulator.server import Emulator, EmulatorIdentity
+from devtools.emulator.store import Store
+from scoring.engine import ScoringRun, score_run
+from scoring.model import parse_model
+from scoring.records import Contact, Lead
+from tests.emulator.conftest import CALLER, CONTOSO, FABRIKAM, LONER, MULLER, OBRIEN, STAMP, WORKFLOW, seed
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+HANDOFF = "d0d0d0d0-0000-4000-8000-00000000000a"  # an on-demand workflow on lead, like outbound's hand-off
+PURCHASER = "f0000000-0000-4000-8000-000000000001"
+CTO = "f0000000-0000-4000-8000-000000000002"
+LONE_PURCHASER = "f0000000-0000-4000-8000-000000000003"
+MODEL = parse_model(
+    {
+        "name": "purchasers",
+        "version": 1,
+        "status": "live",
+        "target": "contact",
+        "minimum_consent": 3,
+        "sales_ready_score": 20,
+        "grades": [{"name": "D", "from": -100, "to": 9}, {"name": "A", "from": 10}],
+        "rules": [
+            {
+                "name": "purchaser",
+                "points": 20,
+                "when": [[{"attribute": "lead.parentcontactid.jobtitle", "op": "contains", "value": "purchas"}]],
+            }
+        ],
+    }
+)
+CONTACTS = [
+    Contact(OBRIEN, CONTOSO, 3, attributes={"jobtitle": "Purchaser"}),
+    Contact(MULLER, FABRIKAM, 3, attributes={"jobtitle": "CTO"}),
+    Contact(LONER, None, 4, attributes={"jobtitle": "50% Purchaser"}),
+]
+LEADS = [Lead(PURCHASER, OBRIEN), Lead(CTO, MULLER), Lead(LONE_PURCHASER, LONER)]
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    store = Store()
+    seed(store)
+    owned = {"createdon": STAMP, "modifiedon": STAMP, "ownerid": CALLER, "ownerid__type": "systemuser"}
+    store.insert_many(
+        TABLES["workflow"],
+        [
+            {
+                **owned,
+                "workflowid": HANDOFF,
+                "name": "Hand off sales-ready lead",
+                "primaryentity": "lead",
+                "category": 0,
+                "type": 1,
+                "ondemand": 1,
+                "statecode": 1,
+                "statuscode": 2,
+            }
+        ],
+    )
+    store.insert_many(
+        TABLES["lead"],
+        [
+            {**owned, "leadid": lead.id, "subject": "lead", "statecode": 0, "statuscode": 1}
+            | {"parentcontactid": lead.contact_id, "parentcontactid__type": "contact"}
+            for lead in LEADS
+        ],
+    )
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def emulator(store: Store) -> Iterator[Emulator]:
+    with Emulator(store, EmulatorIdentity(CALLER), guard=GuardConfig(dop_hint=4)) as emu:
+        yield emu
+
+
+def client_of(emulator: Emulator) -> DataverseClient:
+    return DataverseClient(TransportConfig(org_url=emulator.org_url, backoff_initial=0.01), NoAuth())
+
+
+def scored(leads: list[Lead]) -> ScoringRun:
+    return score_run([MODEL], leads, CONTACTS, [], [], now=NOW)
+
+
+def leads_as_read(client: DataverseClient) -> list[Lead]:
+    """The leads as the next run reads them (with the sales-ready flags written so far)."""
+    query = Query("leads").select("leadid", *mapping.select_for("lead", ()))
+    return [mapping.lead(row) for row in client.iter_rows(query)]
+
+
+def jobs(store: Store) -> list[tuple[Any, Any]]:
+    rows = store.select("SELECT workflowactivationid, regardingobjectid FROM asyncoperation ORDER BY regardingobjectid")
+    return [(row["workflowactivationid"], row["regardingobjectid"]) for row in rows]
+
+
+def test_a_lead_crossing_the_threshold_starts_the_handoff_once(store: Store, emulator: Emulator) -> None:
+    state = SqliteStateStore()
+    client = client_of(emulator)
+    first = write_scores(client, scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=state)
+    assert (first.leads_flagged, first.handoffs) == (2, 2)
+    assert first.as_dict()["handoffs"] == {"started": 2}
+    assert jobs(store) == [(HANDOFF, PURCHASER), (HANDOFF, LONE_PURCHASER)]
+    intent = state.intent(handoff_key(HANDOFF, PURCHASER))
+    assert intent is not None and intent.job_id and intent.entity_id == PURCHASER
+    # one check of the workflow, the scores read and upserted, one $batch of ExecuteWorkflow, one UpdateMultiple
+    assert client.stats.by_table == {"workflows": 1, "abm_leadscores": 2, "$batch": 1, "leads": 1}
+
+    again = leads_as_read(client)
+    second = write_scores(client_of(emulator), scored(again), again, now=NOW, handoff_workflow=HANDOFF, store=state)
+    assert (second.leads_flagged, second.handoffs) == (0, 0)
+    assert len(jobs(store)) == 2
+
+
+def test_a_replay_of_the_same_input_starts_nothing_again(store: Store, emulator: Emulator) -> None:
+    """The leads as read before the first run (not yet flagged), e.g. a run that crashed before flagging them."""
+    state = SqliteStateStore()
+    write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=state)
+    replay = write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=state)
+    assert replay.handoffs == 0
+    assert len(jobs(store)) == 2
+
+
+def test_a_start_whose_answer_was_lost_is_found_instead_of_repeated(store: Store, emulator: Emulator) -> None:
+    write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=SqliteStateStore())
+    lost = SqliteStateStore()  # ExecuteWorkflow ran, then the run died before recording the job
+    for lead in (PURCHASER, LONE_PURCHASER):
+        lost.record_intent(Intent(handoff_key(HANDOFF, lead), HANDOFF, lead, None))
+    replay = write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=lost)
+    assert replay.handoffs == 0
+    assert len(jobs(store)) == 2
+    found = lost.intent(handoff_key(HANDOFF, PURCHASER))
+    assert found is not None and found.job_id
+
+
+def test_an_overlapping_run_leaves_a_lead_another_run_claimed_alone(store: Store, emulator: Emulator) -> None:
+    state = SqliteStateStore()
+    claim = Intent(handoff_key(HANDOFF, PURCHASER), HANDOFF, PURCHASER, None, iso(NOW - timedelta(minutes=1)))
+    assert state.claim_intent(claim)  # the other run, calling ExecuteWorkflow right now
+    writes = write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=state)
+    assert writes.handoffs == 1
+    assert jobs(store) == [(HANDOFF, LONE_PURCHASER)]
+
+
+def test_without_a_handoff_workflow_nothing_is_started(store: Store, emulator: Emulator) -> None:
+    writes = write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW)
+    assert writes == ScoreWrites(upserted=3, leads_flagged=2)  # the CTO is scored, not sales-ready
+    assert "handoffs" not in writes.as_dict()
+    assert jobs(store) == []
+
+
+def test_no_new_sales_ready_lead_costs_no_workflow_request(emulator: Emulator) -> None:
+    flagged = [Lead(lead.id, lead.contact_id, sales_ready=True) for lead in LEADS]
+    client = client_of(emulator)
+    writes = write_scores(client, scored(flagged), flagged, now=NOW, handoff_workflow=HANDOFF, store=SqliteStateStore())
+    assert writes.as_dict()["handoffs"] == {"started": 0}
+    assert set(client.stats.by_table) == {"abm_leadscores"}
+
+
+@pytest.mark.parametrize(
+    ("workflow", "problem"),
+    [
+        (WORKFLOW, f"sales-ready hand-off workflow {WORKFLOW} runs on contact, not on lead"),
+        ("d0d0d0d0-0000-4000-8000-0000000000ff", "does not exist in the org"),
+        (HANDOFF, "is not an activated on-demand workflow"),
+    ],
+)
+def test_a_handoff_workflow_that_cannot_run_stops_the_write_before_anything_is_written(
+    store: Store, emulator: Emulator, workflow: str, problem: str
+) -> None:
+    store.update(TABLES["workflow"], HANDOFF, {"statecode": 0})  # deactivated: only the third case names it
+    with pytest.raises(HandoffCheckError, match=problem):
+        write_scores(
+            client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=workflow, store=SqliteStateStore()
+        )
+    assert store.scalar("SELECT COUNT(*) FROM abm_leadscore") == 0
+    assert store.scalar("SELECT COUNT(*) FROM lead WHERE abm_salesready = 1") == 0
+    assert jobs(store) == []
+
+
+def test_a_handoff_workflow_needs_a_state_store(emulator: Emulator) -> None:
+    with pytest.raises(ValueError, match="needs a state store"):
+        write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF)
