@@ -79,7 +79,7 @@ def main() -> None:
             [
                 {
                     "abm_contactid@odata.bind": f"/contacts({contacts[i % len(contacts)]})",
-                    "abm_type": "form_submission",
+                    "abm_type": "FormSubmitted",
                     "abm_occurredon": NOW - timedelta(hours=i % 48),
                 }
                 for i in range(args.new_interactions)

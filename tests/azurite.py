@@ -48,8 +48,14 @@ def running(timeout: float = 30.0) -> Iterator[str]:
         pytest.fail(f"Azurite is not installed ({BINARY.relative_to(ROOT)} is missing): run scripts/test.sh")
     with tempfile.TemporaryDirectory(prefix="azurite-") as work:
         out_path, err_path = Path(work, "stdout"), Path(work, "stderr")
-        args = [str(BINARY), "--inMemoryPersistence", "--silent", "--skipApiVersionCheck", "--loose"]
-        args.append("--disableTelemetry")
+        args = [
+            str(BINARY),
+            "--inMemoryPersistence",
+            "--silent",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+        ]
         for service in SERVICES:
             args += [f"--{service}Host", HOST, f"--{service}Port", "0"]
         with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -59,10 +65,11 @@ def running(timeout: float = 30.0) -> Iterator[str]:
             deadline = time.monotonic() + timeout
             while not (len(ports) == len(SERVICES) and all(_accepts(p) for p in ports.values())):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    state = f"exited with {process.returncode}" if process.poll() is not None else "timed out"
+                    code = process.poll()
+                    state = f"it exited with {code}" if code is not None else f"not listening after {timeout:.0f} s"
                     raise RuntimeError(
-                        f"Azurite did not start ({state} after {timeout:.0f} s); stderr:\n{err_path.read_text()}"
-                        f"\nstdout:\n{out_path.read_text()}"
+                        f"Azurite did not start ({state}); stderr:\n{err_path.read_text()}\n"
+                        f"stdout:\n{out_path.read_text()}"
                     )
                 time.sleep(0.05)
                 ports = {s.lower(): int(p) for s, p in LISTENING.findall(out_path.read_text())}
