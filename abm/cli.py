@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from abm import __version__
+from abm import __version__, cli_admin
 from abm.bootstrap import Runtime, build_client, build_runtime, build_store
 from abm.definitions import DefinitionError
 from abm.dry_run import DryRunClient, OverlayStore
@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--until", type=_checked(_moment), help="... until then (with --since)")
     again.add_argument("--dry-run", action="store_true", help="write nothing; list the exact writes instead")
     again.add_argument("--json", action="store_true", help="print one JSON object")
+
+    cli_admin.add_commands(commands)  # provision, register-webhook
 
     emulator = commands.add_parser("emulator", help="serve a local Dataverse Web API emulator until interrupted")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -359,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _score(args)
         if args.command in COMMANDS:
             return COMMANDS[args.command](args)
+        admin = cli_admin.run(args)
+        if admin is not None:
+            return admin
         return _settings(args)
     except (SettingsError, DefinitionError, JourneyCheckError, EventInputError) as exc:
         print(f"abm: {exc}", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from abm.bootstrap import build_client, journeys, mapping_config, scoring_models, segments
 from abm.definitions import DefinitionError
@@ -30,7 +29,7 @@ from dataverse.errors import DataverseError
 __all__ = ["add_commands", "engine_columns", "run"]
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `provision` and `register-webhook` to the `abm` subparsers (`parser.add_subparsers(...)`)."""
     prov = commands.add_parser(
         "provision",

@@ -279,8 +279,8 @@ def register_webhook(
     _check_url(url)
     if not dry_run and not key:
         raise RegistrationError("no webhook key: set ABM_WEBHOOK_KEY to the function key of the webhook function")
-    if not name or len(name) > 200 or "'" in name:
-        raise RegistrationError("the webhook name must be 1 to 200 characters, without quotes")
+    if not name.strip() or len(name) > 200:
+        raise RegistrationError("the webhook name must be 1 to 200 characters")
     messages = _message_ids(client)
     filters = _filter_ids(client, messages, tables)
     endpoint = _endpoint(client, name)

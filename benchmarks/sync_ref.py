@@ -7,7 +7,7 @@ changed contact and times receiving plus processing it (the queue hop is left ou
 bound of a run is the 5,000-row pages its reads need plus the 1,000-row bulk requests its writes need (workflow
 starts: $batch requests of 100, ExecuteWorkflow having no bulk message). Prints one JSON object. Run:
 
-    .venv/bin/python benchmarks/sync_ref.py --size ref
+    PYTHONPATH=. .venv/bin/python benchmarks/sync_ref.py --size ref
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from abm.provision import ProvisionError, ProvisionReport, provision
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseBadRequest, DataverseNotFound
-from dataverse.metadata import MetadataClient
+from dataverse.metadata import ColumnSpec, MetadataClient, attribute_body, entity_body, key_body, relationship_body
 from dataverse.tables import table
 from dataverse.transport import Transport, TransportConfig
 from devtools.emulator.metadata import Metadata
@@ -185,10 +186,17 @@ def test_a_failed_key_index_stops_with_an_error_naming_the_key_and_the_way_out()
 def test_a_key_still_pending_at_the_deadline_is_an_error_after_a_bounded_wait() -> None:
     clock = Clock()
     pending = r"not active after 12 s: abm_leadmodel on abm_leadscore \(Pending\)"
-    metadata = Metadata(product=False, key_reads_pending=1000)
-    with running(metadata) as emu, client_of(emu) as client, pytest.raises(ProvisionError, match=pending):
-        run(client, clock, wait=12.0, poll_interval=5.0)
-    assert clock.sleeps == [5.0, 5.0]
+    with running(Metadata(product=False, key_reads_pending=1000)) as emu, client_of(emu) as client:
+        with pytest.raises(ProvisionError, match=pending):
+            run(client, clock, wait=12.0, poll_interval=5.0)
+        assert clock.sleeps == [5.0, 5.0]
+        client.create(table("lead"), {"lastname": "Lead"}, id=LEAD)
+        with pytest.raises(DataverseBadRequest, match="is Pending, not Active"):  # as the scoring job would find
+            client.upsert_multiple(
+                table("abm_leadscore"),
+                [{"abm_leadid": str(LEAD), "abm_model": "fit", "abm_leadid@odata.bind": f"/leads({LEAD})"}],
+                key=("abm_leadid", "abm_model"),
+            )
 
 
 def test_a_column_of_the_wrong_type_is_a_conflict_and_is_left_alone() -> None:
@@ -226,6 +234,32 @@ def test_the_emulators_schema_stores_exactly_the_product_schema() -> None:
         mine = (*wanted.get(stored.logical_name, ()), stored.primary_key)
         extra = [c for c in stored.all_columns if c.startswith("abm_") and c not in mine]
         assert not extra, (stored.logical_name, extra)
+
+
+def test_the_emulator_refuses_definitions_dataverse_would_refuse() -> None:
+    with running(Metadata(product=False)) as emu, client_of(emu) as client:
+        send = client.transport.send
+        product = PRODUCT_TABLES[1]  # abm_leadscore
+        no_primary = {**entity_body(product.table), "Attributes": []}
+        with pytest.raises(DataverseBadRequest, match="exactly one primary name attribute"):
+            send("POST", "EntityDefinitions", json=no_primary)
+        send("POST", "EntityDefinitions", json=entity_body(product.table))
+        with pytest.raises(DataverseBadRequest, match="already exists"):
+            send("POST", "EntityDefinitions", json=entity_body(product.table))
+        lookup = relationship_body("abm_leadscore", product.lookups[0])["Lookup"]
+        with pytest.raises(DataverseBadRequest, match="RelationshipDefinitions"):
+            send("POST", "EntityDefinitions(LogicalName='abm_leadscore')/Attributes", json=lookup)
+        with pytest.raises(DataverseBadRequest, match="do not exist on abm_leadscore: abm_leadid"):
+            send("POST", "EntityDefinitions(LogicalName='abm_leadscore')/Keys", json=key_body(product.keys[0]))
+        wrong = attribute_body(ColumnSpec("abm_Score", "Score", "string", max_length=10))
+        with pytest.raises(DataverseBadRequest, match=r"stores abm_leadscore\.abm_score as int"):
+            send("POST", "EntityDefinitions(LogicalName='abm_leadscore')/Attributes", json=wrong)
+        to_account = replace(product.lookups[0], target="account", target_key="accountid")
+        with pytest.raises(DataverseBadRequest, match="as a lookup to lead"):
+            send("POST", "RelationshipDefinitions", json=relationship_body("abm_leadscore", to_account))
+        with pytest.raises(DataverseNotFound):
+            send("GET", "EntityDefinitions(LogicalName='abm_nothing')")
+        assert MetadataClient(client).table("abm_nothing") is None
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
