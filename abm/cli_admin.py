@@ -165,7 +165,10 @@ def _print_registration(report: RegistrationReport, as_json: bool) -> None:
         changes = f" ({', '.join(step.changes)})" if step.changes else ""
         print(f"{would}{done[step.action]} step {step.name}{changes}")
     counts = report.counts()
-    print(f"steps: {counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged")
+    if report.dry_run:
+        print(f"steps: {counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged")
+    else:
+        print(f"steps: {counts['create']} created, {counts['update']} updated, {counts['unchanged']} unchanged")
     for duplicate in report.duplicates:
         print(f"warning: duplicate step {duplicate} has the same name: delete it in the Plug-in Registration Tool")
     print(f"{report.requests.get('total', 0)} requests sent", file=sys.stderr)

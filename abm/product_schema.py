@@ -142,7 +142,7 @@ ADDED_COLUMNS: dict[str, tuple[ColumnSpec, ...]] = {
 }
 
 # The tables the sync reads through change tracking (abm.mirror.KINDS without the score and consent tables).
-CHANGE_TRACKED: tuple[str, ...] = ("contact", "account", "lead", "abm_interaction", "opportunity")
+CHANGE_TRACKED: tuple[str, ...] = ("contact", "account", "lead", "abm_interaction", "opportunity", "abm_leadscore")
 
 
 def all_columns() -> dict[str, tuple[str, ...]]:

@@ -178,7 +178,7 @@ def _plan_product_table(plan: _Plan, meta: MetadataClient, product: ProductTable
         existing = info.key_with(key.columns) if info is not None else None
         plan.keys.append((name, key))
         if existing is None:
-            action = Action("key", name, key.logical_name, "alternate key (" + ", ".join(key.columns) + ")")
+            action = Action("key", name, key.logical_name, "alternate key on " + ", ".join(key.columns))
             plan.add(action, functools.partial(meta.create_key, name, key))
 
 
@@ -280,9 +280,10 @@ def provision(
     infos = {name: meta.table(name, attributes=cols, keys=keys) for name, cols, keys in _tables_to_read()}
     plan = _plan(meta, infos)
     report = ProvisionReport(dry_run=dry_run, conflicts=plan.conflicts)
+    created_here = {p.logical_name for p in PRODUCT_TABLES}  # created with change tracking on when missing
     for table_name in CHANGE_TRACKED:
         info = infos[table_name]
-        report.change_tracking[table_name] = bool(info and info.change_tracking)
+        report.change_tracking[table_name] = info.change_tracking if info else table_name in created_here
     if dry_run:
         report.actions = [action for action, _ in plan.steps]
         for table_name, key in plan.keys:

@@ -267,6 +267,7 @@ def entity_body(table: TableSpec) -> dict[str, Any]:
         "IsActivity": False,
         "HasActivities": False,
         "HasNotes": False,
+        "ChangeTrackingEnabled": True,  # the product's own tables: the sync reads both through change tracking
         "Attributes": [attribute_body(table.primary_name, primary=True)],
     }
 

@@ -100,7 +100,7 @@ def test_an_org_without_the_product_schema_answers_503_naming_what_is_missing(fr
         "table abm_leadscore does not exist (run abm provision)",
     }
     assert checks["change_tracking"]["ok"] is False
-    assert checks["change_tracking"]["tables"] == ["contact", "abm_interaction"]
+    assert checks["change_tracking"]["tables"] == ["contact", "abm_interaction", "abm_leadscore"]
     assert "Track changes" in checks["change_tracking"]["problem"]
 
 
@@ -115,7 +115,7 @@ def test_a_key_whose_index_is_not_active_yet_is_the_problem(fresh: pytest.Monkey
     assert body["checks"]["product_tables"]["problem"] == (
         "abm_leadscore alternate key (abm_leadid, abm_model) is Pending, not Active"
     )
-    assert body["checks"]["change_tracking"]["tables"] == ["abm_interaction"]  # provision never turns it on
+    assert "tables" not in body["checks"]["change_tracking"]  # provision created the product's tables tracked
 
 
 def test_missing_settings_answer_503_naming_them_and_no_secret(fresh: pytest.MonkeyPatch) -> None:

@@ -113,10 +113,10 @@ def test_a_bare_org_gets_every_table_column_lookup_and_key_and_then_takes_the_en
         requests = client.stats.total - before
         assert requests == READS + CREATES + 2
         assert report.requests["by_method"] == {"GET": READS + 2, "POST": CREATES + 2}  # + the two refused writes
-        # Change tracking: reported, never turned on (new tables start without it).
-        assert report.change_tracking_off == ["contact", "abm_interaction"]
+        # Change tracking: reported, never turned on for an existing table; the product's new tables are created with it
+        assert report.change_tracking_off == ["contact"]
         assert emu.metadata.entities["contact"].change_tracking is False
-        assert emu.metadata.entities["abm_interaction"].change_tracking is False
+        assert emu.metadata.entities["abm_interaction"].change_tracking is True
 
         write_score_and_interaction(client)
         score = emu.store.find(TABLES["abm_leadscore"], {"abm_leadid": str(LEAD), "abm_model": "fit"})
@@ -278,14 +278,14 @@ def test_the_command_prints_json_for_scripts_and_names_the_tables_without_change
         assert cli_admin.run(parse(["provision", "--dry-run", "--json"])) == 0
         body = json.loads(capsys.readouterr().out)
         assert body["dry_run"] is True and len(body["to_create"]) == CREATES
-        assert body["change_tracking_off"] == ["abm_interaction", "opportunity"]
+        assert body["change_tracking_off"] == ["opportunity"]  # the product's tables are created with it on
         assert "Track changes" in body["change_tracking_howto"]
 
         assert cli_admin.run(parse(["provision"])) == 0
         out = capsys.readouterr().out
         assert "created table abm_interaction (OrganizationOwned, primary name abm_name)" in out
         assert "alternate key abm_leadscore.abm_leadmodel: Active" in out
-        assert "change tracking is off for: abm_interaction, opportunity" in out
+        assert "change tracking is off for: opportunity" in out
         assert "'Track changes'" in out
 
         assert cli_admin.run(parse(["provision"])) == 0

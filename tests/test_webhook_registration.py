@@ -229,7 +229,7 @@ def test_the_command_registers_what_the_definitions_read_and_never_shows_the_key
         assert cli_admin.run(parse(["register-webhook", "--url", URL])) == 0
         human = capsys.readouterr()
         assert "created webhook abm-webhook -> " + URL in human.out
-        assert "steps: 12 to create, 0 to update, 0 unchanged" in human.out
+        assert "steps: 12 created, 0 updated, 0 unchanged" in human.out
         assert cli_admin.run(parse(["register-webhook", "--url", URL, "--json"])) == 0
         body = json.loads(capsys.readouterr().out)
         assert body["endpoint"]["action"] == "update" and body["step_counts"]["unchanged"] == 12

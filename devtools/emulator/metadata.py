@@ -439,7 +439,7 @@ class Metadata:
                 primary_id=f"{logical}id",
                 primary_name=primary_name,
                 ownership=ownership,
-                change_tracking=False,
+                change_tracking=bool(data.get("ChangeTrackingEnabled", False)),
                 metadata_id=_id(logical),
                 custom=True,
             )
