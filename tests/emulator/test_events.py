@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -193,3 +194,15 @@ def test_a_dry_run_replay_lists_the_exact_writes_and_writes_nothing(synced: Any)
     assert not real.dry_run
     created = dataverse_state(client)["task"] - dataverse_before["task"]
     assert created == {row["activityid"] for row in task_rows}  # the dry run named the very rows written
+
+
+def test_a_window_replay_runs_each_record_of_the_events_received_in_it_once(synced: Any) -> None:
+    emulator, client, store = synced
+    contact = outsider_contact(client)
+    for _ in range(2):
+        receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
+    window = {"since": NOW - timedelta(hours=1), "until": NOW + timedelta(hours=1)}
+    result = replay(fresh_client(emulator), store, demo_engine(), window, now=NOW, dry_run=True)
+    assert result.records == [{"table": "contact", "id": contact, "message": "Update"}]
+    later = {"since": NOW + timedelta(hours=1), "until": NOW + timedelta(hours=2)}
+    assert replay(fresh_client(emulator), store, demo_engine(), later, now=NOW, dry_run=True).records == []
