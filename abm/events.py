@@ -33,7 +33,7 @@ from abm.sync import ShardMessage, forget, run_shard
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError, WebhookContextError
 from dataverse.mapping import LOOKUP_NAME, MappingConfig
-from dataverse.query import eq, in_
+from dataverse.query import in_
 from dataverse.tables import table
 from dataverse.webhook import decode_context
 
@@ -115,16 +115,22 @@ def receive_webhook(store: StateStore, body: bytes, headers: Mapping[str, str], 
     return Receipt("accepted", key)
 
 
-def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, id: str) -> set[str]:
-    """Bring one row of the mirror up to date from Dataverse: one read, with the mirror's own `$select`."""
+def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, ids: list[str]) -> set[str]:
+    """Bring rows of the mirror up to date from Dataverse, with the mirror's own `$select`, 100 ids per read; a row
+    Dataverse no longer has leaves the mirror. Returns the partitions touched."""
     query = mirror_queries(engine.config, engine.models, engine.segments, engine.journeys)[kind]
-    key = table(kind).primary_key
-    rows = list(
-        client.iter_rows(query.where(eq(key, uuid.UUID(id))), annotations=(LOOKUP_NAME,) if kind == "contact" else ())
-    )
-    if not rows:
-        return forget(mirror, kind, id)
-    return mirror.apply(kind, rows)
+    key, touched = table(kind).primary_key, set[str]()
+    annotations = (LOOKUP_NAME,) if kind == "contact" else ()
+    for start in range(0, len(ids), 100):
+        chunk = ids[start : start + 100]
+        rows = list(
+            client.iter_rows(query.where(in_(key, sorted({uuid.UUID(i) for i in chunk}))), annotations=annotations)
+        )
+        touched |= mirror.apply(kind, rows)
+        found = {mirror.row_id(kind, row) for row in rows}
+        for gone in sorted({i.lower() for i in chunk} - found):
+            touched |= forget(mirror, kind, gone)
+    return touched
 
 
 def touch(client: DataverseClient, store: StateStore, engine: Engine, *, kind: str, id: str, message: str) -> set[str]:
@@ -132,13 +138,13 @@ def touch(client: DataverseClient, store: StateStore, engine: Engine, *, kind: s
     mirror = Mirror(store, engine.config)
     if message == "Delete":
         return forget(mirror, kind, id)
-    return _reread(client, mirror, engine, kind, id)
+    return _reread(client, mirror, engine, kind, [id])
 
 
 def _touch_event(client: DataverseClient, store: StateStore, engine: Engine, event: StoredEvent) -> set[str]:
     if event.message == INGEST:  # a batch of interactions from another system: its rows, re-read
         ids = [str(e.row_id) for e in parse_events(event.payload, now=event.received_at)]
-        return _reread_many(client, Mirror(store, engine.config), engine, "abm_interaction", ids)
+        return _reread(client, Mirror(store, engine.config), engine, "abm_interaction", ids)
     return touch(client, store, engine, kind=event.table, id=event.record_id, message=event.message)
 
 
@@ -156,16 +162,6 @@ def receive_interactions(
     if not store.record_event(stored):
         return result, Receipt("duplicate", key)
     return result, Receipt("accepted", key)
-
-
-def _reread_many(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, ids: list[str]) -> set[str]:
-    """Bring rows of one kind up to date from Dataverse, 100 ids per read."""
-    query = mirror_queries(engine.config, engine.models, engine.segments, engine.journeys)[kind]
-    key, touched = table(kind).primary_key, set[str]()
-    for start in range(0, len(ids), 100):
-        chunk = sorted({uuid.UUID(i) for i in ids[start : start + 100]})
-        touched |= mirror.apply(kind, list(client.iter_rows(query.where(in_(key, chunk)))))
-    return touched
 
 
 def _evaluate(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any
 
+from abm.scoring_job import COMPARED
 from abm.state import MirrorRow, StateStore
 from dataverse import mapping
 from dataverse.mapping import MappingConfig
@@ -28,7 +29,7 @@ from journeys.segments import columns_needed as segment_columns
 from scoring.model import ScoringModel, columns_needed
 from scoring.records import Account, Contact, Interaction, Lead
 
-__all__ = ["CONSENT", "KINDS", "Mirror", "Snapshot", "mirror_queries"]
+__all__ = ["CONSENT", "KINDS", "Mirror", "Scope", "Snapshot", "mirror_queries"]
 
 CONSENT = "msdynmkt_contactpointconsent4"
 SCORE = "abm_leadscore"
@@ -36,17 +37,9 @@ SCORE = "abm_leadscore"
 # the contact's.
 KINDS = ("account", "contact", "lead", "abm_interaction", "opportunity", SCORE, CONSENT)
 _CONSENT_PARTITION = "~consent"
-SCORE_COLUMNS = (
-    "_abm_leadid_value",
-    "abm_model",
-    "abm_score",
-    "abm_grade",
-    "abm_salesready",
-    "abm_modelversion",
-    "abm_consentrule",
-    "abm_fitforautomateddecisions",
-    "abm_explanation",
-)
+# The accounts an evaluation covers: every partition (None), a set of partitions, or a test on a partition (a shard).
+Scope = Collection[str] | Callable[[str], bool] | None
+SCORE_COLUMNS = ("_abm_leadid_value", "abm_model", *COMPARED)  # what the write-back compares a new score with
 
 
 @dataclass(frozen=True)
@@ -219,14 +212,14 @@ class Mirror:
 
     # ---- loading ----
 
-    def rows(self, kind: str, scope: Collection[str] | Callable[[str], bool] | None = None) -> Iterator[MirrorRow]:
+    def rows(self, kind: str, scope: Scope = None) -> Iterator[MirrorRow]:
         """The mirrored rows of one kind in a scope: all (None), some partitions, or those a test accepts."""
         if scope is None or not callable(scope):
             yield from self.store.mirror(kind, None if scope is None else sorted(set(scope)))
         else:
             yield from (row for row in self.store.mirror(kind) if scope(row.partition))
 
-    def load(self, scope: Collection[str] | Callable[[str], bool] | None = None) -> Snapshot:
+    def load(self, scope: Scope = None) -> Snapshot:
         """The records of a scope (see `rows`). Every account is loaded whatever the scope: attribute paths may hop
         to a parent account in another partition, and accounts are few."""
         config = self.config

@@ -9,13 +9,13 @@ scores that changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from abm.journeys_job import run_journeys
-from abm.mirror import Mirror
+from abm.mirror import Mirror, Scope
 from abm.scoring_job import write_scores
 from abm.segments_job import evaluate_segments, segment_report
 from abm.state import StateStore
@@ -27,9 +27,6 @@ from scoring.engine import score_run
 from scoring.model import ScoringModel
 
 __all__ = ["Engine", "RunReport", "Scope", "evaluate", "merge_writes"]
-
-# The accounts an evaluation covers: every partition (None), a set of partitions, or a test on a partition (a shard).
-Scope = Collection[str] | Callable[[str], bool] | None
 
 
 @dataclass(frozen=True)

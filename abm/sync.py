@@ -91,25 +91,25 @@ def _fingerprint(queries: Mapping[str, Query]) -> str:
 
 @dataclass
 class Sync:
-    """What a sync read: the mode, the changes applied, the partitions touched, and the pending checkpoints."""
+    """What a sync read: the mode, the changes applied, and the pending checkpoints (the timer evaluates every
+    account whatever changed, so the partitions a change touched are not kept)."""
 
     mode: str
     changes: int
-    touched: set[str] | None  # None: everything (a full read)
     checkpoints: dict[str, str]
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "changes": self.changes}
 
 
-def _apply_feed(mirror: Mirror, kind: str, feed: Any, contacts: dict[str, str]) -> tuple[int, set[str]]:
+def _apply_feed(mirror: Mirror, kind: str, feed: Any, contacts: dict[str, str]) -> int:
     """Apply a change feed to the mirror in chunks; a removed contact is forgotten (progress, events)."""
-    count, touched = 0, set[str]()
+    count = 0
     upserts: list[dict[str, Any]] = []
 
     def flush() -> None:
         nonlocal upserts
-        touched.update(mirror.apply(kind, upserts, contacts))
+        mirror.apply(kind, upserts, contacts)
         upserts = []
 
     for change in feed:
@@ -120,9 +120,9 @@ def _apply_feed(mirror: Mirror, kind: str, feed: Any, contacts: dict[str, str]) 
                 flush()
         elif isinstance(change, Removed):
             flush()
-            touched.update(forget(mirror, kind, str(change.id).lower()))
+            forget(mirror, kind, str(change.id).lower())
     flush()
-    return count, touched
+    return count
 
 
 def forget(mirror: Mirror, kind: str, id: str) -> set[str]:
@@ -159,11 +159,10 @@ def _read_full(client: DataverseClient, mirror: Mirror, queries: Mapping[str, Qu
         if kind not in queries:
             continue
         feed = client.read_changes(queries[kind], annotations=_annotations(kind))
-        read, _ = _apply_feed(mirror, kind, feed, contacts)
-        count += read
+        count += _apply_feed(mirror, kind, feed, contacts)
         assert feed.delta_link is not None, "a change-tracking read ends with a delta link"
         checkpoints[_delta(kind)] = feed.delta_link
-    return Sync("full", count, None, checkpoints)
+    return Sync("full", count, checkpoints)
 
 
 def _read_changes(
@@ -173,16 +172,15 @@ def _read_changes(
     links: Mapping[str, str | None],
     fingerprint: str,
 ) -> Sync:
-    checkpoints, count, touched, contacts = {COLUMNS: fingerprint}, 0, set[str](), dict[str, str]()
+    checkpoints, count, contacts = {COLUMNS: fingerprint}, 0, dict[str, str]()
     for kind in KINDS:
         link = links.get(kind)
         if link is None:
             continue
         feed = client.read_changes(link, annotations=_annotations(kind))
-        read, hit = _apply_feed(mirror, kind, feed, contacts)
-        count, touched = count + read, touched | hit
+        count += _apply_feed(mirror, kind, feed, contacts)
         checkpoints[_delta(kind)] = feed.delta_link or link
-    return Sync("incremental", count, touched, checkpoints)
+    return Sync("incremental", count, checkpoints)
 
 
 def refresher(client: DataverseClient, mirror: Mirror, checkpoints: dict[str, str], kind: str) -> Callable[[], None]:

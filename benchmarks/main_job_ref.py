@@ -1,8 +1,9 @@
 """Benchmark: the main job on the `ref` tenant through the emulator, phase by phase.
 
 Loads the synthetic tenant into an in-memory emulator (not timed as part of the job), then times reading and
-mapping (`abm.pipeline.pull`), scoring (`scoring.engine.score_run`) and writing back (`abm.scoring_job.write_scores`)
-on their own, and a second write-back that must send nothing. Prints one JSON object. Run:
+mapping (`abm.sync.read_into_mirror`, then `abm.mirror.Mirror.load`), scoring (`scoring.engine.score_run`) and
+writing back (`abm.scoring_job.write_scores`) on their own, and a second write-back that must send nothing.
+Prints one JSON object. Run:
 
     .venv/bin/python benchmarks/main_job_ref.py --size ref
 """
@@ -16,9 +17,12 @@ import time
 from datetime import UTC, datetime
 
 from abm.bootstrap import mapping_config, scoring_models
-from abm.pipeline import pull
+from abm.mirror import Mirror
+from abm.pipeline import Engine
 from abm.scoring_job import write_scores
 from abm.settings import Settings
+from abm.state import SqliteStateStore
+from abm.sync import read_into_mirror
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -45,7 +49,9 @@ def main() -> None:
     with Emulator(store, EmulatorIdentity(CALLER_USER_ID)) as emulator:
         client = DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth())
         started = time.perf_counter()
-        snapshot = pull(client, models, config)
+        state = SqliteStateStore()
+        read_into_mirror(client, state, Engine(models=models, config=config))
+        snapshot = Mirror(state, config).load()
         timings["read_and_map"] = time.perf_counter() - started
         started = time.perf_counter()
         run = score_run(models, snapshot.leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=NOW)

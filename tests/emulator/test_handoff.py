@@ -15,9 +15,8 @@ from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.query import Query
 from dataverse.transport import TransportConfig
-from devtools.emulator.limits import GuardConfig
 from devtools.emulator.schema import TABLES
-from devtools.emulator.server import Emulator, EmulatorIdentity
+from devtools.emulator.server import Emulator
 from devtools.emulator.store import Store
 from scoring.engine import ScoringRun, score_run
 from scoring.model import parse_model
@@ -86,12 +85,6 @@ def store() -> Iterator[Store]:
     )
     yield store
     store.close()
-
-
-@pytest.fixture
-def emulator(store: Store) -> Iterator[Emulator]:
-    with Emulator(store, EmulatorIdentity(CALLER), guard=GuardConfig(dop_hint=4)) as emu:
-        yield emu
 
 
 def client_of(emulator: Emulator) -> DataverseClient:

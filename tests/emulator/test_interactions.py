@@ -23,32 +23,13 @@ from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.query import Query
 from dataverse.transport import TransportConfig
-from devtools.emulator.limits import GuardConfig
 from devtools.emulator.schema import TABLES
-from devtools.emulator.server import Emulator, EmulatorIdentity
+from devtools.emulator.server import Emulator
 from devtools.emulator.store import Store
-from tests.emulator.conftest import CALLER, LONER, MULLER, OBRIEN, STAMP, seed
+from tests.emulator.conftest import LONER, MULLER, OBRIEN, STAMP
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SECRET = "siobhan@contoso.example.com"  # personal data a sender might put anywhere: never in an error message
-
-
-@pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
-    interactions = TABLES["abm_interaction"]
-    if KEY_COLUMN not in interactions.all_columns:  # until the emulator's abm_interaction declares the key column
-        monkeypatch.setitem(interactions.columns, KEY_COLUMN, "string")
-        monkeypatch.setitem(interactions.all_columns, KEY_COLUMN, "string")
-    store = Store()
-    seed(store)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def emulator(store: Store) -> Iterator[Emulator]:
-    with Emulator(store, EmulatorIdentity(CALLER), guard=GuardConfig(dop_hint=4)) as emu:
-        yield emu
 
 
 @pytest.fixture
