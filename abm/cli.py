@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from abm import __version__, cli_admin
+from abm import __version__, cli_admin, cli_insights
 from abm.bootstrap import Runtime, build_client, build_runtime, build_store
 from abm.definitions import DefinitionError
 from abm.dry_run import DryRunClient, OverlayStore
 from abm.events import EventInputError, parse_replay_request, replay
 from abm.health import check_health
+from abm.insights_service import InsightsInputError, InsightsNotFoundError
 from abm.journeys_job import JourneyCheckError
 from abm.lead_scores import format_scores, lead_scores
 from abm.pipeline import merge_writes
@@ -63,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_checked(_faults),
         help="inject faults, e.g. 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7",
     )
+    demo.add_argument(
+        "--report", default="abm-report.html", metavar="FILE", help="where the HTML report goes (abm-report.html)"
+    )
     demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = commands.add_parser("score", help="show one lead's scores with their explanations")
@@ -93,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--json", action="store_true", help="print one JSON object")
 
     cli_admin.add_commands(commands)  # provision, register-webhook
+    cli_insights.add_command(commands)
 
     emulator = commands.add_parser("emulator", help="serve a local Dataverse Web API emulator until interrupted")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -186,7 +191,7 @@ def _demo(args: argparse.Namespace) -> int:
     from devtools.demo import DemoOptions, run_demo  # noqa: PLC0415 (dev tools load only for this command)
 
     now = args.now or _today()
-    options = DemoOptions(size=args.size, seed=args.seed, now=now, db=args.db, faults=args.faults)
+    options = DemoOptions(size=args.size, seed=args.seed, now=now, db=args.db, faults=args.faults, report=args.report)
     report = run_demo(options, now=now).as_dict()
     if args.json:
         print(json.dumps(report))
@@ -213,6 +218,7 @@ def _demo(args: argparse.Namespace) -> int:
             f"{kind} {n:,} {table}" for table, counts in report["writes"].items() for kind, n in counts.items()
         )
         print(f"wrote {written}")
+        print(f"report: {report['report']}", file=sys.stderr)
     return 0
 
 
@@ -339,6 +345,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "deadletters": _deadletters,
     "replay": _replay,
+    "insights": cli_insights.run,
 }
 
 
@@ -365,9 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if admin is not None:
             return admin
         return _settings(args)
-    except (SettingsError, DefinitionError, JourneyCheckError, EventInputError) as exc:
+    except (SettingsError, DefinitionError, JourneyCheckError, EventInputError, InsightsInputError) as exc:
         print(f"abm: {exc}", file=sys.stderr)
         return 2
+    except InsightsNotFoundError as exc:
+        print(f"abm: {exc}", file=sys.stderr)
+        return 1
     except DataverseError as exc:
         print(f"abm: Dataverse: {exc}", file=sys.stderr)
         return 1

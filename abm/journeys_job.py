@@ -232,7 +232,9 @@ def run_journeys(
             continue
         saved = [p for p in store.progress(journey.name) if not scoped or p.contact_id in by_contact]
         state = JourneyState(
-            progress={p.contact_id: Progress(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in saved},
+            progress={
+                p.contact_id: Progress(p.contact_id, p.tile_id, p.entered_at, p.finished, p.started_at) for p in saved
+            },
             handled=frozenset(store.handled(journey.name)),
         )
         step = advance(
@@ -249,7 +251,10 @@ def run_journeys(
         result.created.update(
             write_effects(client, store, step.effects, by_contact, by_account, now=now, send_emails=send_emails)
         )
-        rows = [ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished) for p in step.state.progress.values()]
+        rows = [
+            ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished, p.started_at or p.entered_at)
+            for p in step.state.progress.values()
+        ]
         counts = _counts_by_account(step.counts, step.counts_by_account)
         store.save_journey(journey.name, rows, step.state.handled, counts)
         totals = store.tile_counts(journey.name)

@@ -27,7 +27,7 @@ from journeys.model import columns_needed as journey_columns
 from journeys.segments import Segment
 from journeys.segments import columns_needed as segment_columns
 from scoring.model import ScoringModel, columns_needed
-from scoring.records import Account, Contact, Interaction, Lead
+from scoring.records import Account, Contact, Interaction, Lead, Opportunity
 
 __all__ = ["CONSENT", "KINDS", "Mirror", "Scope", "Snapshot", "mirror_queries"]
 
@@ -50,7 +50,7 @@ class Snapshot:
     contacts: list[Contact]
     leads: list[Lead]
     interactions: list[Interaction]
-    opportunities: int
+    opportunities: list[Opportunity]
     scores: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
@@ -59,7 +59,7 @@ class Snapshot:
             "contacts": len(self.contacts),
             "leads": len(self.leads),
             "interactions": len(self.interactions),
-            "opportunities": self.opportunities,
+            "opportunities": len(self.opportunities),
         }
 
 
@@ -84,7 +84,7 @@ def mirror_queries(
         "contact": query("contact", mapping.select_for("contact", needed.get("contact", ()), config)),
         "lead": query("lead", mapping.select_for("lead", needed.get("lead", ()))),
         "abm_interaction": query("abm_interaction", mapping.interaction_select(config, needed.get("interaction", ()))),
-        "opportunity": query("opportunity", ("statecode", "_parentaccountid_value")),
+        "opportunity": query("opportunity", mapping.select_for("opportunity", needed.get("opportunity", ()))),
         SCORE: query(SCORE, SCORE_COLUMNS),
     }
     if config.consent_source == "contactpointconsent":
@@ -232,7 +232,7 @@ class Mirror:
         key = table("abm_interaction").primary_key
         interactions = [mapping.interaction(r.data, key, config) for r in self.rows("abm_interaction", scope)]
         interactions.sort(key=lambda i: (i.occurred_on, i.id))
-        opportunities = sum(1 for _ in self.rows("opportunity", scope))
+        opportunities = [mapping.opportunity(r.data) for r in self.rows("opportunity", scope)]
         scores = {
             (str(r.data.get("_abm_leadid_value")).lower(), str(r.data.get("abm_model"))): r.data
             for r in self.rows(SCORE, scope)

@@ -54,6 +54,7 @@ class RunReport:
     journeys: dict[str, dict[str, Any]] = field(default_factory=dict)
     scoring: dict[str, Any] = field(default_factory=dict)
     sync: dict[str, Any] = field(default_factory=dict)
+    report: str | None = None  # the HTML insights report written after the run (abm demo)
 
     def as_dict(self) -> dict[str, Any]:
         report = {
@@ -67,6 +68,8 @@ class RunReport:
         }
         if self.sync:
             report["sync"] = self.sync
+        if self.report is not None:
+            report["report"] = self.report
         return report
 
 

@@ -41,12 +41,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ProgressRow:
-    """One contact's place in one journey."""
+    """One contact's place in one journey: its tile since `entered_at`, and in the journey since `started_at`."""
 
     contact_id: str
     tile_id: str | None
     entered_at: datetime
     finished: bool
+    started_at: datetime | None = None  # read back as `entered_at` from progress saved before it was kept
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ class SqliteStateStore:
             self.conn.executescript(
                 """
                 CREATE TABLE IF NOT EXISTS progress (journey TEXT, contact_id TEXT, tile_id TEXT, entered_at TEXT,
-                    finished INTEGER, PRIMARY KEY (journey, contact_id));
+                    finished INTEGER, started_at TEXT, PRIMARY KEY (journey, contact_id));
                 CREATE TABLE IF NOT EXISTS handled (journey TEXT, tile_id TEXT, account_id TEXT,
                     PRIMARY KEY (journey, tile_id, account_id));
                 CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, entity_id TEXT);
@@ -265,6 +266,9 @@ class SqliteStateStore:
                     payload BLOB, error TEXT, attempts INTEGER, record_id TEXT);
                 """
             )
+            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(progress)")}
+            if "started_at" not in columns:  # a state file written before journeys kept their entry time
+                self.conn.execute("ALTER TABLE progress ADD COLUMN started_at TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -284,12 +288,13 @@ class SqliteStateStore:
     def progress(self, journey: str) -> list[ProgressRow]:
         with self._lock:
             rows = self.conn.execute(
-                "SELECT contact_id, tile_id, entered_at, finished FROM progress WHERE journey = ? ORDER BY contact_id",
+                "SELECT contact_id, tile_id, entered_at, finished, started_at FROM progress WHERE journey = ? "
+                "ORDER BY contact_id",
                 (journey,),
             ).fetchall()
         return [
-            ProgressRow(contact, tile, datetime.fromisoformat(entered.replace("Z", "+00:00")), bool(finished))
-            for contact, tile, entered, finished in rows
+            ProgressRow(contact, tile, parse_iso(entered), bool(finished), parse_iso(started or entered))
+            for contact, tile, entered, finished, started in rows
         ]
 
     def handled(self, journey: str) -> set[tuple[str, str]]:
@@ -320,8 +325,18 @@ class SqliteStateStore:
                 additions,
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO progress VALUES (?, ?, ?, ?, ?)",
-                [(journey, p.contact_id, p.tile_id, iso(p.entered_at), int(p.finished)) for p in progress],
+                "INSERT OR REPLACE INTO progress VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        journey,
+                        p.contact_id,
+                        p.tile_id,
+                        iso(p.entered_at),
+                        int(p.finished),
+                        iso(p.started_at or p.entered_at),
+                    )
+                    for p in progress
+                ],
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO handled VALUES (?, ?, ?)",

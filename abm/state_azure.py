@@ -179,7 +179,13 @@ class AzureStateStore:
     def progress(self, journey: str) -> list[ProgressRow]:
         entities = self._progress.query_entities("PartitionKey eq @pk", parameters={"pk": _key(journey)})
         rows = [
-            ProgressRow(e["contact_id"], e.get("tile_id"), parse_iso(e["entered_at"]), bool(e["finished"]))
+            ProgressRow(
+                e["contact_id"],
+                e.get("tile_id"),
+                parse_iso(e["entered_at"]),
+                bool(e["finished"]),
+                parse_iso(e.get("started_at") or e["entered_at"]),
+            )
             for e in entities
         ]
         return sorted(rows, key=lambda row: row.contact_id)
@@ -204,7 +210,11 @@ class AzureStateStore:
             (
                 _upsert(
                     _entity(pk, _key(p.contact_id), journey=journey, contact_id=p.contact_id, tile_id=p.tile_id)
-                    | {"entered_at": iso_micro(p.entered_at), "finished": p.finished}
+                    | {
+                        "entered_at": iso_micro(p.entered_at),
+                        "finished": p.finished,
+                        "started_at": iso_micro(p.started_at or p.entered_at),
+                    }
                 )
                 for p in progress
             ),

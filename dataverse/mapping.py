@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from scoring.records import Account, Contact, Interaction, Lead
+from scoring.records import Account, Contact, Interaction, Lead, Opportunity, StoredScore
 
 __all__ = [
     "LOOKUP_NAME",
@@ -25,17 +25,38 @@ __all__ = [
     "interaction",
     "interaction_select",
     "lead",
+    "opportunity",
     "select_for",
+    "stored_score",
 ]
 
 LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"  # the annotation naming a lookup's target table
 
 # Columns every record needs, per table (lookups as `_x_value`); definitions add the attributes they name.
 BASE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "lead": ("_parentcontactid_value", "_parentaccountid_value", "statecode", "abm_salesready"),
+    "lead": (
+        "_parentcontactid_value",
+        "_parentaccountid_value",
+        "statecode",
+        "abm_salesready",
+        "abm_salesreadyon",
+        "createdon",
+        "modifiedon",
+    ),
     "contact": ("_parentcustomerid_value", "donotbulkemail"),
-    "account": ("_parentaccountid_value", "_primarycontactid_value", "_ownerid_value", "_createdby_value"),
+    "account": ("name", "_parentaccountid_value", "_primarycontactid_value", "_ownerid_value", "_createdby_value"),
+    "opportunity": (
+        "_parentaccountid_value",
+        "_parentcontactid_value",
+        "_originatingleadid_value",
+        "statecode",
+        "createdon",
+        "actualclosedate",
+        "modifiedon",
+    ),
 }
+LEAD_QUALIFIED = 1  # lead statecode: 0 open, 1 qualified, 2 disqualified
+OPPORTUNITY_STATUS = {0: "open", 1: "won", 2: "lost"}  # opportunity statecode
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,10 @@ def _id(value: Any) -> str | None:
     return str(value).lower() if value else None
 
 
+def _maybe_when(value: Any) -> datetime | None:
+    return _when(value) if value else None
+
+
 def _when(value: Any) -> datetime:
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
@@ -85,6 +110,9 @@ def select_for(table: str, attributes: Iterable[str], config: MappingConfig | No
 
 
 def lead(row: Mapping[str, Any]) -> Lead:
+    """A lead. Dataverse keeps no qualification date: a qualified lead is closed and read-only, so its `modifiedon`
+    is when it was qualified."""
+    qualified = row.get("statecode") == LEAD_QUALIFIED
     return Lead(
         id=str(row["leadid"]).lower(),
         contact_id=_id(row.get("_parentcontactid_value")),
@@ -92,6 +120,35 @@ def lead(row: Mapping[str, Any]) -> Lead:
         is_open=row.get("statecode", 0) == 0,
         sales_ready=bool(row.get("abm_salesready")),
         attributes=_attributes(row),
+        created_on=_maybe_when(row.get("createdon")),
+        sales_ready_on=_maybe_when(row.get("abm_salesreadyon")),
+        qualified_on=_maybe_when(row.get("modifiedon")) if qualified else None,
+    )
+
+
+def opportunity(row: Mapping[str, Any]) -> Opportunity:
+    """An opportunity; a closed one is dated by its actual close date (else its last modification)."""
+    status = OPPORTUNITY_STATUS.get(int(row.get("statecode") or 0), "open")
+    closed = _maybe_when(row.get("actualclosedate") or row.get("modifiedon")) if status != "open" else None
+    return Opportunity(
+        id=str(row["opportunityid"]).lower(),
+        account_id=_id(row.get("_parentaccountid_value")),
+        contact_id=_id(row.get("_parentcontactid_value")),
+        lead_id=_id(row.get("_originatingleadid_value")),
+        created_on=_maybe_when(row.get("createdon")),
+        status=status,
+        closed_on=closed,
+    )
+
+
+def stored_score(row: Mapping[str, Any]) -> StoredScore:
+    """A score row of the product's score table (`abm_leadscore`)."""
+    return StoredScore(
+        lead_id=str(row.get("_abm_leadid_value") or "").lower(),
+        model=str(row.get("abm_model") or ""),
+        score=int(row.get("abm_score") or 0),
+        grade=row.get("abm_grade") or None,
+        sales_ready=bool(row.get("abm_salesready")),
     )
 
 

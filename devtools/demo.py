@@ -10,15 +10,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TextIO
 
 from abm.bootstrap import journeys, mapping_config, scoring_models, segments
-from abm.pipeline import RunReport
+from abm.insights_service import report_data
+from abm.pipeline import Engine, RunReport
+from abm.report import write_report
 from abm.settings import Settings
 from abm.state import SqliteStateStore
-from abm.sync import run_main_job
+from abm.sync import read_into_mirror, run_main_job
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -38,6 +40,7 @@ class DemoOptions:
     now: datetime | None = None
     db: str | None = None
     faults: str | None = None
+    report: str | None = "abm-report.html"  # where the HTML insights report goes (None: no report)
 
 
 def load_tenant(store: Store, size: str, *, seed: int, now: datetime, progress: TextIO | None = None) -> int:
@@ -88,7 +91,7 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
         with Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator:
             config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.05, backoff_max=1.0)
             with DataverseClient(config, NoAuth()) as client:
-                return run_main_job(
+                report = run_main_job(
                     client,
                     now=now,
                     models=models,
@@ -97,6 +100,14 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
                     journeys=demo_journeys,
                     state=state,
                 )
+                if options.report is None:
+                    return report
+                engine = Engine(models, demo_segments, demo_journeys, mapping_config(defaults))
+                # The run's own writes (scores, sales-ready flags, leads) reach the mirror as the next timer run
+                # would bring them; these reads come after the job's, so they are not in its request count.
+                state.save_checkpoints(read_into_mirror(client, state, engine).checkpoints)
+                path = write_report(options.report, report_data(state, engine, now))
+                return replace(report, report=str(path))
     finally:
         state.close()
         store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from function_app.health import bp as _health
+from function_app.insights import bp as _insights
 from function_app.interactions import bp as _interactions
 from function_app.replay import bp as _replay
 from function_app.sync import bp as _sync
@@ -22,3 +23,4 @@ app.register_functions(_webhook)
 app.register_functions(_sync)
 app.register_functions(_replay)
 app.register_functions(_interactions)
+app.register_functions(_insights)

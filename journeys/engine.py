@@ -73,12 +73,14 @@ COUNTERS: Final = (
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a contact is: its tile (None once past the end), when it entered it, and whether it is done."""
+    """Where a contact is: its tile (None once past the end), when it entered it, whether it is done, and when it
+    entered the journey (`started_at`; None in progress saved before it was kept: then `entered_at` stands in)."""
 
     contact_id: str
     tile_id: str | None
     entered_at: datetime
     finished: bool = False
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ class _Run:
 
     def move(self, contact_id: str, target: str | None) -> None:
         """Send a contact to `target` (None: the end)."""
-        self.progress[contact_id] = Progress(contact_id, target, self.now, target is None)
+        before = self.progress.get(contact_id)
+        started = (before.started_at or before.entered_at) if before is not None else self.now
+        self.progress[contact_id] = Progress(contact_id, target, self.now, target is None, started)
         if target is not None:
             self.count(target, "entered", contact_id)
 

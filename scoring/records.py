@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Account", "Contact", "Interaction", "Lead"]
+__all__ = ["Account", "Contact", "Interaction", "Lead", "Opportunity", "StoredScore"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class Lead:
     is_open: bool = True
     sales_ready: bool = False
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    created_on: datetime | None = None
+    sales_ready_on: datetime | None = None  # when the engine first found it sales-ready (marketing qualified)
+    qualified_on: datetime | None = None  # when a seller qualified it (None while open or when disqualified)
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,28 @@ class Interaction:
     type: str
     occurred_on: datetime
     attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    """An opportunity: its account and contact, the lead it came from, when it was created, and how it stands
+    (`open`, `won` or `lost`, closed on `closed_on`)."""
+
+    id: str
+    account_id: str | None
+    contact_id: str | None
+    lead_id: str | None
+    created_on: datetime | None
+    status: str = "open"
+    closed_on: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    """A lead's score by one model as written back to Dataverse (the product's score table)."""
+
+    lead_id: str
+    model: str
+    score: int
+    grade: str | None
+    sales_ready: bool

@@ -8,6 +8,19 @@ if [ ! -x .tools/node_modules/.bin/azurite ]; then
   command -v npm >/dev/null 2>&1 || { echo "test: npm (Node 20+) is needed to install Azurite" >&2; exit 1; }
   npm install --prefix .tools --no-audit --no-fund azurite@3.37.0 >&2
 fi
+# Chromium and its driver, for the tests that open the insights report (tests/browser.py): Debian's packages.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1 ||
+    { echo "test: chromium and chromium-driver are missing; installing them needs root or sudo" >&2; exit 1; }
+  install_chromium() {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver >&2
+  }
+  install_chromium || { as_root apt-get update >&2 && install_chromium; } ||
+    { echo "test: could not install chromium and chromium-driver with apt-get (Debian/Ubuntu needed)" >&2; exit 1; }
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] ||
+    { echo "test: /usr/bin/chromium or /usr/bin/chromedriver still missing after installing" >&2; exit 1; }
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -12,6 +12,7 @@ from dataverse.auth import Secret, StaticTokenAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import Transport, TransportConfig
 from tests.azurite import azurite  # noqa: F401 (session fixture: one Azurite for the Azure state store tests)
+from tests.browser import chromium  # noqa: F401 (module fixture: one headless Chromium per module that asks)
 
 ORG = "https://contoso.crm4.dynamics.com"
 API = f"{ORG}/api/data/v9.2/"

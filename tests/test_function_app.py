@@ -73,6 +73,11 @@ def test_every_function_with_its_trigger_route_auth_level_and_queues(indexed: di
         function("dead_letter_event", "queueTrigger", queue="abm-events-poison"),
         function("dead_letter_shard", "queueTrigger", queue="abm-shards-poison"),
         function("health", http, route="health", methods=["GET"], authLevel="ANONYMOUS"),
+        function("insights_account", http, route="insights/accounts/{id}", methods=["GET"], authLevel="FUNCTION"),
+        function("insights_cohorts", http, route="insights/cohorts", methods=["GET"], authLevel="FUNCTION"),
+        function("insights_flows", http, route="insights/flows", methods=["GET"], authLevel="FUNCTION"),
+        function("insights_journey", http, route="insights/journeys/{name}", methods=["GET"], authLevel="FUNCTION"),
+        function("insights_paths", http, route="insights/paths", methods=["GET"], authLevel="FUNCTION"),
         function(
             "interactions", http, route="interactions", methods=["POST"], authLevel="FUNCTION", outputs=["abm-events"]
         ),

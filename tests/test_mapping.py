@@ -108,7 +108,8 @@ def test_an_interaction_maps_type_time_contact_and_named_attributes() -> None:
 
 
 def test_select_for_adds_the_columns_definitions_name() -> None:
-    assert mapping.select_for("account", {"revenue", "address1_city"}) == (
+    assert mapping.select_for("account", {"revenue", "address1_city", "name"}) == (
+        "name",
         "_parentaccountid_value",
         "_primarycontactid_value",
         "_ownerid_value",

@@ -10,13 +10,21 @@ from pathlib import Path
 
 import pytest
 import requests
+from selenium.webdriver.chrome.webdriver import WebDriver
 
 from abm.cli import main
 from devtools.emulator.schema import TABLES
 from devtools.emulator.store import Store
 from devtools.tenant import size_from
+from tests.browser import rendered
 
 NOW = "2026-11-23T00:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def in_a_scratch_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo writes its report to the working directory by default: keep it out of the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def demo(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
@@ -29,7 +37,8 @@ def test_demo_json_reports_now_tenant_and_requests(capsys: pytest.CaptureFixture
     report = demo(capsys, "--size", "small")
     size = size_from("small")
     assert report["now"] == NOW
-    assert set(report) == {"now", "tenant", "requests", "writes", "segments", "journeys", "scoring", "sync"}
+    assert set(report) == {"now", "tenant", "requests", "writes", "segments", "journeys", "scoring", "sync", "report"}
+    assert report["report"] == "abm-report.html" and Path("abm-report.html").stat().st_size > 0
     assert report["sync"]["mode"] == "full"  # type: ignore[index]
     journeys = report["journeys"]
     assert isinstance(journeys, dict)
@@ -150,3 +159,20 @@ def test_score_shows_one_leads_explanations_from_a_demo_database(
         assert row["abm_score"] == sum(item["points"] for item in row["abm_explanation"])
     assert main(["score", "--lead", lead_id, "--db", db]) == 0
     assert "points, grade" in capsys.readouterr().out
+
+
+def test_the_demo_report_opens_offline_in_chromium_with_every_chart_drawn(
+    capsys: pytest.CaptureFixture[str], chromium: WebDriver
+) -> None:
+    report = demo(capsys, "--size", "small", "--report", "out/insights.html")
+    assert report["report"] == "out/insights.html"
+    page = rendered(chromium, Path("out/insights.html").resolve())
+    assert page["resources"] == 0 and page["severe"] == [] and page["notes"] == []
+    marks = page["marks"]
+    assert set(marks) == {"kpis", "cohort", "flow", "scores", "journeys"}
+    assert marks["kpis"]["bar"] >= 10  # ten accounts, each with some engagement
+    assert marks["cohort"]["cell"] >= 11 * 12 // 2  # twelve monthly cohorts: 11 + 10 + ... + 0 cells
+    assert marks["flow"]["node"] >= 2 and marks["flow"]["link"] >= 1
+    assert marks["scores"]["bar"] >= len(report["scoring"]["models"])  # type: ignore[arg-type]
+    assert marks["journeys"]["bar"] >= len(report["journeys"])  # type: ignore[arg-type]
+    assert page["hidden"] == {}

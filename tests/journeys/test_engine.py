@@ -200,6 +200,9 @@ def test_waits_hold_then_release_and_until() -> None:
     assert where(moved) == {"c1": "u"} and moved.counts["u"]["entered"] == 1
     done = run(j, people, moved.state, now=datetime(2025, 3, 10, tzinfo=UTC))
     assert where(done) == {"c1": None} and [e.key for e in done.effects] == ["j/t/contact/c1"]
+    # each tile has its own entry time; the journey keeps the time the contact entered it (insights count entries)
+    assert moved.state.progress["c1"].entered_at == NOW + timedelta(days=3)
+    assert {done.state.progress["c1"].started_at, moved.state.progress["c1"].started_at} == {NOW}
 
 
 BRANCH_TRUE: dict[str, Any] = {"id": "yes", "type": "activity", "activity": "task", "subject": "y", "next": None}

@@ -1,0 +1,76 @@
+"""`GET /api/insights/...` (function key): account KPIs, journey tile counts by account, cohort tables, flows and
+journey paths, as JSON. They read the mirror and the state store, never Dataverse (`abm.insights_service`).
+
+Bad parameters get 400 naming the parameter; an unknown account or journey 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+
+from abm.bootstrap import Runtime, shared_runtime
+from abm.definitions import DefinitionError
+from abm.insights_service import (
+    InsightsInputError,
+    InsightsNotFoundError,
+    account_insights,
+    cohorts,
+    flows,
+    journey_insights,
+    paths,
+)
+from abm.settings import SettingsError
+from function_app.queues import json_response, unavailable
+
+bp = func.Blueprint()
+
+
+def _answer(
+    ask: Callable[[Runtime, dict[str, str], datetime], dict[str, Any]], req: func.HttpRequest
+) -> func.HttpResponse:
+    try:
+        runtime = shared_runtime()
+    except (SettingsError, DefinitionError) as exc:
+        return unavailable(exc)
+    try:
+        return json_response(ask(runtime, dict(req.params), datetime.now(UTC)))
+    except InsightsInputError as exc:
+        return json_response({"error": str(exc)}, 400)
+    except InsightsNotFoundError as exc:
+        return json_response({"error": str(exc)}, 404)
+
+
+@bp.function_name("insights_account")
+@bp.route(route="insights/accounts/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def insights_account(req: func.HttpRequest) -> func.HttpResponse:
+    account = req.route_params.get("id", "")
+    return _answer(lambda r, params, now: account_insights(r.store, r.engine, account, params, now), req)
+
+
+@bp.function_name("insights_journey")
+@bp.route(route="insights/journeys/{name}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def insights_journey(req: func.HttpRequest) -> func.HttpResponse:
+    name = req.route_params.get("name", "")
+    return _answer(lambda r, params, _now: journey_insights(r.store, r.engine, name, params), req)
+
+
+@bp.function_name("insights_cohorts")
+@bp.route(route="insights/cohorts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def insights_cohorts(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda r, params, now: cohorts(r.store, r.engine, params, now), req)
+
+
+@bp.function_name("insights_flows")
+@bp.route(route="insights/flows", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def insights_flows(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda r, params, now: flows(r.store, r.engine, params, now), req)
+
+
+@bp.function_name("insights_paths")
+@bp.route(route="insights/paths", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def insights_paths(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda r, params, now: paths(r.store, r.engine, params, now), req)
