@@ -1,0 +1,87 @@
+"""Benchmark: how long the insights take on a mirror of the `ref` tenant, and the memory they need.
+
+Loads the synthetic tenant into an in-memory emulator and reads it into a SQLite state store on disk (a full
+sync's reads, not counted), then times each insights call as the HTTP functions make it: one account's KPIs (its
+partition only), and a cohort table, a flow and a journey path (each loading the whole mirror), and the HTML report.
+Prints one JSON object with seconds per call and the peak RSS. Run:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/insights_ref.py --size ref
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from abm.bootstrap import build_engine
+from abm.insights_service import account_insights, cohorts, flows, paths, report_data
+from abm.report import write_report
+from abm.settings import Settings
+from abm.state import SqliteStateStore
+from abm.sync import read_into_mirror
+from dataverse.auth import NoAuth
+from dataverse.client import DataverseClient
+from dataverse.transport import TransportConfig
+from devtools.demo import load_tenant
+from devtools.emulator.server import Emulator, EmulatorIdentity
+from devtools.emulator.store import Store
+from devtools.tenant import CALLER_USER_ID
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = call()
+    return result, round(time.perf_counter() - started, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", default="ref")
+    args = parser.parse_args()
+    engine = build_engine(Settings.from_env({}))
+    with tempfile.TemporaryDirectory() as scratch:
+        state = SqliteStateStore(str(Path(scratch) / "state.sqlite"))
+        source = Store()
+        load_tenant(source, args.size, seed=1, now=NOW)
+        with (
+            Emulator(source, EmulatorIdentity(CALLER_USER_ID)) as emulator,
+            DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client,
+        ):
+            read, fill = timed(lambda: read_into_mirror(client, state, engine, full=True))
+            state.save_checkpoints(read.checkpoints)
+        source.close()
+        account = next(iter(state.mirror("account"))).id
+        cohort = {"include": "OpportunityCreated", "return": "OpportunityWon", "container": "opportunity"}
+        calls: dict[str, Callable[[], Any]] = {
+            "account": lambda: account_insights(state, engine, account, {}, NOW),
+            "cohorts": lambda: cohorts(state, engine, cohort, NOW),
+            "flows": lambda: flows(state, engine, {"ends_with": "MarketingQualified", "dimension": "content_type"}, NOW),
+            "paths": lambda: paths(state, engine, {"steps": "FormSubmitted,LeadCreated,OpportunityCreated"}, NOW),
+            "report": lambda: write_report(Path(scratch) / "report.html", report_data(state, engine, NOW)),
+        }
+        seconds = {name: timed(call)[1] for name, call in calls.items()}
+        state.close()
+    print(
+        json.dumps(
+            {
+                "size": args.size,
+                "mirrored_rows": read.changes,
+                "fill_seconds": round(fill, 1),
+                "seconds": seconds,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
