@@ -61,10 +61,11 @@ def main() -> None:
         source.close()
         account = next(iter(state.mirror("account"))).id
         cohort = {"include": "OpportunityCreated", "return": "OpportunityWon", "container": "opportunity"}
+        anchored = {"ends_with": "MarketingQualified", "dimension": "content_type"}
         calls: dict[str, Callable[[], Any]] = {
             "account": lambda: account_insights(state, engine, account, {}, NOW),
             "cohorts": lambda: cohorts(state, engine, cohort, NOW),
-            "flows": lambda: flows(state, engine, {"ends_with": "MarketingQualified", "dimension": "content_type"}, NOW),
+            "flows": lambda: flows(state, engine, anchored, NOW),
             "paths": lambda: paths(state, engine, {"steps": "FormSubmitted,LeadCreated,OpportunityCreated"}, NOW),
             "report": lambda: write_report(Path(scratch) / "report.html", report_data(state, engine, NOW)),
         }

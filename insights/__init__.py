@@ -1,5 +1,8 @@
-"""Account-level B2B analytics: account KPIs, cohorts, flows and journey paths (pure domain).
+"""Account-level B2B analytics (pure domain), in the sense of outbound marketing's account insights and Adobe
+Customer Journey Analytics B2B: `timeline` (interactions beside dated milestones, with their containers), `periods`
+(UTC calendar periods, weeks from Monday), `kpis` (one account over a range), `cohorts`, `flows`, `paths` (conversion
+with fallout) and `scores` (distribution per model).
 
-Plain typed records and the current time in, decisions out: no HTTP, no Azure SDK, no environment, no clock.
-Filled in by the insights issue; the layering test in `tests/test_layers.py` keeps this package pure.
+Plain typed records and the time in, decisions out: no HTTP, no Azure SDK, no environment, no clock; the layering
+test in `tests/test_layers.py` keeps this package pure.
 """
