@@ -176,3 +176,10 @@ def test_the_demo_report_opens_offline_in_chromium_with_every_chart_drawn(
     assert marks["scores"]["bar"] >= len(report["scoring"]["models"])  # type: ignore[arg-type]
     assert marks["journeys"]["bar"] >= len(report["journeys"])  # type: ignore[arg-type]
     assert page["hidden"] == {}
+
+
+def test_without_json_the_report_path_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--size", "8", "--now", NOW]) == 0
+    out, err = capsys.readouterr()
+    assert "report: abm-report.html" in err.splitlines() and "abm-report.html" not in out
+    assert Path("abm-report.html").read_text().startswith("<!DOCTYPE html>")
