@@ -8,7 +8,7 @@ One account's insights read that account's partition of the mirror only; cohorts
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,13 +25,20 @@ from abm.mirror import Mirror, Scope
 from abm.pipeline import Engine
 from abm.state import StateStore, iso
 from dataverse import mapping
-from insights.cohorts import cohort_table
-from insights.flows import flow
+from insights.cohorts import CohortSettings, Criteria, MetricTest, cohort_table
+from insights.flows import FlowSettings, flow
 from insights.kpis import INTERACTION_KPIS, JourneyEntry, account_kpis
 from insights.paths import journey_path
 from insights.periods import DateRange, add, floor
 from insights.scores import score_distributions
-from insights.timeline import MARKETING_QUALIFIED, MILESTONES, OPPORTUNITY_CREATED, Event, timeline
+from insights.timeline import (
+    MARKETING_QUALIFIED,
+    MILESTONES,
+    OPPORTUNITY_CREATED,
+    OPPORTUNITY_WON,
+    Event,
+    timeline,
+)
 from journeys.engine import COUNTERS
 from scoring.records import Account, Contact, Lead, Opportunity, StoredScore
 
@@ -83,18 +90,16 @@ def load(store: StateStore, engine: Engine, scope: Scope = None) -> Dataset:
     )
 
 
-def _entries(store: StateStore, engine: Engine, contacts: Collection[str]) -> list[JourneyEntry]:
-    """The journey entries of some contacts, from every journey's saved progress."""
+def _entries(store: StateStore, engine: Engine) -> list[JourneyEntry]:
+    """Every journey entry, from every journey's saved progress (`account_kpis` keeps an account's own)."""
     return [
         JourneyEntry(journey.name, p.contact_id, p.started_at or p.entered_at)
         for journey in engine.journeys
         for p in store.progress(journey.name)
-        if p.contact_id in contacts
     ]
 
 
-def _kpis(store: StateStore, engine: Engine, data: Dataset, account: Account, span: DateRange) -> dict[str, Any]:
-    members = {c.id for c in data.contacts if c.account_id == account.id}
+def _kpis(data: Dataset, entries: list[JourneyEntry], account: Account, span: DateRange) -> dict[str, Any]:
     return account_kpis(
         account,
         span,
@@ -103,7 +108,7 @@ def _kpis(store: StateStore, engine: Engine, data: Dataset, account: Account, sp
         opportunities=data.opportunities,
         events=data.events,
         scores=data.scores,
-        entries=_entries(store, engine, members),
+        entries=entries,
     ).as_dict()
 
 
@@ -118,7 +123,7 @@ def account_insights(
     account = data.accounts.get(account_id)
     if account is None:
         raise InsightsNotFoundError(f"account {account_id} is not in the mirror")
-    return _kpis(store, engine, data, account, span)
+    return _kpis(data, _entries(store, engine), account, span)
 
 
 def journey_insights(store: StateStore, engine: Engine, name: str, params: Mapping[str, str]) -> dict[str, Any]:
@@ -175,23 +180,20 @@ def report_data(store: StateStore, engine: Engine, now: datetime) -> dict[str, A
     and the journeys' tile counts."""
     data = load(store, engine)
     span = DateRange(add(floor(now, "month"), "month", -11), add(floor(now, "day"), "day", 1))
-    window = {"from": iso(span.start), "to": iso(span.end)}
     in_span = [e for e in data.events if e.at in span]
     engaged = Counter(e.account_id for e in in_span if not e.milestone and e.account_id)
     top = [data.accounts[a] for a, _ in sorted(engaged.items(), key=lambda i: (-i[1], i[0])) if a in data.accounts]
-    known = data.known_types()
-    cohort = {"include": OPPORTUNITY_CREATED, "return": "OpportunityWon", "container": "opportunity", **window}
+    entries = _entries(store, engine)
+    created, won = Criteria((MetricTest(OPPORTUNITY_CREATED),)), Criteria((MetricTest(OPPORTUNITY_WON),))
     anchor = MARKETING_QUALIFIED if any(e.type == MARKETING_QUALIFIED for e in in_span) else OPPORTUNITY_CREATED
     targets = {m.name: m.target for m in engine.models}
     return {
         "title": "ABM insights",
         "now": iso(now),
         "range": span.as_dict(),
-        "accounts": [_kpis(store, engine, data, account, span) for account in top[:TOP_ACCOUNTS]],
-        "cohort": cohort_table(data.events, cohort_settings(cohort, now, known)).as_dict(),
-        "flow": flow(
-            data.events, flow_settings({"ends_with": anchor, "dimension": "content_type", **window}, now, known)
-        ).as_dict(),
+        "accounts": [_kpis(data, entries, account, span) for account in top[:TOP_ACCOUNTS]],
+        "cohort": cohort_table(data.events, CohortSettings(created, won, "month", span, "opportunity")).as_dict(),
+        "flow": flow(data.events, FlowSettings("content_type", ends_with=anchor, span=span)).as_dict(),
         "scores": {
             "models": {
                 name: {"target": targets.get(name), **distribution.as_dict()}

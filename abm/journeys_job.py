@@ -252,7 +252,7 @@ def run_journeys(
             write_effects(client, store, step.effects, by_contact, by_account, now=now, send_emails=send_emails)
         )
         rows = [
-            ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished, p.started_at or p.entered_at)
+            ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished, p.started_at)
             for p in step.state.progress.values()
         ]
         counts = _counts_by_account(step.counts, step.counts_by_account)

@@ -295,7 +295,8 @@ def run_main_job(
     send_emails: bool = False,
     handoff_workflow: str | None = None,
 ) -> RunReport:
-    """A full sync of these definitions into `state` (a fresh in-memory store by default): what `abm demo` runs."""
+    """A full sync of these definitions into `state` (a fresh in-memory store by default): the main job `abm demo`
+    runs, for callers holding definitions rather than an `Engine`."""
     engine = Engine(
         models=models,
         segments=segments,

@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TextIO
 
-from abm.bootstrap import journeys, mapping_config, scoring_models, segments
+from abm.bootstrap import build_engine
 from abm.insights_service import report_data
-from abm.pipeline import Engine, RunReport
+from abm.pipeline import RunReport
 from abm.report import write_report
 from abm.settings import Settings
 from abm.state import SqliteStateStore
-from abm.sync import read_into_mirror, run_main_job
+from abm.sync import read_into_mirror, sync
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -78,8 +78,8 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
     """Start the emulator, load the tenant unless the database holds one, run the main job, stop.
     Progress goes to `progress` (default: stderr at call time)."""
     progress = progress or sys.stderr
-    defaults = Settings.from_env({})  # the demo's tenant speaks the default consent values, whatever the org's are
-    models, demo_segments, demo_journeys = scoring_models(defaults), segments(defaults), journeys(defaults)
+    # The demo's tenant speaks the default consent values, whatever the org's are: the definitions with defaults.
+    engine = build_engine(Settings.from_env({}))
     state = SqliteStateStore(f"{options.db}.state" if options.db else None)
     store = Store(options.db)
     try:
@@ -91,18 +91,9 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
         with Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator:
             config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.05, backoff_max=1.0)
             with DataverseClient(config, NoAuth()) as client:
-                report = run_main_job(
-                    client,
-                    now=now,
-                    models=models,
-                    config=mapping_config(defaults),
-                    segments=demo_segments,
-                    journeys=demo_journeys,
-                    state=state,
-                )
+                report = sync(client, state, engine, now=now, full=True)  # the main job: a full sync
                 if options.report is None:
                     return report
-                engine = Engine(models, demo_segments, demo_journeys, mapping_config(defaults))
                 # The run's own writes (scores, sales-ready flags, leads) reach the mirror as the next timer run
                 # would bring them; these reads come after the job's, so they are not in its request count.
                 state.save_checkpoints(read_into_mirror(client, state, engine).checkpoints)

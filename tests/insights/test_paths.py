@@ -9,19 +9,11 @@ import pytest
 
 from insights.paths import JourneyPath, PathSettings, journey_path
 from insights.periods import DateRange
-from insights.timeline import MILESTONES, Event
+from insights.timeline import Event
+from tests.insights.support import ev
 
 FS, LC, MQL, OC = "FormSubmitted", "LeadCreated", "MarketingQualified", "OpportunityCreated"
 STEPS = (FS, LC, MQL, OC)
-
-
-def ev(
-    when: str, kind: str, account: str | None = "A", contact: str | None = None, content: str | None = None
-) -> Event:
-    """An event on 2026-`when` (MM-DD) at 10:00 UTC."""
-    month, day = (int(part) for part in when.split("-"))
-    at = datetime(2026, month, day, 10, tzinfo=UTC)
-    return Event(at, kind, kind in MILESTONES, f"{kind}@{when}/{account}/{contact}", account, contact, None, content)
 
 
 def run(*events: Event, steps: tuple[str, ...] = STEPS, **settings: Any) -> JourneyPath:
