@@ -9,6 +9,11 @@ queue worker) re-reads the row the event is about and evaluates only the account
 - Processing re-reads the row instead of trusting the payload's images: deliveries arrive out of order and a
   trimmed body (`x-ms-dynamics-msg-size-exceeded`) has none, while the row as it is now is always right. A Delete
   removes the row from the mirror; a deleted contact is also forgotten by the state store.
+- A redelivery of an event still pending is queued again: the first delivery's queue message may never have been
+  written (the host writes output bindings after the function returns, and a failed write fails the call, so
+  Dataverse redelivers). Processing is idempotent, so a message queued twice costs a re-read, never a second effect.
+- A batch of interaction events is stored with only the ids of the interaction rows it wrote (never the contacts or
+  what they did): processing re-reads those rows, and forgetting a contact leaves nothing about them in the batch.
 - An event whose processing still fails after the queue's retries becomes a dead letter with its payload and error;
   `abm replay` or `POST /api/replay` runs it again.
 """
@@ -19,14 +24,14 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from abm.dry_run import DryRunClient, OverlayStore
 from abm.interactions import IngestResult, ingest, parse_events
-from abm.mirror import Mirror, mirror_queries
+from abm.mirror import KINDS, Mirror, mirror_queries
 from abm.pipeline import Engine, RunReport, evaluate
 from abm.state import DeadLetter, StateStore, StoredEvent
 from abm.sync import ShardMessage, forget, run_shard
@@ -59,6 +64,7 @@ UpstreamError = DataverseError  # what entry points answer with 502: Dataverse f
 WATCHED_TABLES = ("contact", "account", "lead", "abm_interaction")
 WATCHED_MESSAGES = ("Create", "Update", "Delete")
 INGEST = "Ingest"  # the message of a stored batch of interaction events
+Record = tuple[str, str, str]  # (table, id, message): a row an event or a replay is about
 
 
 class EventInputError(ValueError):
@@ -79,7 +85,8 @@ class Receipt:
 
     @property
     def queued(self) -> bool:
-        return self.status == "accepted"
+        """Whether the caller puts the event's id on the queue: a new event, or a redelivery still pending."""
+        return self.status in ("accepted", "requeued")
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in {"status": self.status, "id": self.event_id, "reason": self.reason}.items() if v}
@@ -108,11 +115,18 @@ def receive_webhook(store: StateStore, body: bytes, headers: Mapping[str, str], 
         message=message,
         payload=body,
     )
-    if not store.record_event(stored):
-        log.info("webhook %s: redelivery of a stored event", key)
-        return Receipt("duplicate", key)
-    log.info("webhook %s stored: %s of %s %s", key, message, name, stored.record_id)
-    return Receipt("accepted", key)
+    receipt = _record(store, stored)
+    log.info("webhook %s %s: %s of %s %s", key, receipt.status, message, name, stored.record_id)
+    return receipt
+
+
+def _record(store: StateStore, event: StoredEvent) -> Receipt:
+    """Store a new event (`accepted`); a redelivery is `requeued` while the stored one is still pending (its queue
+    message may be lost), else a `duplicate` that needs nothing."""
+    if store.record_event(event):
+        return Receipt("accepted", event.id)
+    stored = store.event(event.id)
+    return Receipt("requeued" if stored is not None and stored.status == "pending" else "duplicate", event.id)
 
 
 def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, ids: list[str]) -> set[str]:
@@ -133,19 +147,27 @@ def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, 
     return touched
 
 
-def touch(client: DataverseClient, store: StateStore, engine: Engine, *, kind: str, id: str, message: str) -> set[str]:
-    """Apply one change to the mirror (a deletion, or a re-read row); returns the partitions it touched."""
+def touch(client: DataverseClient, store: StateStore, engine: Engine, records: Iterable[Record]) -> set[str]:
+    """Apply changes to the mirror: deletions forgotten, every other record re-read (100 ids per read and table);
+    returns the partitions touched."""
     mirror = Mirror(store, engine.config)
-    if message == "Delete":
-        return forget(mirror, kind, id)
-    return _reread(client, mirror, engine, kind, [id])
+    touched: set[str] = set()
+    reread: dict[str, list[str]] = {}
+    for kind, id, message in records:
+        if message == "Delete":
+            touched |= forget(mirror, kind, id)
+        else:
+            reread.setdefault(kind, []).append(id)
+    for kind in sorted(reread, key=KINDS.index):  # contacts first: their rows place their leads and interactions
+        touched |= _reread(client, mirror, engine, kind, reread[kind])
+    return touched
 
 
-def _touch_event(client: DataverseClient, store: StateStore, engine: Engine, event: StoredEvent) -> set[str]:
-    if event.message == INGEST:  # a batch of interactions from another system: its rows, re-read
-        ids = [str(e.row_id) for e in parse_events(event.payload, now=event.received_at)]
-        return _reread(client, Mirror(store, engine.config), engine, "abm_interaction", ids)
-    return touch(client, store, engine, kind=event.table, id=event.record_id, message=event.message)
+def _records(event: StoredEvent) -> list[Record]:
+    """The rows an event is about: a batch of interactions, the rows it wrote; a webhook delivery, its record."""
+    if event.message == INGEST:
+        return [("abm_interaction", id, "Update") for id in json.loads(event.payload)["interactions"]]
+    return [(event.table, event.record_id, event.message)]
 
 
 def receive_interactions(
@@ -158,10 +180,8 @@ def receive_interactions(
     events = parse_events(body, now=now)
     result = ingest(client, events, now=now, mapping=config)
     key = "interactions:" + hashlib.sha256(body).hexdigest()
-    stored = StoredEvent(key, "interactions", now, "abm_interaction", "", INGEST, body)
-    if not store.record_event(stored):
-        return result, Receipt("duplicate", key)
-    return result, Receipt("accepted", key)
+    rows = json.dumps({"interactions": sorted({str(e.row_id) for e in events})}).encode()
+    return result, _record(store, StoredEvent(key, "interactions", now, "abm_interaction", "", INGEST, rows))
 
 
 def _evaluate(
@@ -182,7 +202,7 @@ def process_event(
     if event.status == "done":
         return None
     try:
-        touched = _touch_event(client, store, engine, event)
+        touched = touch(client, store, engine, _records(event))
         report = _evaluate(client, store, engine, touched, now)
     except Exception as exc:
         store.mark_event(event_id, "pending", error=describe_error(exc))
@@ -194,7 +214,7 @@ def process_event(
 def describe_error(exc: BaseException) -> str:
     """An error as stored with a dead letter: its kind and Dataverse's status and code, no row values."""
     if isinstance(exc, DataverseError):
-        return f"{type(exc).__name__}: status {exc.status}, code {exc.code}, request {exc.request_id}"
+        return exc.summary
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
@@ -239,22 +259,22 @@ class ReplayResult:
         return result
 
 
-def _records_of(store: StateStore, request: Mapping[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """The (table, id, message) records a replay request names, and the dead letters it clears when it succeeds."""
+def _records_of(store: StateStore, request: Mapping[str, Any]) -> tuple[list[Record], list[str]]:
+    """The records a replay request names, and the dead letters it clears when it succeeds. A window runs each
+    record once, with the latest message received for it."""
     if "event" in request:
         event_id = str(request["event"])
         event = store.event(event_id)
         if event is None:
             raise EventInputError(404, f"no stored event or dead letter {event_id}")
         cleared = [event_id] if store.dead_letter(event_id) else []
-        return [(event.table, event.record_id, event.message)], cleared
+        return _records(event), cleared
     if "table" in request:
-        kind, id = str(request["table"]), str(request["id"]).lower()
-        return [(kind, id, "Update")], []
-    events = store.events(since=request["since"], until=request["until"])
+        return [(str(request["table"]), str(request["id"]).lower(), "Update")], []
     latest: dict[tuple[str, str], str] = {}
-    for event in events:
-        latest[(event.table, event.record_id)] = event.message
+    for event in store.events(since=request["since"], until=request["until"]):
+        for kind, id, message in _records(event):
+            latest[(kind, id)] = message
     return [(kind, id, message) for (kind, id), message in sorted(latest.items())], []
 
 
@@ -281,15 +301,10 @@ def replay(
             store.remove_dead_letter(letter.id)
         return _result(run_client, dry_run, [], 0, report)
     records, cleared = _records_of(store, request)
-    touched: set[str] = set()
-    event = store.event(str(request["event"])) if "event" in request else None
-    if event is not None and event.message == INGEST:
-        touched = _touch_event(run_client, run_store, engine, event)
-        records = []
-    for kind, id, message in records:
+    for kind, _, _ in records:
         if kind not in WATCHED_TABLES:
             raise EventInputError(400, f"table {kind!r} is not one of {', '.join(WATCHED_TABLES)}")
-        touched |= touch(run_client, run_store, engine, kind=kind, id=id, message=message)
+    touched = touch(run_client, run_store, engine, records)
     report = _evaluate(run_client, run_store, engine, touched, now)
     if not dry_run:
         for letter_id in cleared:
@@ -312,7 +327,7 @@ def parse_replay_request(body: bytes) -> tuple[dict[str, Any], bool]:
     "until": ISO}`, plus `"dry_run": true|false`. `EventInputError` (400) names what is wrong."""
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise EventInputError(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise EventInputError(400, "the body must be a JSON object")

@@ -15,6 +15,7 @@ The deep checks cost one metadata GET per table (six). `abm whoami` runs only Wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError
 from dataverse.metadata import MetadataClient, TableInfo
 
-__all__ = ["CheckResult", "HealthReport", "check_health", "redact", "secret_values"]
+__all__ = ["CheckResult", "HealthReport", "anonymous", "check_health", "redact", "secret_values"]
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,34 @@ class HealthReport:
             body["checks"] = {name: check.as_dict() for name, check in self.checks.items()}
         return body
 
-    def public_dict(self) -> dict[str, Any]:
-        """What an anonymous caller may see: the status and the checks, not the org URL or the user's ids."""
+    def public_dict(self, secrets: Sequence[str] = ()) -> dict[str, Any]:
+        """What an anonymous caller may see: the status and the checks, not the org URL or the user's ids. The
+        `secrets` are redacted first; then, as error texts from Dataverse or Entra ID can quote ids (the application
+        user's, the tenant's, the client's) and addresses, every GUID, URL and host name in them is masked."""
+        checks = {name: check.as_dict() for name, check in self.checks.items()}
         return {
             "status": "ok" if self.ok else "unavailable",
             "version": __version__,
-            "checks": {name: check.as_dict() for name, check in self.checks.items()},
+            "checks": anonymous(redact(checks, secrets)),
         }
+
+
+_TRACE_IDS = frozenset({"request_id", "client_request_id"})
+_GUID = re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_HOST = re.compile(r"\b(?:[a-zA-Z0-9-]+\.)+(?:com|net|org|io|de|us|cn|microsoft|windows|azure)\b", re.IGNORECASE)
+
+
+def anonymous(value: Any) -> Any:
+    """`value` (JSON-like) with GUIDs, URLs and host names in its strings replaced by `<id>`, `<url>`, `<host>`;
+    request ids stay, being what support quotes to Microsoft and meaning nothing to anyone else."""
+    if isinstance(value, str):
+        return _HOST.sub("<host>", _URL.sub("<url>", _GUID.sub("<id>", value)))
+    if isinstance(value, Mapping):
+        return {k: v if k in _TRACE_IDS else anonymous(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [anonymous(v) for v in value]
+    return value
 
 
 def _error(exc: DataverseError) -> dict[str, Any]:

@@ -144,8 +144,8 @@ class StateStore(Protocol):
     def claim_intent(self, intent: Intent) -> bool: ...
 
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
-        """Remove a deleted contact's journey progress in every journey, and the events and dead letters about it
-        or about `record_ids` (its interactions): the right to be forgotten."""
+        """Remove a deleted contact's journey progress in every journey, the workflow runs recorded on it, and the
+        events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten."""
         ...
 
     # ---- checkpoints ----
@@ -400,6 +400,7 @@ class SqliteStateStore:
         about = [contact_id, *record_ids]
         with self._transaction() as conn:
             conn.execute("DELETE FROM progress WHERE contact_id = ?", (contact_id,))
+            conn.execute("DELETE FROM intents WHERE entity_id = ?", (contact_id,))
             for start in range(0, len(about), 500):
                 chunk = about[start : start + 500]
                 marks = ",".join("?" for _ in chunk)

@@ -331,11 +331,17 @@ class AzureStateStore:
         return True
 
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
-        """Remove the contact's progress in every journey, and the events and dead letters about it or `record_ids`."""
+        """Remove the contact's progress in every journey, the workflow runs on it, and the events and dead letters
+        about it or `record_ids`."""
         progress = self._progress.query_entities(
             "RowKey eq @rk", parameters={"rk": _key(contact_id)}, select=["PartitionKey", "RowKey"]
         )
         self._transact(self._progress, (_delete(e["PartitionKey"], e["RowKey"]) for e in progress))
+        intents = self._intents.query_entities(
+            "entity_id eq @id", parameters={"id": contact_id}, select=["PartitionKey", "RowKey"]
+        )
+        for intent in intents:  # each in a partition of its own
+            self._intents.delete_entity(intent["PartitionKey"], intent["RowKey"])
         about = sorted({contact_id, *record_ids})
         for table in (self._events, self._letters):
             doomed: list[dict[str, Any]] = []

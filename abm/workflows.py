@@ -165,6 +165,7 @@ def start_workflows(
                     newly += 1
                     store.record_intent(_intent(run, job, stamp))
                 else:
-                    log.warning("workflow for %s not started: %s", run.key, outcome.error)
+                    reason = outcome.error.summary if outcome.error else outcome.status
+                    log.warning("workflow for %s not started: %s", run.key, reason)
             break
     return started, newly

@@ -69,6 +69,11 @@ class DataverseError(Exception):
         details = ", ".join(f"{name}={value}" for name, value in fields.items() if value not in (None, ""))
         return f"{self.message} ({details})" if details else self.message
 
+    @property
+    def summary(self) -> str:
+        """The error without Dataverse's message (which can quote row values): for logs and stored errors."""
+        return f"{type(self).__name__}: status {self.status}, code {self.code}, request {self.request_id}"
+
 
 class DataverseAuthError(DataverseError):
     """401/403 from Dataverse, or no token could be acquired from Entra ID."""

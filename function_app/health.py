@@ -2,7 +2,8 @@
 
 Anonymous so that availability probes (App Service health check, a load balancer, a status page) can call it without
 a key. It therefore answers only the status and one entry per check (ok, or the problem), never the org URL, the
-application user's ids or any secret: values of secret settings are redacted from whatever a failing check says.
+application user's ids or any secret: values of secret settings are redacted from whatever a failing check says,
+and ids, URLs and host names in error texts are masked.
 200 when every check passes, 503 otherwise. An answer is reused for `CACHE_SECONDS`, so that calling it in a loop
 costs Dataverse at most seven requests per window (service protection limits are per user).
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 import azure.functions as func
 
 from abm.bootstrap import shared_client
-from abm.health import HealthReport, check_health, redact, secret_values
+from abm.health import HealthReport, check_health, secret_values
 from abm.settings import Settings, environment
 
 bp = func.Blueprint()
@@ -52,7 +53,7 @@ def _answer() -> tuple[int, str]:
     report: HealthReport = check_health(
         shared_client, deep=True, settings_factory=Settings.from_env, extra_checks=extra_checks()
     )
-    body = redact(report.public_dict(), secret_values(environment()))
+    body = report.public_dict(secret_values(environment()))
     return (200 if report.ok else 503), json.dumps(body)
 
 

@@ -17,7 +17,7 @@ from abm.bootstrap import shared_runtime
 from abm.events import describe_error
 from abm.state import DeadLetter
 from abm.sync import ShardMessage, run_shard, sync
-from function_app.queues import CONNECTION, POISON, SHARDS
+from function_app.queues import CONNECTION, POISON, SHARDS, without_row_values
 
 bp = func.Blueprint()
 log = logging.getLogger("abm.functions")
@@ -34,14 +34,15 @@ def scheduled_sync(timer: func.TimerRequest, shards: func.Out[list[str]]) -> Non
     def enqueue(messages: Sequence[str]) -> None:
         shards.set(list(messages))
 
-    report = sync(
-        runtime.client,
-        runtime.store,
-        runtime.engine,
-        now=datetime.now(UTC),
-        shards=runtime.settings.shards,
-        enqueue=enqueue,
-    )
+    with without_row_values("sync"):
+        report = sync(
+            runtime.client,
+            runtime.store,
+            runtime.engine,
+            now=datetime.now(UTC),
+            shards=runtime.settings.shards,
+            enqueue=enqueue,
+        )
     log.info("sync: %s; writes %s; requests %s", report.sync, report.writes, report.requests.get("total"))
 
 
@@ -50,7 +51,8 @@ def scheduled_sync(timer: func.TimerRequest, shards: func.Out[list[str]]) -> Non
 def sync_shard(message: func.QueueMessage) -> None:
     runtime = shared_runtime()
     shard = ShardMessage.from_json(message.get_body())
-    report = run_shard(runtime.client, runtime.store, runtime.engine, shard)
+    with without_row_values(f"shard {shard.shard} of run {shard.run_id}"):
+        report = run_shard(runtime.client, runtime.store, runtime.engine, shard)
     log.info("shard %s/%s of run %s: writes %s", shard.shard, shard.shards, shard.run_id, report.writes)
 
 

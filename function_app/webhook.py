@@ -18,7 +18,7 @@ from abm.bootstrap import shared_runtime
 from abm.definitions import DefinitionError
 from abm.events import EventInputError, dead_letter_event, process_event, receive_webhook
 from abm.settings import SettingsError
-from function_app.queues import CONNECTION, EVENTS, POISON, json_response, unavailable
+from function_app.queues import CONNECTION, EVENTS, POISON, json_response, unavailable, without_row_values
 
 bp = func.Blueprint()
 log = logging.getLogger("abm.functions")
@@ -46,7 +46,8 @@ def dataverse_webhook(req: func.HttpRequest, events: func.Out[str]) -> func.Http
 def process_event_message(message: func.QueueMessage) -> None:
     runtime = shared_runtime()
     event_id = message.get_body().decode()
-    report = process_event(runtime.client, runtime.store, runtime.engine, event_id, now=datetime.now(UTC))
+    with without_row_values(f"event {event_id}"):
+        report = process_event(runtime.client, runtime.store, runtime.engine, event_id, now=datetime.now(UTC))
     if report is not None:
         log.info("event %s processed: writes %s", event_id, report.writes)
 

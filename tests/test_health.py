@@ -206,3 +206,26 @@ def test_redaction_reaches_every_string_and_covers_the_storage_account_key() -> 
     found = redact({"a": ["x " + "k" * 20], "b": {"c": "c2VjcmV0LWFjY291bnQta2V5LTEyMzQ="}, "n": 1}, secrets)
     assert found == {"a": ["x ***"], "b": {"c": "***"}, "n": 1}
     assert redact(str(uuid.UUID(int=1)), secrets) == str(uuid.UUID(int=1))
+
+
+def test_ids_urls_and_hosts_quoted_by_an_error_are_masked_for_anonymous_callers(fresh: pytest.MonkeyPatch) -> None:
+    user, org = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "11111111-2222-3333-4444-555555555555"
+    message = (
+        f"The user with SystemUserId={user} in OrganizationContext={org} is disabled; "
+        "see https://contoso.crm4.dynamics.com/main.aspx or contoso.crm4.dynamics.com"
+    )
+    with loopback_dataverse() as server:
+        server.fail_with = (403, {"error": {"code": "0x80040225", "message": message}})
+        fresh.setenv("DATAVERSE_URL", url_of(server))
+        fresh.setenv("DATAVERSE_AUTH", "static_token")
+        fresh.setenv("DATAVERSE_STATIC_TOKEN", "loop-token-do-not-show")
+        status, body, text = call_health()
+    assert status == 503
+    dataverse = body["checks"]["dataverse"]
+    assert dataverse["problem"] == (
+        "WhoAmI failed: The user with SystemUserId=<id> in OrganizationContext=<id> is disabled; "
+        "see <url> or <host>"
+    )
+    assert dataverse["error"]["code"] == "0x80040225" and dataverse["error"]["request_id"] == "loopback-1"
+    for revealing in (user, org, "contoso", "127.0.0.1"):
+        assert revealing not in text

@@ -400,7 +400,7 @@ def test_dead_letters_are_added_listed_oldest_first_and_removed(store: StateStor
     assert [d.id for d in store.dead_letters()] == ["d2", "d0"]
 
 
-def test_forgetting_a_contact_removes_its_progress_events_and_dead_letters(store: StateStore) -> None:
+def test_forgetting_a_contact_removes_its_progress_workflow_runs_events_and_dead_letters(store: StateStore) -> None:
     store.save_journey(
         "j1", [ProgressRow("c1", "t1", WHEN, False, WHEN), ProgressRow("c2", "t1", WHEN, False, WHEN)], [("t1", "a")]
     )
@@ -409,7 +409,10 @@ def test_forgetting_a_contact_removes_its_progress_events_and_dead_letters(store
         store.record_event(e)
     for d in [letter("d1", WHEN, "c1"), letter("d2", WHEN, "i2"), letter("d3", WHEN, "c2"), letter("d4", WHEN)]:
         store.add_dead_letter(d)
+    store.record_intent(Intent("k1", "w1", "c1", "job-1"))
+    store.record_intent(Intent("k2", "w1", "c2", None))
     store.forget_contact("c1", ["i1", "i2", "i9"])
+    assert store.intent("k1") is None and store.intent("k2") == Intent("k2", "w1", "c2", None)
     assert store.progress("j1") == [ProgressRow("c2", "t1", WHEN, False, WHEN)]
     assert store.progress("j2") == []
     assert store.handled("j1") == {("t1", "a")}

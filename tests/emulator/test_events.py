@@ -3,6 +3,7 @@ letters; replay with and without a dry run."""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from abm.events import EventInputError, dead_letter_event, process_event, receive_webhook, replay
+from abm.events import (
+    EventInputError,
+    dead_letter_event,
+    process_event,
+    receive_interactions,
+    receive_webhook,
+    replay,
+)
 from abm.mirror import Mirror
 from abm.state import SqliteStateStore
 from abm.sync import sync
@@ -59,7 +67,8 @@ def test_a_webhook_delivered_three_times_and_out_of_order_has_exactly_one_effect
     deliveries = [update, create, update, update, create]
     random.Random(7).shuffle(deliveries)
     receipts = [receive_webhook(store, body, {}, now=NOW) for body in deliveries]
-    assert sorted(r.status for r in receipts) == ["accepted", "accepted", "duplicate", "duplicate", "duplicate"]
+    assert sorted(r.status for r in receipts) == ["accepted", "accepted", "requeued", "requeued", "requeued"]
+    assert len({r.event_id for r in receipts}) == 2
     for receipt in receipts:  # the queue delivers each stored id (and, at least once, some twice)
         if receipt.event_id:
             process_event(fresh_client(emulator), store, engine, receipt.event_id, now=NOW)
@@ -123,7 +132,7 @@ def test_without_an_operation_id_the_body_hash_deduplicates_and_never_merges_two
     one = receive_webhook(store, webhook_body("Update", "contact", contact, jobtitle="CEO"), {}, now=NOW)
     again = receive_webhook(store, webhook_body("Update", "contact", contact, jobtitle="CEO"), {}, now=NOW)
     other = receive_webhook(store, webhook_body("Update", "contact", contact, jobtitle="CFO"), {}, now=NOW)
-    assert (one.status, again.status, other.status) == ("accepted", "duplicate", "accepted")
+    assert (one.status, again.status, other.status) == ("accepted", "requeued", "accepted")
     assert one.event_id != other.event_id
 
 
@@ -206,3 +215,99 @@ def test_a_window_replay_runs_each_record_of_the_events_received_in_it_once(sync
     assert result.records == [{"table": "contact", "id": contact, "message": "Update"}]
     later = {"since": NOW + timedelta(hours=1), "until": NOW + timedelta(hours=2)}
     assert replay(fresh_client(emulator), store, demo_engine(), later, now=NOW, dry_run=True).records == []
+
+
+def engagement_scores(client: DataverseClient) -> dict[str, tuple[int, str]]:
+    """Each lead's contact-engagement score and grade, as written to Dataverse."""
+    query = Query(table("abm_leadscore").entity_set).select("_abm_leadid_value", "abm_score", "abm_grade")
+    query = query.where(eq("abm_model", "contact-engagement"))
+    return {str(r["_abm_leadid_value"]).lower(): (r["abm_score"], r["abm_grade"]) for r in client.iter_rows(query)}
+
+
+def scored_lead(client: DataverseClient, store: SqliteStateStore, *, below: int) -> tuple[str, str]:
+    """A lead scored below `below` by contact-engagement, not rated hot, whose contact consents: (lead, contact)."""
+    scores = engagement_scores(client)
+    consenting = {
+        r.id for r in store.mirror("contact") if r.data.get("msgdpr_gdprconsent") == 587030005 and r.partition
+    }
+    for row in store.mirror("lead"):
+        contact = str(row.data.get("_parentcontactid_value") or "").lower()
+        hot = row.data.get("leadqualitycode") == 1
+        if row.id in scores and scores[row.id][0] < below and contact in consenting and not hot:
+            return row.id, contact
+    raise AssertionError("the tenant has no such lead")
+
+
+def test_a_webhook_on_a_lead_rewrites_its_score(synced: Any) -> None:
+    emulator, client, store = synced
+    lead, _ = scored_lead(client, store, below=40)
+    before = engagement_scores(client)
+    client.update(table("lead"), uuid.UUID(lead), {"leadqualitycode": 1})  # sales rates it hot: +10 (hot-lead)
+    receipt = receive_webhook(store, webhook_body("Update", "lead", lead, str(uuid.uuid4())), {}, now=NOW)
+    assert receipt.event_id is not None
+    process_event(fresh_client(emulator), store, demo_engine(), receipt.event_id, now=NOW)
+    after = engagement_scores(client)
+    assert after[lead][0] == before[lead][0] + 10
+    assert {k: v for k, v in after.items() if k != lead} == {k: v for k, v in before.items() if k != lead}
+
+
+def clicks(contact: str, count: int, *, source: str = "mailer") -> bytes:
+    """A batch of `count` e-mail clicks of one contact, an hour before NOW."""
+    events = [
+        {
+            "id": f"click-{n}",
+            "source": source,
+            "type": "EmailClicked",
+            "contact_id": contact,
+            "occurred_on": (NOW - timedelta(hours=1)).isoformat(),
+        }
+        for n in range(count)
+    ]
+    return json.dumps({"events": events}).encode()
+
+
+def test_a_batch_of_interactions_rescores_the_lead_of_its_contact(synced: Any) -> None:
+    emulator, client, store = synced
+    engine = demo_engine()
+    lead, contact = scored_lead(client, store, below=40)
+    before = engagement_scores(client)
+    result, receipt = receive_interactions(client, store, clicks(contact, 3), now=NOW, config=engine.config)
+    assert (result.created, receipt.status) == (3, "accepted")
+    assert receipt.event_id is not None
+    process_event(fresh_client(emulator), store, engine, receipt.event_id, now=NOW)
+    assert engagement_scores(client)[lead][0] == before[lead][0] + 15  # three clicks, 5 points each
+
+
+def test_a_stored_batch_keeps_the_row_ids_only_and_a_window_replay_rereads_them(synced: Any) -> None:
+    emulator, client, store = synced
+    engine = demo_engine()
+    _, contact = scored_lead(client, store, below=40)
+    result, receipt = receive_interactions(client, store, clicks(contact, 2), now=NOW, config=engine.config)
+    assert receipt.event_id is not None
+    stored = store.event(receipt.event_id)
+    assert stored is not None
+    assert contact not in stored.payload.decode() and b"EmailClicked" not in stored.payload
+    rows = json.loads(stored.payload)["interactions"]
+    assert len(rows) == result.created == 2
+    receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
+    window = {"since": NOW - timedelta(hours=1), "until": NOW + timedelta(hours=1)}
+    dry = replay(fresh_client(emulator), store, engine, window, now=NOW, dry_run=True)
+    assert sorted((r["table"], r["id"]) for r in dry.records) == sorted(
+        [("contact", contact)] + [("abm_interaction", row) for row in rows]
+    )
+    assert dry.writes  # the clicks were never processed: the replay would score them
+
+
+def test_a_redelivery_of_an_event_still_pending_is_queued_again_and_processed_once(synced: Any) -> None:
+    emulator, client, store = synced
+    contact = outsider_contact(client)
+    body = webhook_body("Update", "contact", contact, str(uuid.uuid4()))
+    first = receive_webhook(store, body, {}, now=NOW)
+    again = receive_webhook(store, body, {}, now=NOW)  # the first queue message was lost: Dataverse redelivers
+    assert (first.queued, again.queued, again.status, again.event_id) == (True, True, "requeued", first.event_id)
+    assert first.event_id is not None
+    run = fresh_client(emulator)
+    assert process_event(run, store, demo_engine(), first.event_id, now=NOW) is not None
+    assert process_event(run, store, demo_engine(), first.event_id, now=NOW) is None  # the second message: done
+    late = receive_webhook(store, body, {}, now=NOW)
+    assert (late.status, late.queued) == ("duplicate", False)

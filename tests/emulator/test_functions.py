@@ -18,9 +18,11 @@ from abm.sync import COLUMNS
 from dataverse.client import DataverseClient
 from dataverse.tables import table
 from devtools.emulator.server import Emulator
+from function_app.queues import WorkFailed
 from function_app.replay import replay_events
 from function_app.sync import dead_letter_shard, scheduled_sync, sync_shard
 from function_app.webhook import dataverse_webhook, dead_letter_event_message, process_event_message
+from tests.loopback import loopback_dataverse, url_of
 from tests.runtime_support import outsider_contact, tenant, webhook_body
 
 OPERATION = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -75,11 +77,17 @@ def test_timer_then_webhook_then_queue_worker(app_env: tuple[Emulator, Dataverse
     duplicate = dataverse_webhook(
         post("/api/dataverse/webhook", webhook_body("Update", "contact", contact, OPERATION)), again
     )
-    assert duplicate.status_code == 200 and json.loads(duplicate.get_body())["status"] == "duplicate"
-    assert again.value is None  # a redelivery is not queued twice
+    assert duplicate.status_code == 202 and json.loads(duplicate.get_body())["status"] == "requeued"
+    assert again.value == out.value  # still pending: its first queue message may be lost, so it is queued again
     process_event_message(func.QueueMessage(id="m1", body=out.value.encode()))
     event = store.event(out.value)
     assert event is not None and event.status == "done"
+    late_out = Out()
+    late = dataverse_webhook(
+        post("/api/dataverse/webhook", webhook_body("Update", "contact", contact, OPERATION)), late_out
+    )
+    assert late.status_code == 200 and json.loads(late.get_body())["status"] == "duplicate"
+    assert late_out.value is None  # a redelivery of a processed event is not queued again
 
 
 def test_the_webhook_refuses_bad_input_with_4xx_and_a_json_reason(app_env: Any) -> None:
@@ -146,3 +154,34 @@ def test_replay_over_the_function_dry_run_and_bad_requests(app_env: tuple[Emulat
     ]:
         refused = replay_events(post("/api/replay", bad))
         assert refused.status_code in (400, 404) and json.loads(refused.get_body())["error"]
+
+
+def test_a_dataverse_error_leaves_a_worker_without_dataverses_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    quoted = "A record with Full Name 'Jane Roe' and E-mail jane.roe@example.com already exists"
+    with loopback_dataverse() as server:
+        server.fail_with = (400, {"error": {"code": "0x80040333", "message": quoted}})
+        for name, value in {
+            "DATAVERSE_URL": url_of(server),
+            "DATAVERSE_AUTH": "none",
+            "DATAVERSE_MAX_ATTEMPTS": "1",
+            "ABM_STATE_STORE": "sqlite",
+            "ABM_SQLITE_PATH": str(tmp_path / "state.sqlite"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        bootstrap.reset()
+        try:
+            out = Out()
+            delivery = webhook_body("Update", "contact", str(uuid.uuid4()), OPERATION)
+            dataverse_webhook(post("/api/dataverse/webhook", delivery), out)
+            with pytest.raises(WorkFailed) as failed:
+                process_event_message(func.QueueMessage(id="m1", body=out.value.encode()))
+            event = bootstrap.shared_runtime().store.event(out.value)
+        finally:
+            bootstrap.reset()
+    assert str(failed.value).startswith(f"event {OPERATION}: Dataverse")
+    assert "0x80040333" in str(failed.value) and "status 400" in str(failed.value)
+    assert event is not None and event.status == "pending" and event.error is not None
+    for text in (str(failed.value), event.error):
+        assert "Jane" not in text and "example.com" not in text
