@@ -62,6 +62,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     anchor.add_argument("--starts-with", dest="starts_with", metavar="VALUE")
     anchor.add_argument("--ends-with", dest="ends_with", metavar="VALUE", help="e.g. MarketingQualified")
     flow.add_argument("--dimension", choices=("type", "content_type"))
+    flow.add_argument("--occurrence", choices=("first", "last"), help="the anchor's occurrence (default first)")
     flow.add_argument("--repeats", action="store_true", help="keep repeated consecutive items")
     flow.add_argument("--columns", type=int, metavar="N", help="1 to 5 (default 5)")
     flow.add_argument("--limit", type=int, metavar="N", help="items per column, 1 to 10 (default 10)")
@@ -136,15 +137,17 @@ def _span(answer: Mapping[str, Any]) -> str:
 
 
 def _account(answer: Mapping[str, Any]) -> list[str]:
-    account, best = answer["account"], answer["best_score"]
+    account, best = answer["account"], answer["best_scores"]
     lines = [f"{account['name'] or account['id']} ({account['id']}), {answer['contacts']:,} contacts, {_span(answer)}"]
     lines += _table([("KPI", "value"), *((k.replace("_", " "), v) for k, v in answer["kpis"].items())])
-    lines.append(
-        f"best score: {best['score']} ({best['grade'] or 'no grade'}) by {best['model']} on lead {best['lead']}"
-        if best
-        else "best score: none (no open lead scored)"
-    )
-    return lines
+    if not best:
+        return [*lines, "best scores: none (no open lead scored)"]
+    rows = [(model, b["score"], b["grade"] or "no grade", b["lead"]) for model, b in best.items()]
+    return [
+        *lines,
+        "best current score of its open leads, per model:",
+        *_table([("model", "score", "grade", "lead"), *rows]),
+    ]
 
 
 def _journey(answer: Mapping[str, Any]) -> list[str]:
@@ -172,7 +175,10 @@ def _cohorts(answer: Mapping[str, Any]) -> list[str]:
 
 def _flows(answer: Mapping[str, Any]) -> list[str]:
     ((side, value),) = answer["anchor"].items()
-    lines = [f"{answer['paths']:,} {answer['container']}s whose path {side.replace('_', ' ')} {value}, {_span(answer)}"]
+    last = " (its last occurrence)" if answer.get("occurrence") == "last" else ""
+    lines = [
+        f"{answer['paths']:,} {answer['container']}s whose path {side.replace('_', ' ')} {value}{last}, {_span(answer)}"
+    ]
     for column in range(answer["columns"]):
         nodes = [n for n in answer["nodes"] if n["column"] == column]
         if nodes:

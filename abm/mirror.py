@@ -1,10 +1,11 @@
 """The mirror: the Dataverse rows the engine reasons over, kept in the state store and partitioned by account.
 
 An account-based score or trigger needs every contact and interaction of one account, so one account's rows sit
-together: an account in its own partition, a contact in its company's, a lead in its parent account's (or its
-contact's), an interaction in its contact's, a score in its lead's. Rows without an account get a partition of their
-own (`contact:<id>`, ...). A full sync fills the mirror from 5,000-row pages; change tracking and webhooks keep it
-current, and every change reports the partitions it touched, so that only those accounts are evaluated again.
+together: an account in its own partition, a contact in its company's, a lead or an opportunity in its parent
+account's (or its contact's), an interaction in its contact's, a score in its lead's. Rows without an account get
+a partition of their own (`contact:<id>`, ...). A full sync fills the mirror from 5,000-row pages; change tracking
+and webhooks keep it current, and every change reports the partitions it touched, so that only those accounts are
+evaluated again.
 
 Rows are kept as Dataverse returned them (the selected columns, lookups as `_x_value`); `dataverse.mapping` turns
 them into domain records when a run loads a scope, so the mapping stays in one place.
@@ -37,6 +38,7 @@ SCORE = "abm_leadscore"
 # the contact's.
 KINDS = ("account", "contact", "lead", "abm_interaction", "opportunity", SCORE, CONSENT)
 _CONSENT_PARTITION = "~consent"
+_OWN_ACCOUNT = ("lead", "opportunity")  # kinds with a parent account lookup of their own, before their contact's
 # The accounts an evaluation covers: every partition (None), a set of partitions, or a test on a partition (a shard).
 Scope = Collection[str] | Callable[[str], bool] | None
 SCORE_COLUMNS = ("_abm_leadid_value", "abm_model", *COMPARED)  # what the write-back compares a new score with
@@ -117,8 +119,14 @@ class Mirror:
         found |= {i: row.partition for i, row in self.store.mirror_rows("contact", missing).items()}
         return found
 
+    def _contact_column(self, kind: str) -> str:
+        """The lookup to the contact of a lead, an opportunity or an interaction."""
+        return f"_{self.config.interactions.contact}_value" if kind == "abm_interaction" else "_parentcontactid_value"
+
     def partitions_of(self, kind: str, rows: Sequence[Mapping[str, Any]], contacts: Mapping[str, str]) -> list[str]:
-        """The partition of each row (contacts: the partitions of contacts applied in the same batch)."""
+        """The partition of each row (contacts: the partitions of contacts applied in the same batch). A lead or an
+        opportunity sits in its parent account's, else its contact's (so an account's insights see it), else its
+        own; an interaction in its contact's."""
         ids = [self.row_id(kind, row) for row in rows]
         if kind == "account":
             return ids
@@ -132,15 +140,11 @@ class Mirror:
                 leads[lead].partition if (lead := _lower(r.get("_abm_leadid_value"))) in leads else f"lead:{lead}"
                 for r in rows
             ]
-        if kind == "opportunity":
-            return [
-                _lower(r.get("_parentaccountid_value")) or f"opportunity:{i}" for i, r in zip(ids, rows, strict=True)
-            ]
-        column = "_parentcontactid_value" if kind == "lead" else f"_{self.config.interactions.contact}_value"
+        column = self._contact_column(kind)
         owners = self._contact_partitions({c for r in rows if (c := _lower(r.get(column)))}, contacts)
         result = []
         for i, row in zip(ids, rows, strict=True):
-            account = _lower(row.get("_parentaccountid_value")) if kind == "lead" else None
+            account = _lower(row.get("_parentaccountid_value")) if kind in _OWN_ACCOUNT else None
             contact = _lower(row.get(column))
             result.append(account or (owners.get(contact) if contact else None) or f"{kind}:{i}")
         return result
@@ -149,8 +153,8 @@ class Mirror:
 
     def apply(self, kind: str, rows: Sequence[Mapping[str, Any]], contacts: dict[str, str] | None = None) -> set[str]:
         """Insert or replace rows of one kind; returns the partitions touched (old and new). A contact that moved
-        to another account takes its leads and interactions along. `contacts` collects contact partitions across
-        kinds applied in one batch."""
+        to another account takes its leads, opportunities and interactions along. `contacts` collects contact
+        partitions across kinds applied in one batch."""
         if not rows:
             return set()
         contacts = contacts if contacts is not None else {}
@@ -167,12 +171,13 @@ class Mirror:
         return touched
 
     def _follow(self, moved: Mapping[str, str], old: Collection[str]) -> set[str]:
-        """Move the leads and interactions of contacts that changed partition (and their leads' scores)."""
+        """Move the leads, opportunities and interactions of contacts that changed partition (those of a lead or an
+        opportunity only without a parent account of its own), and their leads' scores."""
         touched: set[str] = set()
-        column = {"lead": "_parentcontactid_value", "abm_interaction": f"_{self.config.interactions.contact}_value"}
-        for kind in ("lead", "abm_interaction"):
-            rows = [r for r in self.store.mirror(kind, old) if (_lower(r.data.get(column[kind])) or "") in moved]
-            if kind == "lead":
+        for kind in ("lead", "opportunity", "abm_interaction"):
+            column = self._contact_column(kind)
+            rows = [r for r in self.store.mirror(kind, old) if (_lower(r.data.get(column)) or "") in moved]
+            if kind in _OWN_ACCOUNT:
                 rows = [r for r in rows if not r.data.get("_parentaccountid_value")]
             if rows:
                 touched |= self.apply(kind, [r.data for r in rows], dict(moved))

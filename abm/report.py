@@ -175,7 +175,8 @@ def _count(value: object, noun: str) -> str:
 
 
 def _accounts(value: object) -> str:
-    """Per account (at most ACCOUNT_LIMIT), its name, best score and grade, and its KPI bars on a shared scale."""
+    """Per account (at most ACCOUNT_LIMIT), its name, best score and grade per model, and its KPI bars on a shared
+    scale."""
     accounts = [as_mapping(a) for a in as_list(value)]
     if not accounts:
         return _note("No accounts in this report.")
@@ -189,15 +190,21 @@ def _accounts(value: object) -> str:
 def _account(entry: Mapping[str, Any], top: float) -> str:
     identity = as_mapping(entry.get("account"))
     name = str(identity.get("name") or identity.get("id") or "(unnamed account)")
-    best = as_mapping(entry.get("best_score"))
-    grade = f" ({esc(best['grade'])})" if best.get("grade") else ""
-    score = f'<span class="badge">Best score {fmt_number(number(best.get("score")))}{grade}</span>' if best else ""
-    model = esc(best.get("model") or "")
+    best = as_mapping(entry.get("best_scores"))
+    scores = "".join(_best(str(model), as_mapping(best[model])) for model in sorted(best, key=str))
     kpis = as_mapping(entry.get("kpis"))
     sent = _count(kpis.get("emails_sent"), "emails sent")
-    caption = f'<figcaption><h3 class="account-name">{esc(name)}</h3>{score}</figcaption>'
-    meta = _meta(_count(entry.get("contacts"), "contacts"), sent, f"model {model}" if model else "")
+    caption = f'<figcaption><h3 class="account-name">{esc(name)}</h3>{scores}</figcaption>'
+    meta = _meta(_count(entry.get("contacts"), "contacts"), sent)
     return f'<figure class="account">{caption}{meta}{kpi_bars(kpis, top, name)}</figure>'
+
+
+def _best(model: str, best: Mapping[str, Any]) -> str:
+    """One model's best current score of the account's open leads, with its grade, as a badge."""
+    grade = f" ({esc(best['grade'])})" if best.get("grade") else ""
+    tip = esc(f"best current score of the account's open leads by {model}")
+    score = fmt_number(number(best.get("score")))
+    return f'<span class="badge best-score" title="{tip}">{esc(model)} {score}{grade}</span>'
 
 
 def _cohort(value: object) -> str:

@@ -51,6 +51,7 @@ KPIS: tuple[tuple[str, str], ...] = (
     ("website_visits", "Website visits"),
     ("form_submissions", "Form submissions"),
     ("event_registrations", "Event registrations"),
+    ("other_interactions", "Other interactions"),
     ("leads", "Leads"),
     ("opportunities_open", "Open opportunities"),
     ("opportunities_won", "Won opportunities"),

@@ -84,8 +84,14 @@ class ShardMessage:
         return cls(str(data["run"]), int(data["shard"]), int(data["shards"]), parse_iso(str(data["now"])))
 
 
+MIRROR_LAYOUT = 2  # raise when the mirror files rows differently (2: opportunities follow their contact's account)
+
+
 def _fingerprint(queries: Mapping[str, Query]) -> str:
-    text = "\n".join(f"{kind} {query.to_path()}" for kind, query in sorted(queries.items()))
+    """What the mirror was read with: its queries and its layout; a sync with another one reads every table again."""
+    text = "\n".join(
+        [f"layout {MIRROR_LAYOUT}", *(f"{kind} {query.to_path()}" for kind, query in sorted(queries.items()))]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

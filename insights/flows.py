@@ -2,8 +2,9 @@
 
 Follows Customer Journey Analytics' flow visualization (B2B): an anchor that the flow starts with or ends with, a
 pathing dimension (event type or content type), repeat instances collapsed unless asked for, at most 5 columns of at
-most 10 items each, the rest of a column grouped as "(other)". Each entity follows one path, anchored at its FIRST
-occurrence of the anchor (CJA's "limit to first occurrence"), so every node count is a count of entities.
+most 10 items each, the rest of a column grouped as "(other)". Each entity follows one path, anchored at its first
+occurrence of the anchor or, when asked, its last (CJA's "limit to first/last occurrence"), so every node count is
+a count of entities.
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ from typing import Any, Literal, get_args
 from insights.periods import DateRange
 from insights.timeline import Event
 
-__all__ = ["OTHER", "Flow", "FlowContainer", "FlowDimension", "FlowLink", "FlowNode", "FlowSettings", "flow"]
+__all__ = [
+    "OTHER",
+    "Flow",
+    "FlowContainer",
+    "FlowDimension",
+    "FlowLink",
+    "FlowNode",
+    "FlowOccurrence",
+    "FlowSettings",
+    "flow",
+]
 
 FlowDimension = Literal["type", "content_type"]
 FlowContainer = Literal["account", "contact"]
+FlowOccurrence = Literal["first", "last"]
 OTHER = "(other)"
 MAX_COLUMNS = 5
 MAX_LIMIT = 10
@@ -28,7 +40,8 @@ MAX_LIMIT = 10
 @dataclass(frozen=True)
 class FlowSettings:
     """What a flow shows: the anchor (exactly one of `starts_with` / `ends_with`), the pathing dimension, whether
-    repeats stay, how many columns of how many items, which container walks the path and the range of time."""
+    repeats stay, how many columns of how many items, which container walks the path, the range of time, and which
+    occurrence of the anchor a path is anchored at when an entity reaches it more than once."""
 
     dimension: FlowDimension = "type"
     starts_with: str | None = None
@@ -38,6 +51,7 @@ class FlowSettings:
     limit: int = 10
     container: FlowContainer = "account"
     span: DateRange | None = None
+    occurrence: FlowOccurrence = "first"
 
     def __post_init__(self) -> None:
         if self.dimension not in get_args(FlowDimension):
@@ -52,6 +66,8 @@ class FlowSettings:
             raise ValueError(f"flow limit (items per column) must be 1..{MAX_LIMIT}, not {self.limit!r}")
         if self.container not in get_args(FlowContainer):
             raise ValueError(f"flow container must be 'account' or 'contact', not {self.container!r}")
+        if self.occurrence not in get_args(FlowOccurrence):
+            raise ValueError(f"flow occurrence must be 'first' or 'last', not {self.occurrence!r}")
 
     @property
     def anchor(self) -> str:
@@ -101,6 +117,7 @@ class Flow:
             "container": s.container,
             "dimension": s.dimension,
             "anchor": {anchor_key: s.anchor},
+            "occurrence": s.occurrence,
             "repeats": s.repeats,
             "columns": s.columns,
             "limit": s.limit,
@@ -138,7 +155,10 @@ def flow(events: Sequence[Event], settings: FlowSettings) -> Flow:
     for entity, sequence in labels.items():
         if settings.anchor not in sequence:
             continue
-        placed[entity], end = _place(sequence, sequence.index(settings.anchor), settings)
+        at = sequence.index(settings.anchor)
+        if settings.occurrence == "last":
+            at = len(sequence) - 1 - sequence[::-1].index(settings.anchor)
+        placed[entity], end = _place(sequence, at, settings)
         if end is not None:
             ends[end] += 1
 
@@ -182,16 +202,16 @@ def _label(event: Event, settings: FlowSettings) -> str | None:
     return value
 
 
-def _place(sequence: list[str], first: int, settings: FlowSettings) -> tuple[dict[int, str], int | None]:
-    """An entity's path as column -> label, and the column where it begins (ends_with) or ends (starts_with), None
-    when it goes on past the flow's edge (nodes before column 0, or after the last column)."""
+def _place(sequence: list[str], at: int, settings: FlowSettings) -> tuple[dict[int, str], int | None]:
+    """An entity's path through the anchor at `at` as column -> label, and the column where it begins (ends_with)
+    or ends (starts_with), None when it goes on past the flow's edge (nodes before column 0, or after the last)."""
     columns = settings.columns
     if settings.starts_with is not None:
-        after = sequence[first : first + columns]
-        end = len(after) - 1 if first + columns >= len(sequence) else None
+        after = sequence[at : at + columns]
+        end = len(after) - 1 if at + columns >= len(sequence) else None
         return dict(enumerate(after)), end
-    start = max(0, first - columns + 1)
-    before = sequence[start : first + 1]
+    start = max(0, at - columns + 1)
+    before = sequence[start : at + 1]
     offset = columns - len(before)
     return {offset + i: label for i, label in enumerate(before)}, (offset if start == 0 else None)
 

@@ -1,9 +1,12 @@
 """Account insights: the marketing results of all contacts of one account over a date range, as outbound marketing's
-account insights showed them, plus the buying journey's state (leads, opportunities, the best current lead score).
+account insights showed them (email results, web visits, event registrations, form submissions, other
+interactions), plus the buying journey's state (leads, opportunities, the best current lead scores).
 
-Counts of events are of events dated inside the range; `opportunities_open` is a state: the account's opportunities
-created before the range ends that are open now. The best score is over the account's open leads (a lead of the
-account, or of one of its contacts), whatever the range: it is the current score.
+Counts of events are of events dated inside the range; `other_interactions` counts the interactions of any type
+without a KPI of its own. `opportunities_open` is a state: the account's opportunities created before the range ends
+that are open now. The best scores are over the account's open leads (a lead of the account, or of one of its
+contacts), whatever the range: they are current. There is one per scoring model, since models score on their own
+scales and grades, so scores of different models do not compare.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from insights.timeline import (
 )
 from scoring.records import Account, Contact, Lead, Opportunity, StoredScore
 
-__all__ = ["INTERACTION_KPIS", "AccountKpis", "JourneyEntry", "account_kpis"]
+__all__ = ["INTERACTION_KPIS", "OTHER_INTERACTIONS", "AccountKpis", "JourneyEntry", "account_kpis"]
 
 # KPI name -> the interaction type it counts (the types `POST /api/interactions` accepts).
 INTERACTION_KPIS = {
@@ -37,6 +40,7 @@ INTERACTION_KPIS = {
     "form_submissions": "FormSubmitted",
     "event_registrations": "EventRegistered",
 }
+OTHER_INTERACTIONS = "other_interactions"  # the KPI counting interactions of every other type
 _MILESTONE_KPIS = {
     "leads": LEAD_CREATED,
     "leads_sales_ready": MARKETING_QUALIFIED,
@@ -57,7 +61,8 @@ class JourneyEntry:
 
 @dataclass(frozen=True)
 class AccountKpis:
-    """One account's KPIs over a range; `best` is the best current score of its open leads (None: none scored)."""
+    """One account's KPIs over a range; `best` is, per scoring model (by name), the best current score of its open
+    leads (a model that scored none of them is absent)."""
 
     account_id: str
     name: str | None
@@ -65,19 +70,18 @@ class AccountKpis:
     contacts: int
     kpis: dict[str, int]
     journeys: tuple[str, ...]
-    best: StoredScore | None
+    best: dict[str, StoredScore]
 
     def as_dict(self) -> dict[str, Any]:
-        best = self.best
         return {
             "account": {"id": self.account_id, "name": self.name},
             "range": self.span.as_dict(),
             "contacts": self.contacts,
             "kpis": dict(self.kpis),
             "journeys": list(self.journeys),
-            "best_score": None
-            if best is None
-            else {"score": best.score, "grade": best.grade, "model": best.model, "lead": best.lead_id},
+            "best_scores": {
+                model: {"score": s.score, "grade": s.grade, "lead": s.lead_id} for model, s in self.best.items()
+            },
         }
 
 
@@ -94,8 +98,11 @@ def account_kpis(
 ) -> AccountKpis:
     """The KPIs of `account` over `span`, from records that may include other accounts' (they are filtered here)."""
     members = {c.id for c in contacts if c.account_id == account.id}
-    counted = Counter(e.type for e in events if e.account_id == account.id and e.at in span)
+    mine = [e for e in events if e.account_id == account.id and e.at in span]
+    counted = Counter(e.type for e in mine)
     kpis = {name: counted[kind] for name, kind in INTERACTION_KPIS.items()}
+    named = set(INTERACTION_KPIS.values())
+    kpis[OTHER_INTERACTIONS] = sum(1 for e in mine if not e.milestone and e.type not in named)
     journeys = sorted({e.journey for e in entries if e.contact_id in members and e.started_at in span})
     kpis["journeys_entered"] = len(journeys)
     kpis |= {name: counted[kind] for name, kind in _MILESTONE_KPIS.items()}
@@ -111,7 +118,8 @@ def account_kpis(
         for lead in leads
         if lead.is_open and (lead.account_id == account.id or (lead.account_id is None and lead.contact_id in members))
     }
-    ranked = sorted((s for s in scores if s.lead_id in open_leads), key=lambda s: (-s.score, s.model, s.lead_id))
-    best = ranked[0] if ranked else None
+    best: dict[str, StoredScore] = {}
+    for score in sorted((s for s in scores if s.lead_id in open_leads), key=lambda s: (s.model, -s.score, s.lead_id)):
+        best.setdefault(score.model, score)  # per model: the highest score, ties to the smallest lead id
     name = account.attributes.get("name")
     return AccountKpis(account.id, str(name) if name else None, span, len(members), kpis, tuple(journeys), best)

@@ -25,6 +25,7 @@ __all__ = [
     "MILESTONES",
     "OPPORTUNITY_CREATED",
     "OPPORTUNITY_LOST",
+    "OPPORTUNITY_MILESTONES",
     "OPPORTUNITY_WON",
     "Container",
     "Event",
@@ -45,6 +46,8 @@ MILESTONES = (
     OPPORTUNITY_WON,
     OPPORTUNITY_LOST,
 )
+# The only events that carry an opportunity id: what an opportunity container can count.
+OPPORTUNITY_MILESTONES = (OPPORTUNITY_CREATED, OPPORTUNITY_WON, OPPORTUNITY_LOST)
 
 Container = Literal["account", "contact", "opportunity"]
 CONTAINERS: tuple[Container, ...] = ("account", "contact", "opportunity")

@@ -5,6 +5,8 @@ marketing qualified on Feb 10, an opportunity created Feb 20 and won Apr 2.
 Account B (Fabrikam): contact b1. A lead created Feb 10 (before its form on Feb 15) and qualified Mar 5; an
 opportunity created Mar 10, still open.
 Account C (Northwind): contact c1. An opportunity created Jan 15 and lost Feb 1; one visit in April.
+Account D (Tailspin): contact d1 only, nothing from January to April. An opportunity created May 5, still open,
+linked to d1 alone (no parent account): the mirror files it in D's partition, so D's own insights count it.
 Contact x1 has no account: its form on Feb 1 is left out of every account container.
 
 The expected numbers are worked out by hand next to the tests that use them.
@@ -34,11 +36,12 @@ def guid(name: str) -> str:
     return str(uuid.uuid5(_NS, name))
 
 
-A, B, C = guid("account:A"), guid("account:B"), guid("account:C")
-A1, A2, B1, C1, X1 = (guid(f"contact:{n}") for n in ("a1", "a2", "b1", "c1", "x1"))
+A, B, C, D = guid("account:A"), guid("account:B"), guid("account:C"), guid("account:D")
+A1, A2, B1, C1, D1, X1 = (guid(f"contact:{n}") for n in ("a1", "a2", "b1", "c1", "d1", "x1"))
 LEAD_A, LEAD_B = guid("lead:A"), guid("lead:B")
 OPP_A, OPP_B, OPP_C = guid("opportunity:A"), guid("opportunity:B"), guid("opportunity:C")
-NAMES = {A: "Contoso <Ltd> & Co", B: "Fabrikam", C: "Northwind"}
+OPP_D = guid("opportunity:D")  # linked to contact d1 only
+NAMES = {A: "Contoso <Ltd> & Co", B: "Fabrikam", C: "Northwind", D: "Tailspin"}
 
 
 def _lookup(name: str, target: str, value: str | None) -> dict[str, Any]:
@@ -81,10 +84,11 @@ INTERACTIONS = [
 
 def rows() -> dict[str, list[dict[str, Any]]]:
     """The tenant's rows by table, in the emulator store's format (lookups as `name` and `name__type`)."""
-    accounts = [{"accountid": a, "name": NAMES[a], "createdon": _when("01-01", 0)} for a in (A, B, C)]
+    accounts = [{"accountid": a, "name": NAMES[a], "createdon": _when("01-01", 0)} for a in (A, B, C, D)]
+    people = ((A1, "Ann", A), (A2, "Aad", A), (B1, "Bea", B), (C1, "Cas", C), (D1, "Dee", D), (X1, "Xi", None))
     contacts = [
         {"contactid": c, "firstname": name, "lastname": "Test", **_lookup("parentcustomerid", "account", account)}
-        for c, name, account in ((A1, "Ann", A), (A2, "Aad", A), (B1, "Bea", B), (C1, "Cas", C), (X1, "Xi", None))
+        for c, name, account in people
     ]
     leads = [
         {
@@ -113,12 +117,15 @@ def rows() -> dict[str, list[dict[str, Any]]]:
         },
     ]
 
-    def opportunity(oid: str, account: str, contact: str | None, created: str, state: int, closed: str | None) -> Any:
+    def opportunity(
+        oid: str, account: str | None, contact: str | None, created: str, state: int, closed: str | None
+    ) -> Any:
+        customer = ("account", account) if account else ("contact", contact)
         return {
             "opportunityid": oid,
-            "name": f"Deal {NAMES[account]}",
+            "name": f"Deal {oid[:8]}",
             **_lookup("parentaccountid", "account", account),
-            **_lookup("customerid", "account", account),
+            **_lookup("customerid", *customer),
             **_lookup("parentcontactid", "contact", contact),
             "statecode": state,
             "statuscode": {0: 1, 1: 3, 2: 4}[state],
@@ -131,6 +138,7 @@ def rows() -> dict[str, list[dict[str, Any]]]:
         opportunity(OPP_A, A, A1, "02-20", 1, "2026-04-02"),
         opportunity(OPP_B, B, B1, "03-10", 0, None),
         opportunity(OPP_C, C, None, "01-15", 2, "2026-02-01"),
+        opportunity(OPP_D, None, D1, "05-05", 0, None),
     ]
     scores = [
         {

@@ -10,7 +10,7 @@ import pytest
 
 import abm.report as report_module
 from abm.report import render_report, write_report
-from abm.report_charts import band_path, fmt_number, fmt_percent, heat_opacity, sankey
+from abm.report_charts import band_path, esc, fmt_number, fmt_percent, heat_opacity, sankey
 
 NAME = "Contoso <Ltd> & Co \"Nordic\" 'Ø'"
 
@@ -32,7 +32,7 @@ def _link(source: tuple[int, str], target: tuple[int, str], count: int) -> dict[
 
 
 def sample() -> dict[str, Any]:
-    """A report's data: 3 accounts (14 positive KPIs), 4 monthly cohorts (6 cells, 3 averages), a 3-column flow
+    """A report's data: 3 accounts (16 positive KPIs), 4 monthly cohorts (6 cells, 3 averages), a 3-column flow
     (5 nodes, 5 links), 2 models (10 + 4 positive bins) and 1 journey (4 positive tile counters)."""
     span = {"from": "2025-11-23T00:00:00Z", "to": "2026-11-23T00:00:00Z"}
     kpis = {
@@ -43,27 +43,31 @@ def sample() -> dict[str, Any]:
         "website_visits": 7,
         "form_submissions": 1,
         "event_registrations": 0,
+        "other_interactions": 3,
         "journeys_entered": 1,
         "leads": 2,
         "opportunities_open": 1,
         "opportunities_won": 0,
     }
     busy = dict.fromkeys(kpis, 1234)
-    best = {"score": 80, "grade": "A", "model": "account-fit", "lead": "l1"}
+    best = {
+        "engagement": {"score": 12, "grade": None, "lead": "l2"},
+        "account-fit": {"score": 80, "grade": "A", "lead": "l1"},
+    }
     return {
         "title": "ABM insights",
         "now": "2026-11-23T00:00:00Z",
         "range": span,
         "accounts": [
-            {"account": {"id": "a1", "name": NAME}, "range": span, "contacts": 20, "kpis": kpis, "best_score": best},
+            {"account": {"id": "a1", "name": NAME}, "range": span, "contacts": 20, "kpis": kpis, "best_scores": best},
             {
                 "account": {"id": "a2", "name": "Fabrikam"},
                 "range": span,
                 "contacts": 3,
                 "kpis": busy,
-                "best_score": None,
+                "best_scores": {},
             },
-            {"account": {"id": "a3", "name": None}, "range": span, "contacts": 0, "kpis": {}, "best_score": None},
+            {"account": {"id": "a3", "name": None}, "range": span, "contacts": 0, "kpis": {}},
         ],
         "cohort": {
             "container": "opportunity",
@@ -197,7 +201,8 @@ def test_the_page_loads_nothing_and_runs_no_script() -> None:
 
 def test_each_chart_has_one_mark_per_positive_value() -> None:
     page = render_report(sample())
-    assert marks(section(page, "kpis"), "bar") == 6 + 8 + 0
+    # a1: opened, clicked, visits, forms, other interactions, leads, open (events and won are 0); a2: all nine
+    assert marks(section(page, "kpis"), "bar") == 7 + 9 + 0
     assert marks(section(page, "cohort"), "cell") == 6
     assert marks(section(page, "cohort"), "avg-cell") == 3
     assert marks(section(page, "flow"), "node") == 5
@@ -287,10 +292,17 @@ def test_more_accounts_than_the_limit_are_cut_and_counted() -> None:
     assert "Showing 10 of 15 accounts." in page
 
 
-def test_a_missing_name_falls_back_to_the_id_and_the_best_score_shows_its_grade() -> None:
+def test_a_missing_name_falls_back_to_the_id_and_the_best_score_per_model_shows_its_grade() -> None:
     page = section(render_report(sample()), "kpis")
     assert '<h3 class="account-name">a3</h3>' in page
-    assert "Best score 80 (A)" in page
+    badges = re.findall(r'<span class="badge best-score"[^>]*>([^<]*)</span>', page)
+    assert badges == ["account-fit 80 (A)", "engagement 12"]  # by model name; no grade, none shown
+
+
+def test_every_kpi_the_bars_show_is_labelled_other_interactions_included() -> None:
+    page = section(render_report(sample()), "kpis")
+    assert "Other interactions" in page
+    assert f"<title>{esc(NAME + ': Other interactions 3')}</title>" in page  # a1's bar, with its tooltip
 
 
 def test_write_report_replaces_the_file_atomically_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from tests.test_report import NAME, sample
 
 # What the sample draws (see tests.test_report.sample): one mark per positive value, per cell, per node, per link.
 EXPECTED = {
-    "kpis": {"bar": 6 + 8},
+    "kpis": {"bar": 7 + 9},
     "cohort": {"cell": 6, "avg-cell": 3},
     "flow": {"node": 5, "link": 5},
     "scores": {"bar": 10 + 4},

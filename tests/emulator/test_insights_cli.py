@@ -38,12 +38,20 @@ def test_account_as_json_and_as_a_table(demo_db: str, capsys: pytest.CaptureFixt
     code, out, _ = run(capsys, "account", t.A, "--db", demo_db, "--json", *JAN_APR)
     assert code == 0
     body = json.loads(out)
-    assert body["kpis"]["emails_sent"] == 2 and body["best_score"]["score"] == 75
+    assert body["kpis"]["emails_sent"] == 2 and body["best_scores"]["account-fit"]["score"] == 75
     code, out, _ = run(capsys, "account", t.A, "--db", demo_db, *JAN_APR)
     lines = out.splitlines()
     assert lines[0] == f"Contoso <Ltd> & Co ({t.A}), 2 contacts, 2026-01-01 .. 2026-05-01"
     assert any(line.split() == ["emails", "sent", "2"] for line in lines)
-    assert lines[-1] == f"best score: 75 (A) by account-fit on lead {t.LEAD_A}"
+    assert any(line.split() == ["other", "interactions", "0"] for line in lines)
+    assert lines[-4] == "best current score of its open leads, per model:"
+    assert [line.split() for line in lines[-3:]] == [
+        ["model", "score", "grade", "lead"],
+        ["account-fit", "75", "A", t.LEAD_A],
+        ["contact-engagement", "40", "C", t.LEAD_A],
+    ]
+    code, out, _ = run(capsys, "account", t.B, "--db", demo_db, *JAN_APR)
+    assert out.splitlines()[-1] == "best scores: none (no open lead scored)"
 
 
 def test_cohorts_table_has_a_row_per_month_and_the_average(demo_db: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,6 +77,16 @@ def test_flows_paths_and_journeys(demo_db: str, capsys: pytest.CaptureFixture[st
         "column 1: WebsiteVisited 1",
         "column 2: MarketingQualified 1",
     ]
+    webinar = ["--starts-with", "webinar", "--dimension", "content_type", *JAN_APR]
+    code, out, _ = run(capsys, "flows", "--db", demo_db, *webinar, "--occurrence", "last")
+    # A's content types: newsletter, webinar, whitepaper, pricing page, webinar: nothing after the last webinar
+    assert code == 0
+    assert out.splitlines() == [
+        "1 accounts whose path starts with webinar (its last occurrence), 2026-01-01 .. 2026-05-01",
+        "column 1: webinar 1",
+    ]
+    code, out, _ = run(capsys, "flows", "--db", demo_db, *webinar, "--json")
+    assert [n["label"] for n in json.loads(out)["nodes"]] == ["webinar", "whitepaper", "pricing page", "webinar"]
     code, out, _ = run(capsys, "paths", "--db", demo_db, "--steps", "FormSubmitted,LeadCreated", "--account", t.A)
     assert code == 0 and f"account {t.A}: converted" in out
     code, out, _ = run(capsys, "journey", "abm-nurture", "--db", demo_db, "--account", t.B)
@@ -83,6 +101,12 @@ def test_mistakes_exit_with_the_reason(demo_db: str, capsys: pytest.CaptureFixtu
     assert code == 2 and "steps: unknown event type 'Nope'" in err
     code, _, err = run(capsys, "account", "00000000-0000-0000-0000-000000000009", "--db", demo_db)
     assert code == 1 and "not in the mirror" in err
+    code, _, err = run(capsys, "account", t.A, "--db", demo_db, "--to", "9999-12-31")
+    assert code == 2 and "to: '9999-12-31' is outside" in err  # not a traceback
+    code, _, err = run(
+        capsys, "cohorts", "--db", demo_db, "--include", "OpportunityCreated>=0", "--return", "FormSubmitted"
+    )
+    assert code == 2 and "include: 'OpportunityCreated>=0'" in err
     code, _, err = run(capsys, "account", t.A, "--db", demo_db + ".missing")
     assert code == 2 and "no state store" in err
 

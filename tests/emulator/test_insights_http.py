@@ -74,6 +74,7 @@ def test_account_kpis_count_every_contact_of_the_account_in_the_range(served: An
         "website_visits": 1,
         "form_submissions": 1,
         "event_registrations": 1,
+        "other_interactions": 0,  # every interaction of A has a KPI of its own
         "journeys_entered": 1,
         "leads": 1,
         "leads_sales_ready": 1,
@@ -83,7 +84,11 @@ def test_account_kpis_count_every_contact_of_the_account_in_the_range(served: An
         "opportunities_open": 0,
     }
     assert body["journeys"] == ["abm-nurture"]
-    assert body["best_score"] == {"score": 75, "grade": "A", "model": "account-fit", "lead": t.LEAD_A}
+    # lead A's scores by two models, each on its own scale: one best score per model
+    assert body["best_scores"] == {
+        "account-fit": {"score": 75, "grade": "A", "lead": t.LEAD_A},
+        "contact-engagement": {"score": 40, "grade": "C", "lead": t.LEAD_A},
+    }
 
 
 def test_account_kpis_of_february_only(served: Any) -> None:
@@ -103,7 +108,20 @@ def test_account_kpis_of_february_only(served: Any) -> None:
         "opportunities_created": 1,
         "opportunities_open": 1,
     }
-    assert b["best_score"] is None
+    assert b["best_scores"] == {}
+
+
+def test_an_opportunity_linked_only_through_a_contact_counts_for_the_contacts_account(served: Any) -> None:
+    host, _ = served
+    may = {"from": "2026-05-01", "to": "2026-05-31"}
+    body = ok(host, f"accounts/{t.D}", **may)
+    # opportunity D has no parent account, only contact d1 of account D: the mirror keeps it in D's partition
+    assert body["contacts"] == 1
+    assert {k: v for k, v in body["kpis"].items() if v} == {"opportunities_created": 1, "opportunities_open": 1}
+    # the account's KPIs agree with the path through the whole mirror: D reached OpportunityCreated, not won
+    path = ok(host, "paths", steps="OpportunityCreated,OpportunityWon", account=t.D, **may)
+    assert [(n["step"], n["reached"]) for n in path["nodes"]] == [("OpportunityCreated", 1), ("OpportunityWon", 0)]
+    assert [e["type"] for e in path["path"]["events"]] == ["OpportunityCreated"]
 
 
 def test_journey_tile_counts_for_one_account_and_for_all(served: Any) -> None:
@@ -184,6 +202,25 @@ def test_flow_ending_with_marketing_qualified(served: Any) -> None:
     assert content["entries"] == [1, 0, 0, 0, 0]
 
 
+def test_a_flow_anchored_at_the_first_or_the_last_occurrence(served: Any) -> None:
+    host, _ = served
+    params = {"starts_with": "webinar", "dimension": "content_type", **JAN_APR}
+    # A's content types: newsletter (x3, one node), webinar (Jan 7), whitepaper, pricing page, webinar (Mar 1)
+    first = ok(host, "flows", **params)
+    assert first["occurrence"] == "first"
+    assert [(n["column"], n["label"]) for n in first["nodes"]] == [
+        (0, "webinar"),
+        (1, "whitepaper"),
+        (2, "pricing page"),
+        (3, "webinar"),
+    ]
+    assert first["exits"] == [0, 0, 0, 1, 0]
+    last = ok(host, "flows", occurrence="last", **params)
+    assert last["occurrence"] == "last"
+    assert [(n["column"], n["label"], n["count"]) for n in last["nodes"]] == [(0, "webinar", 1)]
+    assert last["exits"] == [1, 0, 0, 0, 0]
+
+
 def test_journey_path_with_conversion_fallout_and_one_accounts_path(served: Any) -> None:
     host, _ = served
     body = ok(host, "paths", steps="FormSubmitted,LeadCreated,OpportunityCreated", account=t.A, **JAN_APR)
@@ -229,6 +266,16 @@ def test_journey_path_with_conversion_fallout_and_one_accounts_path(served: Any)
         ("flows", {}, "starts_with"),
         ("flows", {"starts_with": "FormSubmitted", "ends_with": "LeadCreated"}, "exactly one"),
         ("flows", {"ends_with": "LeadCreated", "columns": "9"}, "columns"),
+        ("flows", {"ends_with": "LeadCreated", "columns": "\u00b2"}, "columns: '\u00b2' is not a whole number"),
+        ("flows", {"ends_with": "LeadCreated", "occurrence": "middle"}, "occurrence: 'middle' is not one of"),
+        ("cohorts", {"include": "OpportunityCreated>=0", "return": "OpportunityWon"}, "include:"),
+        (
+            "cohorts",
+            {"include": "OpportunityCreated", "return": "FormSubmitted,LeadCreated", "container": "opportunity"},
+            "container: FormSubmitted, LeadCreated cannot be counted per opportunity",
+        ),
+        (f"accounts/{t.A}", {"to": "9999-12-31"}, "to: '9999-12-31' is outside"),
+        (f"accounts/{t.A}", {"to": "0001-01-05"}, "to: '0001-01-05' is outside"),
         ("paths", {"steps": "FormSubmitted"}, "steps"),
         ("paths", {"steps": "FormSubmitted,LeadCreated", "percent": "total"}, "percent"),
         (f"accounts/{t.A}", {"from": "yesterday"}, "from"),

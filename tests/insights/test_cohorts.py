@@ -379,6 +379,51 @@ def test_weeks_start_on_monday_so_a_sunday_and_the_next_monday_are_different_coh
     assert [(c["period"], c["count"], c["base"]) for c in rows[1]["cells"]] == [("2026-01-12", 1, 1)]
 
 
+DAYS = DateRange(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))  # Mar 1, 2, 3 and 4
+BY_DAY = [
+    ev("2026-03-01T10:00:00", "FormSubmitted", "A"),  # A joins Mar 1 ...
+    ev("2026-03-02T09:00:00", "EmailOpened", "A"),  # ... returns one day later
+    ev("2026-03-04T09:00:00", "EmailOpened", "A"),  # ... and three days later
+    ev("2026-03-01T23:59:59", "FormSubmitted", "B"),  # B joins Mar 1 too (its last second) ...
+    ev("2026-03-03T00:00:00", "EmailOpened", "B"),  # ... returns two days later
+    ev("2026-03-02T00:00:00", "FormSubmitted", "C"),  # C joins Mar 2 ...
+    ev("2026-03-02T12:00:00", "EmailOpened", "C"),  # ... its own day: not a return
+    ev("2026-03-03T08:00:00", "EmailOpened", "C"),  # ... returns one day later
+    ev("2026-03-01T08:00:00", "EmailOpened", "D"),  # D opens before it joins: no matter
+    ev("2026-03-04T08:00:00", "FormSubmitted", "D"),  # D joins Mar 4, the last day: no cells
+    ev("2026-03-05T00:00:00", "FormSubmitted", "E"),  # the span's end (excluded): E never joins
+]
+
+
+def test_day_cohorts_split_at_midnight_utc_with_fixed_and_rolling_retention() -> None:
+    fixed = table(BY_DAY, crit(("FormSubmitted", 1)), crit(("EmailOpened", 1)), granularity="day", span=DAYS)
+
+    assert [(c.label, list(c.members)) for c in fixed.cohorts] == [
+        ("2026-03-01", ["A", "B"]),
+        ("2026-03-02", ["C"]),
+        ("2026-03-03", []),
+        ("2026-03-04", ["D"]),
+    ]
+    # Mar 1 (A, B): +1 Mar 2 A 1/2; +2 Mar 3 B 1/2; +3 Mar 4 A 1/2. Mar 2 (C): +1 Mar 3 C 1/1; +2 Mar 4 0/1.
+    assert cells(row(fixed, "2026-03-01")) == [(1, 1, 2, 50.0), (2, 1, 2, 50.0), (3, 1, 2, 50.0)]
+    assert cells(row(fixed, "2026-03-02")) == [(1, 1, 1, 100.0), (2, 0, 1, 0.0)]
+    assert cells(row(fixed, "2026-03-03")) == [(1, 0, 0, None)]
+    assert cells(row(fixed, "2026-03-04")) == []
+    assert [c["period"] for c in fixed.as_dict()["cohorts"][0]["cells"]] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    # Average: +1 (50 + 100) / 2 = 75.0 (Mar 3 has no base), 2 of 3; +2 (50 + 0) / 2 = 25.0, 1 of 3; +3 50.0, 1 of 2.
+    assert [(a.offset, a.percent, a.count, a.base) for a in fixed.average] == [
+        (1, 75.0, 2, 3),
+        (2, 25.0, 1, 3),
+        (3, 50.0, 1, 2),
+    ]
+    # Rolling Mar 1: +1 A (1/2); +2 only B returned, and B missed day 1: 0/1; +3 nobody is left: 0/0.
+    rolling = table(
+        BY_DAY, crit(("FormSubmitted", 1)), crit(("EmailOpened", 1)), granularity="day", span=DAYS, rolling=True
+    )
+    assert cells(row(rolling, "2026-03-01")) == [(1, 1, 2, 50.0), (2, 0, 1, 0.0), (3, 0, 0, None)]
+    assert cells(row(rolling, "2026-03-02")) == [(1, 1, 1, 100.0), (2, 0, 1, 0.0)]
+
+
 def test_quarters_split_on_the_first_day_of_january_april_july_and_october() -> None:
     span = DateRange(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     events = [

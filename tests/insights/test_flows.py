@@ -53,6 +53,7 @@ def test_ends_with_mql_on_content_type_follows_each_account_to_its_first_mql() -
         "container": "account",
         "dimension": "content_type",
         "anchor": {"ends_with": MQL},
+        "occurrence": "first",
         "repeats": False,
         "columns": 5,
         "limit": 10,
@@ -170,6 +171,30 @@ def test_a_column_keeps_its_top_items_and_groups_the_rest_as_other() -> None:
     assert result.as_dict()["entries"] == [5, 0]
 
 
+def test_at_the_default_limit_a_column_shows_ten_items_and_the_rest_as_other() -> None:
+    # Column 0 has 12 distinct items: "zeta" (accounts Y and Z) and a01 .. a11 (one account each, A .. K).
+    singles = [(f"a{i:02d}", account) for i, account in enumerate("ABCDEFGHIJK", start=1)]
+    events = [ev("01-02", "FormSubmitted", account, content=label) for label, account in singles]
+    events += [ev("01-03", "FormSubmitted", account, content="zeta") for account in "YZ"]
+    events += [ev("02-01", MQL, account) for account in "ABCDEFGHIJKYZ"]
+    result = run(*events, dimension="content_type", ends_with=MQL, columns=2)
+    assert result.settings.limit == 10
+    # The top 10 by count, ties alphabetical: zeta (2, kept though last in the alphabet), a01 .. a09; a10 and a11
+    # fold into (other) with 2. Nodes by count, then label: "(other)" sorts before "zeta".
+    assert nodes(result) == [
+        (0, "(other)", 2),
+        (0, "zeta", 2),
+        *((0, f"a{i:02d}", 1) for i in range(1, 10)),
+        (1, MQL, 13),
+    ]
+    assert len([n for n in result.nodes if n.column == 0]) == 11
+    assert result.node(0, "(other)").entities == ("J", "K")  # type: ignore[union-attr]
+    assert result.node(0, "a10") is None
+    assert links(result)[:2] == [(0, "(other)", MQL, 2), (0, "zeta", MQL, 2)]
+    assert sum(k.count for k in result.links) == 13
+    assert result.as_dict()["entries"] == [13, 0]
+
+
 def test_a_link_to_a_grouped_item_goes_to_other() -> None:
     events = [
         ev("01-02", "FormSubmitted", "A"),
@@ -203,6 +228,44 @@ def test_the_number_of_columns_cuts_a_long_path_and_such_a_path_has_no_entry() -
     assert nodes(one) == [(0, MQL, 2)]
     assert one.links == ()
     assert one.as_dict()["entries"] == [1]
+
+
+# A reaches MQL twice: EO, MQL, WV, FS, MQL. B once: FS, MQL.
+TWICE = [
+    ev("01-02", "EmailOpened", "A"),
+    ev("01-05", MQL, "A"),
+    ev("01-10", "WebsiteVisited", "A"),
+    ev("01-12", "FormSubmitted", "A"),
+    ev("01-20", MQL, "A"),
+    ev("01-03", "FormSubmitted", "B"),
+    ev("01-04", MQL, "B"),
+]
+
+
+def test_ends_with_at_the_first_or_the_last_occurrence() -> None:
+    # first: A's path up to its first MQL is EO, MQL (begins in column 1); B's is FS, MQL (column 1)
+    first = run(*TWICE, ends_with=MQL, columns=3)
+    assert nodes(first) == [(1, "EmailOpened", 1), (1, "FormSubmitted", 1), (2, MQL, 2)]
+    assert links(first) == [(1, "EmailOpened", MQL, 1), (1, "FormSubmitted", MQL, 1)]
+    assert first.as_dict()["entries"] == [0, 2, 0]
+    # last: A's path up to its second MQL is WV, FS, MQL, cut at column 0 (it came from EO, MQL: no entry)
+    last = run(*TWICE, ends_with=MQL, columns=3, occurrence="last")
+    assert nodes(last) == [(0, "WebsiteVisited", 1), (1, "FormSubmitted", 2), (2, MQL, 2)]
+    assert links(last) == [(0, "WebsiteVisited", "FormSubmitted", 1), (1, "FormSubmitted", MQL, 2)]
+    assert last.as_dict()["entries"] == [0, 1, 0]
+    assert last.as_dict()["occurrence"] == "last"
+
+
+def test_starts_with_at_the_first_or_the_last_occurrence() -> None:
+    # first: A goes on from its first MQL to WV and past column 1 (no exit); B exits at its MQL
+    first = run(*TWICE, starts_with=MQL, columns=2)
+    assert nodes(first) == [(0, MQL, 2), (1, "WebsiteVisited", 1)]
+    assert first.as_dict()["exits"] == [1, 0]
+    # last: nothing follows A's second MQL, so both exit in column 0
+    last = run(*TWICE, starts_with=MQL, columns=2, occurrence="last")
+    assert nodes(last) == [(0, MQL, 2)]
+    assert last.links == ()
+    assert last.as_dict()["exits"] == [2, 0]
 
 
 ACCOUNTLESS = [
@@ -292,6 +355,7 @@ def test_the_anchor_matches_a_content_type_as_well_as_an_event_type() -> None:
         ({"ends_with": MQL, "limit": 0}, "limit"),
         ({"ends_with": MQL, "dimension": "campaign"}, "dimension"),
         ({"ends_with": MQL, "container": "opportunity"}, "container"),
+        ({"ends_with": MQL, "occurrence": "every"}, "occurrence must be 'first' or 'last'"),
     ],
 )
 def test_invalid_settings_are_refused_with_the_reason(settings: dict[str, Any], message: str) -> None:

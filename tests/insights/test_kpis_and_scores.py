@@ -28,11 +28,16 @@ INTERACTIONS = [
     Interaction("i6", "c2", "WebsiteVisited", at("02-08")),
     Interaction("i7", "c1", "FormSubmitted", at("03-01")),  # after the range
     Interaction("i8", "c3", "EventRegistered", at("01-09")),  # another account's
+    Interaction("i9", "c1", "WebinarAttended", at("01-14")),  # a type without a KPI of its own: other
+    Interaction("i10", "c2", "ChatStarted", at("02-20")),  # other
+    Interaction("i11", "c2", "ChatStarted", at("03-02")),  # other, but after the range
+    Interaction("i12", "c3", "WebinarAttended", at("01-14")),  # other, but another account's
 ]
 LEADS = [
     Lead("l1", contact_id="c1", created_on=at("01-10"), sales_ready_on=at("02-01")),
     Lead("l2", account_id="a1", is_open=False, created_on=at("01-11"), qualified_on=at("02-02")),
     Lead("l3", contact_id="c3", created_on=at("01-12")),
+    Lead("l4", account_id="a1"),  # open, never dated: no event, but its scores count
 ]
 OPPORTUNITIES = [
     Opportunity("o1", "a1", None, None, at("01-20")),  # open
@@ -69,6 +74,7 @@ def test_kpis_count_the_accounts_contacts_events_inside_the_range() -> None:
         "website_visits": 1,
         "form_submissions": 0,  # March 1 is outside [Jan 1, Mar 1)
         "event_registrations": 0,  # c3 belongs to a2
+        "other_interactions": 2,  # i9 and i10; i11 is after the range, i12 another account's; milestones never
         "journeys_entered": 0,
         "leads": 2,  # l1 (through c1) and l2; l3 is a2's
         "leads_sales_ready": 1,
@@ -77,17 +83,29 @@ def test_kpis_count_the_accounts_contacts_events_inside_the_range() -> None:
         "opportunities_lost": 0,
         "opportunities_open": 2,  # o1 and o4 (o3 did not exist before the range ended)
     }
-    assert result["best_score"] is None
+    assert result["best_scores"] == {}
 
 
-def test_the_best_score_is_over_the_accounts_open_leads_only() -> None:
+def test_the_best_score_per_model_is_over_the_accounts_open_leads_only() -> None:
     scores = [
         StoredScore("l1", "fit", 40, "C", False),
+        StoredScore("l4", "fit", 70, "B", False),  # fit's best: the higher of l1's 40 and l4's 70
         StoredScore("l1", "engagement", 55, "B", False),
+        StoredScore("l4", "engagement", 12, None, False),
         StoredScore("l2", "fit", 90, "A", True),  # l2 is closed
         StoredScore("l3", "fit", 99, "A", True),  # l3 is another account's
+        StoredScore("l3", "intent", 80, "A", True),  # a model that scored none of a1's open leads: absent
     ]
-    assert kpis(scores)["best_score"] == {"score": 55, "grade": "B", "model": "engagement", "lead": "l1"}
+    # Each model on its own scale: engagement's 55 does not outrank fit's 70 or the other way round.
+    assert kpis(scores)["best_scores"] == {
+        "engagement": {"score": 55, "grade": "B", "lead": "l1"},
+        "fit": {"score": 70, "grade": "B", "lead": "l4"},
+    }
+
+
+def test_a_tie_within_a_model_goes_to_the_smallest_lead_id() -> None:
+    scores = [StoredScore("l4", "fit", 60, "B", False), StoredScore("l1", "fit", 60, "C", False)]
+    assert kpis(scores)["best_scores"] == {"fit": {"score": 60, "grade": "C", "lead": "l1"}}
 
 
 def test_journeys_entered_counts_distinct_journeys_entered_in_the_range_by_the_accounts_contacts() -> None:
