@@ -173,6 +173,10 @@ class OverlayStore:
     def claim_intent(self, intent: Intent) -> bool:
         return self.base.intent(intent.key) is None and self.top.claim_intent(intent)
 
+    def open_intents(self) -> list[Intent]:
+        merged = {i.key: i for i in self.base.open_intents()} | {i.key: i for i in self.top.open_intents()}
+        return [i for key, i in sorted(merged.items()) if self.intent(key) == i]
+
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
         self._forgotten.add(contact_id)
         self.top.forget_contact(contact_id, record_ids)

@@ -143,6 +143,10 @@ class StateStore(Protocol):
 
     def claim_intent(self, intent: Intent) -> bool: ...
 
+    def open_intents(self) -> list[Intent]:
+        """Intents without a job (claimed, not known to be started), by key: what a dead run may have left."""
+        ...
+
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
         """Remove a deleted contact's journey progress in every journey, the workflow runs recorded on it, and the
         events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten."""
@@ -395,6 +399,11 @@ class SqliteStateStore:
                 "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?)",
                 (intent.key, intent.workflow_id, intent.entity_id, intent.job_id, intent.claimed_at),
             )
+
+    def open_intents(self) -> list[Intent]:
+        with self._lock:
+            rows = self.conn.execute("SELECT * FROM intents WHERE job_id IS NULL ORDER BY key").fetchall()
+        return [Intent(*row) for row in rows]
 
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
         about = [contact_id, *record_ids]

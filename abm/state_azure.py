@@ -308,7 +308,7 @@ class AzureStateStore:
             key=intent.key,
             workflow_id=intent.workflow_id,
             entity_id=intent.entity_id,
-            job_id=intent.job_id,  # None is not stored, and reads back as None
+            job_id=intent.job_id or "",  # "" for none yet, so that open intents can be queried
             claimed_at=intent.claimed_at,
         )
 
@@ -317,7 +317,15 @@ class AzureStateStore:
             e = self._intents.get_entity(_key(key), "")
         except ResourceNotFoundError:
             return None
-        return Intent(e["key"], e["workflow_id"], e["entity_id"], e.get("job_id"), e.get("claimed_at"))
+        return self._intent_of(e)
+
+    @staticmethod
+    def _intent_of(e: Mapping[str, Any]) -> Intent:
+        return Intent(e["key"], e["workflow_id"], e["entity_id"], e.get("job_id") or None, e.get("claimed_at"))
+
+    def open_intents(self) -> list[Intent]:
+        found = self._intents.query_entities("job_id eq ''")
+        return sorted((self._intent_of(e) for e in found), key=lambda intent: intent.key)
 
     def record_intent(self, intent: Intent) -> None:
         self._intents.upsert_entity(self._intent_entity(intent), mode=UpdateMode.REPLACE)

@@ -3,8 +3,9 @@
 ExecuteWorkflow has no idempotency key: the intent is recorded in the state store before the call and completed
 with the system job's id after it; an intent left without a job (a crash or a lost answer) is resolved by looking
 for the system job of that workflow regarding that row before anything is started again. A claim younger than
-`CLAIM_LEASE` belongs to an overlapping run still at work and is left alone. Shared by the journeys' launch-workflow
-tiles and the sales-ready hand-off.
+`CLAIM_LEASE` belongs to an overlapping run still at work and is left alone; the run that left it alone has moved
+on (its journey progress is saved), so every run ends with `resume_workflows`, which takes over the claims that
+outlived their lease. Shared by the journeys' launch-workflow tiles and the sales-ready hand-off.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataverse.errors import DataverseConnectionError, DataverseServerError
 from dataverse.query import Query, in_
 from dataverse.tables import table
 
-__all__ = ["CLAIM_LEASE", "WorkflowRun", "start_workflows", "workflow_problems"]
+__all__ = ["CLAIM_LEASE", "WorkflowRun", "resume_workflows", "start_workflows", "workflow_problems"]
 
 log = logging.getLogger("abm.workflows")
 CLAIM_LEASE = timedelta(minutes=10)
@@ -84,6 +85,12 @@ def _intent(run: WorkflowRun, job: str | None, stamp: str | None) -> Intent:
     return Intent(run.key, run.workflow_id, run.entity_id, job or None, stamp)
 
 
+def _fresh(intent: Intent, now: datetime) -> bool:
+    """Whether the intent's claim is younger than `CLAIM_LEASE` (its run may still be at work)."""
+    claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
+    return claimed is not None and now - claimed < CLAIM_LEASE
+
+
 def _claims(
     store: StateStore, client: DataverseClient, runs: Sequence[WorkflowRun], now: datetime | None, stamp: str | None
 ) -> tuple[dict[str, str], list[WorkflowRun]]:
@@ -110,8 +117,7 @@ def _claims(
             store.record_intent(_intent(run, jobs[run.key], stamp))
             started[run.key] = jobs[run.key]
             continue
-        claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
-        if now is not None and claimed is not None and now - claimed < CLAIM_LEASE:
+        if now is not None and _fresh(intent, now):
             continue  # an overlapping run holds a fresh claim
         store.record_intent(_intent(run, None, stamp))
         todo.append(run)
@@ -169,3 +175,13 @@ def start_workflows(
                     log.warning("workflow for %s not started: %s", run.key, reason)
             break
     return started, newly
+
+
+def resume_workflows(client: DataverseClient, store: StateStore, now: datetime) -> tuple[dict[str, str], int]:
+    """Finish what dead runs left: each intent without a job whose claim is older than `CLAIM_LEASE` is resolved
+    (its system job looked up, else the workflow started). Returns what `start_workflows` returns."""
+    stale = [WorkflowRun(i.key, i.workflow_id, i.entity_id) for i in store.open_intents() if not _fresh(i, now)]
+    if not stale:
+        return {}, 0
+    log.info("%d workflow runs left by an earlier run: resolving them", len(stale))
+    return start_workflows(client, store, stale, now)

@@ -71,8 +71,19 @@ class DataverseError(Exception):
 
     @property
     def summary(self) -> str:
-        """The error without Dataverse's message (which can quote row values): for logs and stored errors."""
-        return f"{type(self).__name__}: status {self.status}, code {self.code}, request {self.request_id}"
+        """The error without Dataverse's message (which can quote row values), for logs and stored errors: its
+        kind, status, code and request ids. Errors with no HTTP answer keep their message, which is this client's
+        own (method, table, cause), never Dataverse's."""
+        kind = next(c for c in type(self).__mro__ if not c.__name__.startswith("_")).__name__
+        fields = {
+            "status": self.status,
+            "code": self.code,
+            "request": self.request_id,
+            "client request": self.client_request_id,
+        }
+        details = ", ".join(f"{name} {value}" for name, value in fields.items() if value not in (None, ""))
+        own = f" ({self.message})" if isinstance(self, DataverseConnectionError) else ""
+        return f"{kind}{own}: {details}" if details else f"{kind}{own}"
 
 
 class DataverseAuthError(DataverseError):

@@ -10,6 +10,7 @@ from dataverse.errors import (
     ChangeTrackingTokenExpired,
     DataverseAuthError,
     DataverseBadRequest,
+    DataverseConnectionError,
     DataverseDuplicate,
     DataverseError,
     DataverseNotFound,
@@ -101,3 +102,25 @@ def test_an_http_error_from_the_client_carries_the_service_request_id(
         client.who_am_i()
     assert caught.value.request_id == "abc-123"
     assert caught.value.client_request_id == mocked.calls[0].request.headers["x-ms-client-request-id"]
+
+
+def test_a_summary_keeps_status_code_and_request_ids_and_never_dataverses_message() -> None:
+    quoted = DataverseError(
+        "A record with Full Name 'Jane Roe' already exists",
+        status=412,
+        code="0x80040333",
+        request_id="req-1",
+        client_request_id="client-1",
+    )
+    assert quoted.summary == "DataverseError: status 412, code 0x80040333, request req-1, client request client-1"
+    assert "Jane" not in quoted.summary
+
+
+def test_a_summary_of_an_error_with_no_answer_keeps_this_clients_own_message() -> None:
+    class _Private(DataverseConnectionError):
+        pass
+
+    lost = _Private("no answer from Dataverse for GET contacts: ConnectionError", client_request_id="client-2")
+    assert lost.summary == (
+        "DataverseConnectionError (no answer from Dataverse for GET contacts: ConnectionError): client request client-2"
+    )

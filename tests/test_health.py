@@ -223,8 +223,7 @@ def test_ids_urls_and_hosts_quoted_by_an_error_are_masked_for_anonymous_callers(
     assert status == 503
     dataverse = body["checks"]["dataverse"]
     assert dataverse["problem"] == (
-        "WhoAmI failed: The user with SystemUserId=<id> in OrganizationContext=<id> is disabled; "
-        "see <url> or <host>"
+        "WhoAmI failed: The user with SystemUserId=<id> in OrganizationContext=<id> is disabled; see <url> or <host>"
     )
     assert dataverse["error"]["code"] == "0x80040225" and dataverse["error"]["request_id"] == "loopback-1"
     for revealing in (user, org, "contoso", "127.0.0.1"):

@@ -143,6 +143,19 @@ def test_a_workflow_intent_is_recorded_then_completed(store: StateStore) -> None
     assert store.intent("w") == Intent("w", "wf", "e1", "job-1", "2026-11-23T08:30:00Z")
 
 
+def test_open_intents_are_those_without_a_job(store: StateStore) -> None:
+    assert store.open_intents() == []
+    store.claim_intent(Intent("k2", "wf", "c2", None, "2026-11-23T08:30:00Z"))
+    store.record_intent(Intent("k1", "wf", "c1", None))
+    store.record_intent(Intent("k3", "wf", "c3", "job-3", "2026-11-23T08:30:00Z"))
+    assert store.open_intents() == [
+        Intent("k1", "wf", "c1", None),
+        Intent("k2", "wf", "c2", None, "2026-11-23T08:30:00Z"),
+    ]
+    store.record_intent(Intent("k2", "wf", "c2", "job-2", "2026-11-23T08:31:00Z"))
+    assert store.open_intents() == [Intent("k1", "wf", "c1", None)]
+
+
 def test_an_intent_is_claimed_once(store: StateStore) -> None:
     claim = Intent("j/t/contact/c1", "wf", "c1", None, "2026-11-23T08:30:00Z")
     assert store.claim_intent(claim)

@@ -10,6 +10,7 @@ import pytest
 
 from abm.scoring_job import HandoffCheckError, ScoreWrites, handoff_key, write_scores
 from abm.state import Intent, SqliteStateStore, iso
+from abm.workflows import CLAIM_LEASE, resume_workflows
 from dataverse import mapping
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
@@ -193,3 +194,19 @@ def test_a_handoff_workflow_that_cannot_run_stops_the_write_before_anything_is_w
 def test_a_handoff_workflow_needs_a_state_store(emulator: Emulator) -> None:
     with pytest.raises(ValueError, match="needs a state store"):
         write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF)
+
+
+def test_a_claim_left_by_a_dead_run_is_taken_over_once_its_lease_is_over(store: Store, emulator: Emulator) -> None:
+    state = SqliteStateStore()
+    claim = Intent(handoff_key(HANDOFF, PURCHASER), HANDOFF, PURCHASER, None, iso(NOW - timedelta(minutes=1)))
+    assert state.claim_intent(claim)  # a run that died before calling ExecuteWorkflow
+    write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=state)
+    assert resume_workflows(client_of(emulator), state, NOW) == ({}, 0)  # the claim may still be at work
+    assert jobs(store) == [(HANDOFF, LONE_PURCHASER)]
+    later = NOW - timedelta(minutes=1) + CLAIM_LEASE
+    started, newly = resume_workflows(client_of(emulator), state, later)
+    assert newly == 1 and list(started) == [claim.key]
+    assert jobs(store) == [(HANDOFF, PURCHASER), (HANDOFF, LONE_PURCHASER)]
+    assert state.open_intents() == []
+    assert resume_workflows(client_of(emulator), state, later + CLAIM_LEASE) == ({}, 0)
+    assert len(jobs(store)) == 2

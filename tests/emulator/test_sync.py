@@ -4,17 +4,22 @@ killed mid-run and run again, fan-out by account shard with its completion barri
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from abm.mirror import Mirror
+from abm import sync as sync_module
+from abm.interactions import InteractionEvent, ingest
+from abm.mirror import KINDS, Mirror
+from abm.pipeline import Engine
 from abm.state import SqliteStateStore
 from abm.sync import COLUMNS, ShardMessage, run_shard, sync
+from abm.workflows import CLAIM_LEASE
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table
-from tests.runtime_support import NOW, dataverse_state, demo_engine, fresh_client, tenant
+from tests.runtime_support import NOW, dataverse_state, demo_engine, fresh_client, outsider_contact, tenant
 
 
 def checkpoints(store: SqliteStateStore) -> dict[str, str | None]:
@@ -131,6 +136,131 @@ def test_a_sync_killed_mid_run_and_run_again_ends_as_an_uninterrupted_one(writes
         assert {j.name: store.progress(j.name) for j in engine.journeys} == progress
 
 
+def change_the_tenant(client: DataverseClient) -> str:
+    """Changes made in Dataverse between two syncs, the same on every tenant of one seed: a contact becomes a CEO
+    (the welcome journey: a task, an email, a workflow) and a lead's contact asks for a demo and registers for an
+    event (its engagement score goes up). Returns that lead's id."""
+    contact = outsider_contact(client)
+    client.update(table("contact"), uuid.UUID(contact), {"jobtitle": "CEO"})
+    scores = Query(table("abm_leadscore").entity_set).select("_abm_leadid_value", "abm_model", "abm_score")
+    lead = min(
+        str(row["_abm_leadid_value"])
+        for row in client.iter_rows(scores)
+        if row["abm_model"] == "contact-engagement" and row["abm_score"] < 30
+    )
+    parent = client.get(table("lead"), uuid.UUID(lead), select=["_parentcontactid_value"])["_parentcontactid_value"]
+    ingest(
+        client,
+        [
+            InteractionEvent("kill-1", "test", "FormSubmitted", parent, NOW - timedelta(days=2), "Demo request form"),
+            InteractionEvent("kill-2", "test", "EventRegistered", parent, NOW - timedelta(days=3)),
+        ],
+        now=NOW,
+    )
+    return lead
+
+
+def all_checkpoints(store: SqliteStateStore) -> dict[str, str]:
+    return dict(store.conn.execute("SELECT name, value FROM checkpoints").fetchall())
+
+
+STAMPS = ("@odata.etag", "createdon", "modifiedon")  # set by the emulator's clock, not by the engine
+
+
+def mirror_contents(store: SqliteStateStore) -> dict[str, dict[Any, tuple[str, dict[str, Any]]]]:
+    """The mirror, comparable across two tenants of one seed: without the server's clock stamps, and scores by
+    (lead, model) since Dataverse gives an upserted score row an id of its own."""
+    contents: dict[str, dict[Any, tuple[str, dict[str, Any]]]] = {}
+    for kind in KINDS:
+        rows: dict[Any, tuple[str, dict[str, Any]]] = {}
+        for row in store.mirror(kind):
+            data = {k: v for k, v in row.data.items() if k not in STAMPS}
+            key: Any = row.id
+            if kind == "abm_leadscore":
+                key = (data["_abm_leadid_value"], data["abm_model"])
+                del data["abm_leadscoreid"]
+            rows[key] = (row.partition, data)
+        contents[kind] = rows
+    return contents
+
+
+def engine_state(client: DataverseClient, store: SqliteStateStore, engine: Engine) -> dict[str, Any]:
+    """What a run leaves behind: the rows written in Dataverse, the journeys' progress and tile counts, the mirror."""
+    return {
+        "dataverse": dataverse_state(client),
+        "progress": {j.name: store.progress(j.name) for j in engine.journeys},
+        "tile_counts": {j.name: store.tile_counts(j.name) for j in engine.journeys},
+        "mirror": mirror_contents(store),
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_incremental() -> dict[str, Any]:
+    """A full sync, the changes, then an incremental sync that runs to its end: the state to end in."""
+    engine = demo_engine()
+    with tenant() as (emulator, client):
+        store = SqliteStateStore()
+        sync(fresh_client(emulator), store, engine, now=NOW)
+        before = dataverse_state(client)
+        lead = change_the_tenant(client)
+        links = all_checkpoints(store)
+        run = fresh_client(emulator)
+        report = sync(run, store, engine, now=NOW)
+        assert report.sync["mode"] == "incremental"
+        state = engine_state(client, store, engine)
+        # the changes are worth a test: an activity, a workflow and a new score written in this one run
+        assert len(state["dataverse"]["task"]) == len(before["task"]) + 1
+        assert len(state["dataverse"]["workflow_runs"]) == len(before["workflow_runs"]) + 1
+        score = {(s[0], s[1]): s[2] for s in state["dataverse"]["scores"]}
+        was = {(s[0], s[1]): s[2] for s in before["scores"]}
+        assert score[(lead, "contact-engagement")] > was[(lead, "contact-engagement")]
+        assert all_checkpoints(store) != links
+        writes = run.stats.as_dict()["by_method"]["POST"]
+        sync(fresh_client(emulator), store, engine, now=LATER)
+        return {"state": state, "writes": writes, "later": engine_state(client, store, engine)}
+
+
+# Write requests of that incremental run, in order: the welcome tasks, the welcome emails, the workflows' $batch,
+# the scores' UpsertMultiple.
+INCREMENTAL_WRITES = 4
+WORKFLOW_WRITE = 2  # killed after this many writes, the run has claimed the workflow and not started it
+LATER = NOW + CLAIM_LEASE  # the next sync, when a dead run's claim has expired
+
+
+@pytest.mark.parametrize("writes", range(INCREMENTAL_WRITES))
+def test_an_incremental_sync_killed_mid_run_keeps_its_delta_links_and_run_again_ends_as_an_uninterrupted_one(
+    writes: int, uninterrupted_incremental: dict[str, Any]
+) -> None:
+    assert uninterrupted_incremental["writes"] == INCREMENTAL_WRITES
+    engine = demo_engine()
+    with tenant() as (emulator, client):
+        store = SqliteStateStore()
+        sync(fresh_client(emulator), store, engine, now=NOW)
+        change_the_tenant(client)
+        links = all_checkpoints(store)
+        assert {f"delta:{kind}" for kind in ("account", "contact", "lead", "abm_interaction")} <= links.keys()
+        dying = killed_after(fresh_client(emulator), writes)
+        with pytest.raises(Killed):
+            sync(dying, store, engine, now=NOW)
+        assert dying.stats.as_dict()["by_method"].get("POST", 0) == writes  # it died part-way, after these writes
+        assert all_checkpoints(store) == links  # no delta link moved past writes that did not all happen
+        again = sync(fresh_client(emulator), store, engine, now=NOW)
+        assert again.sync["mode"] == "incremental"
+        assert all_checkpoints(store) != links
+        state = engine_state(client, store, engine)
+        expected = uninterrupted_incremental["state"]
+        if writes == WORKFLOW_WRITE:  # died holding the workflow's claim: the rerun leaves it for the claim's lease
+            missing = set(expected["dataverse"]["workflow_runs"]) - set(state["dataverse"]["workflow_runs"])
+            assert len(missing) == 1
+            state["dataverse"]["workflow_runs"] = expected["dataverse"]["workflow_runs"]
+        assert state["dataverse"] == expected["dataverse"]
+        assert state["progress"] == expected["progress"]
+        assert state["tile_counts"] == expected["tile_counts"]
+        assert state["mirror"] == expected["mirror"]
+        sync(fresh_client(emulator), store, engine, now=LATER)  # the next tick, after the lease: the same end
+        assert engine_state(client, store, engine) == uninterrupted_incremental["later"]
+
+
 def test_a_fanned_out_sync_saves_its_delta_links_when_the_last_shard_is_done() -> None:
     engine = demo_engine()
     with tenant() as (emulator, client):
@@ -173,3 +303,14 @@ def test_a_shard_lost_for_longer_than_the_lease_is_sent_again() -> None:
         assert resent.sync["mode"] == "resent" and [ShardMessage.from_json(m).shard for m in queue[2:]] == [1]
         run_shard(fresh_client(emulator), store, engine, ShardMessage.from_json(queue[2]))
         assert store.open_run() is None and store.checkpoint(COLUMNS) is not None
+
+
+def test_a_new_mirror_layout_reads_every_table_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = demo_engine()
+    with tenant() as (emulator, _):
+        store = SqliteStateStore()
+        sync(fresh_client(emulator), store, engine, now=NOW)
+        assert sync(fresh_client(emulator), store, engine, now=NOW).sync["mode"] == "incremental"
+        monkeypatch.setattr(sync_module, "MIRROR_LAYOUT", sync_module.MIRROR_LAYOUT + 1)  # an upgrade files rows anew
+        assert sync(fresh_client(emulator), store, engine, now=NOW).sync["mode"] == "full"
+        assert sync(fresh_client(emulator), store, engine, now=NOW).sync["mode"] == "incremental"
