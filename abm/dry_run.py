@@ -173,6 +173,14 @@ class OverlayStore:
     def claim_intent(self, intent: Intent) -> bool:
         return self.base.intent(intent.key) is None and self.top.claim_intent(intent)
 
+    def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
+        if self.top.intent(stale.key) is not None:
+            return self.top.take_over_intent(stale, claimed_at)
+        if self.base.intent(stale.key) != stale or stale.job_id:
+            return False
+        self.top.record_intent(Intent(stale.key, stale.workflow_id, stale.entity_id, None, claimed_at))
+        return True
+
     def open_intents(self) -> list[Intent]:
         merged = {i.key: i for i in self.base.open_intents()} | {i.key: i for i in self.top.open_intents()}
         return [i for key, i in sorted(merged.items()) if self.intent(key) == i]

@@ -147,6 +147,11 @@ class StateStore(Protocol):
         """Intents without a job (claimed, not known to be started), by key: what a dead run may have left."""
         ...
 
+    def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
+        """Claim again an intent a dead run left, only if it is still exactly `stale` (no job, the same claim): of
+        runs taking it over at once, one wins."""
+        ...
+
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
         """Remove a deleted contact's journey progress in every journey, the workflow runs recorded on it, and the
         events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten."""
@@ -399,6 +404,14 @@ class SqliteStateStore:
                 "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?)",
                 (intent.key, intent.workflow_id, intent.entity_id, intent.job_id, intent.claimed_at),
             )
+
+    def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE intents SET claimed_at = ? WHERE key = ? AND job_id IS NULL AND claimed_at IS ?",
+                (claimed_at, stale.key, stale.claimed_at),
+            )
+            return cursor.rowcount == 1
 
     def open_intents(self) -> list[Intent]:
         with self._lock:

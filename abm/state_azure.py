@@ -330,6 +330,25 @@ class AzureStateStore:
     def record_intent(self, intent: Intent) -> None:
         self._intents.upsert_entity(self._intent_entity(intent), mode=UpdateMode.REPLACE)
 
+    def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
+        try:
+            old = self._intents.get_entity(_key(stale.key), "")
+        except ResourceNotFoundError:
+            return False
+        found = self._intent_of(old)
+        if found.job_id or found.claimed_at != stale.claimed_at:
+            return False
+        taken = self._intent_entity(Intent(found.key, found.workflow_id, found.entity_id, None, claimed_at))
+        try:
+            self._intents.update_entity(
+                taken, mode=UpdateMode.REPLACE, etag=old.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except HttpResponseError as failure:
+            if failure.status_code not in (404, 412):  # changed or deleted since read: another run took it
+                raise
+            return False
+        return True
+
     def claim_intent(self, intent: Intent) -> bool:
         """Record a new intent unless one exists: True for the run that got it (only that run may call out)."""
         try:

@@ -119,8 +119,8 @@ def _claims(
             continue
         if now is not None and _fresh(intent, now):
             continue  # an overlapping run holds a fresh claim
-        store.record_intent(_intent(run, None, stamp))
-        todo.append(run)
+        if store.take_over_intent(intent, stamp):  # else another run took it over first
+            todo.append(run)
     return started, todo
 
 

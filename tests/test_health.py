@@ -131,13 +131,20 @@ def test_missing_settings_answer_503_naming_them_and_no_secret(fresh: pytest.Mon
     assert "do-not-show-client-secret" not in text
 
 
+def health_failing_with(
+    env: pytest.MonkeyPatch, server: Any, status: int, code: str, message: str
+) -> tuple[int, dict[str, Any], str]:
+    """The health answer while every Dataverse request gets this error (a static token, which must not show)."""
+    server.fail_with = (status, {"error": {"code": code, "message": message}})
+    env.setenv("DATAVERSE_URL", url_of(server))
+    env.setenv("DATAVERSE_AUTH", "static_token")
+    env.setenv("DATAVERSE_STATIC_TOKEN", "loop-token-do-not-show")
+    return call_health()
+
+
 def test_a_dataverse_error_answers_503_with_its_status_code_and_request_id(fresh: pytest.MonkeyPatch) -> None:
     with loopback_dataverse() as server:
-        server.fail_with = (401, {"error": {"code": "", "message": "BadAuthTicket"}})
-        fresh.setenv("DATAVERSE_URL", url_of(server))
-        fresh.setenv("DATAVERSE_AUTH", "static_token")
-        fresh.setenv("DATAVERSE_STATIC_TOKEN", "loop-token-do-not-show")
-        status, body, text = call_health()
+        status, body, text = health_failing_with(fresh, server, 401, "", "BadAuthTicket")
     assert status == 503
     dataverse = body["checks"]["dataverse"]
     assert dataverse["problem"] == "WhoAmI failed: BadAuthTicket"
@@ -215,11 +222,7 @@ def test_ids_urls_and_hosts_quoted_by_an_error_are_masked_for_anonymous_callers(
         "see https://contoso.crm4.dynamics.com/main.aspx or contoso.crm4.dynamics.com"
     )
     with loopback_dataverse() as server:
-        server.fail_with = (403, {"error": {"code": "0x80040225", "message": message}})
-        fresh.setenv("DATAVERSE_URL", url_of(server))
-        fresh.setenv("DATAVERSE_AUTH", "static_token")
-        fresh.setenv("DATAVERSE_STATIC_TOKEN", "loop-token-do-not-show")
-        status, body, text = call_health()
+        status, body, text = health_failing_with(fresh, server, 403, "0x80040225", message)
     assert status == 503
     dataverse = body["checks"]["dataverse"]
     assert dataverse["problem"] == (

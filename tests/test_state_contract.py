@@ -156,6 +156,19 @@ def test_open_intents_are_those_without_a_job(store: StateStore) -> None:
     assert store.open_intents() == [Intent("k1", "wf", "c1", None)]
 
 
+def test_an_intent_left_by_a_dead_run_is_taken_over_once(store: StateStore) -> None:
+    stale = Intent("k", "wf", "c1", None, "2026-11-23T08:00:00Z")
+    assert not store.take_over_intent(stale, "2026-11-23T09:00:00Z")  # nothing to take over
+    assert store.claim_intent(stale)
+    assert store.take_over_intent(stale, "2026-11-23T09:00:00Z")
+    assert not store.take_over_intent(stale, "2026-11-23T09:00:01Z")  # a second run saw the same stale claim
+    assert store.intent("k") == Intent("k", "wf", "c1", None, "2026-11-23T09:00:00Z")
+    taken = Intent("k", "wf", "c1", None, "2026-11-23T09:00:00Z")
+    store.record_intent(Intent("k", "wf", "c1", "job-1", taken.claimed_at))
+    assert not store.take_over_intent(taken, "2026-11-23T10:00:00Z")  # started meanwhile
+    assert store.intent("k") == Intent("k", "wf", "c1", "job-1", taken.claimed_at)
+
+
 def test_an_intent_is_claimed_once(store: StateStore) -> None:
     claim = Intent("j/t/contact/c1", "wf", "c1", None, "2026-11-23T08:30:00Z")
     assert store.claim_intent(claim)
@@ -167,15 +180,19 @@ def test_an_intent_is_claimed_once(store: StateStore) -> None:
     assert store.intent(claim.key) == Intent(claim.key, "wf", "c1", "job-1", claim.claimed_at)
 
 
-def test_concurrent_claims_and_deliveries_have_exactly_one_winner(store: StateStore) -> None:
+def test_concurrent_claims_takeovers_and_deliveries_have_exactly_one_winner(store: StateStore) -> None:
     claims: list[bool] = []
     deliveries: list[bool] = []
+    takeovers: list[bool] = []
+    stale = Intent("dead", "wf", "c1", None, "2026-11-23T08:00:00Z")
+    store.claim_intent(stale)
     start = threading.Barrier(8)
 
     def race(n: int) -> None:
         start.wait()
         claims.append(store.claim_intent(Intent("k", "wf", f"e{n}", None)))
         deliveries.append(store.record_event(event("e", WHEN, payload=f"delivery {n}".encode())))
+        takeovers.append(store.take_over_intent(stale, f"2026-11-23T09:00:0{n}Z"))
 
     threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -184,6 +201,7 @@ def test_concurrent_claims_and_deliveries_have_exactly_one_winner(store: StateSt
         thread.join()
     assert sorted(claims) == [False] * 7 + [True]
     assert sorted(deliveries) == [False] * 7 + [True]
+    assert sorted(takeovers) == [False] * 7 + [True]
 
 
 def test_concurrent_counts_and_marks_all_add_up(store: StateStore) -> None:
