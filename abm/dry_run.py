@@ -173,6 +173,9 @@ class OverlayStore:
     def claim_intent(self, intent: Intent) -> bool:
         return self.base.intent(intent.key) is None and self.top.claim_intent(intent)
 
+    def clock(self) -> datetime:
+        return self.base.clock()
+
     def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
         if self.top.intent(stale.key) is not None:
             return self.top.take_over_intent(stale, claimed_at)

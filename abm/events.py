@@ -166,7 +166,12 @@ def touch(client: DataverseClient, store: StateStore, engine: Engine, records: I
 def _records(event: StoredEvent) -> list[Record]:
     """The rows an event is about: a batch of interactions, the rows it wrote; a webhook delivery, its record."""
     if event.message == INGEST:
-        return [("abm_interaction", id, "Update") for id in json.loads(event.payload)["interactions"]]
+        stored = json.loads(event.payload)
+        if "interactions" in stored:
+            ids = stored["interactions"]
+        else:  # stored by an earlier version, with the whole body
+            ids = [str(e.row_id) for e in parse_events(event.payload, now=event.received_at)]
+        return [("abm_interaction", id, "Update") for id in ids]
     return [(event.table, event.record_id, event.message)]
 
 

@@ -180,7 +180,7 @@ def write_effects(
         created["sent"] += sent
     workflows = [e for e in pending if e.kind == "workflow"]
     if workflows:
-        started, newly = start_workflows(client, store, [_workflow_run(e) for e in workflows], now)
+        started, newly = start_workflows(client, store, [_workflow_run(e) for e in workflows])
         store.record_effects(started.items())
         if newly:
             created["workflow"] += newly

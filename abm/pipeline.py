@@ -19,7 +19,6 @@ from abm.mirror import Mirror, Scope
 from abm.scoring_job import write_scores
 from abm.segments_job import evaluate_segments, segment_report
 from abm.state import StateStore
-from abm.workflows import resume_workflows
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
 from journeys.model import Journey
@@ -131,13 +130,11 @@ def evaluate(
         store=store,
         handoff_workflow=engine.handoff_workflow,
     )
-    resumed, newly = resume_workflows(client, store, now)
-    store.record_effects(resumed.items())
     return RunReport(
         now=now,
         tenant=snapshot.counts(),
         requests=client.stats.as_dict(),
-        writes=merge_writes(journey_run.writes(), writes.as_dict(), {"workflows": {"resumed": newly}} if newly else {}),
+        writes=merge_writes(journey_run.writes(), writes.as_dict()),
         segments=segment_report(found),
         journeys=journey_run.journeys,
         scoring={"models": run.summary()},

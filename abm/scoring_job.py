@@ -215,7 +215,7 @@ def write_scores(
     if handoff_workflow:
         assert store is not None
         runs = [WorkflowRun(handoff_key(handoff_workflow, lead_id), handoff_workflow, lead_id) for lead_id in newly]
-        handoffs = start_workflows(client, store, runs, now)[1] if runs else 0
+        handoffs = start_workflows(client, store, runs)[1] if runs else 0
     if newly:
         client.update_multiple(
             table("lead"), [{"leadid": lead_id, "abm_salesready": True, "abm_salesreadyon": now} for lead_id in newly]

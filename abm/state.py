@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,6 +143,11 @@ class StateStore(Protocol):
 
     def claim_intent(self, intent: Intent) -> bool: ...
 
+    def clock(self) -> datetime:
+        """The time claims are stamped and their lease judged by: the wall clock of the processes sharing this store
+        (a run's `now` can be hours old, e.g. a resent shard's), injectable for tests."""
+        ...
+
     def open_intents(self) -> list[Intent]:
         """Intents without a job (claimed, not known to be started), by key: what a dead run may have left."""
         ...
@@ -228,6 +233,11 @@ class StateStore(Protocol):
     def remove_dead_letter(self, letter_id: str) -> None: ...
 
 
+def wall_clock() -> datetime:
+    """Now, in UTC: the default clock of the state stores."""
+    return datetime.now(UTC)
+
+
 def parse_iso(text: str) -> datetime:
     """The inverse of `iso`."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -246,7 +256,8 @@ def iso_micro(moment: datetime) -> str:
 class SqliteStateStore:
     """The state store in one SQLite file (or in memory): the embedded default, for `abm demo` and local runs."""
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or wall_clock
         self.conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
@@ -259,6 +270,7 @@ class SqliteStateStore:
                 CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, entity_id TEXT);
                 CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, workflow_id TEXT, entity_id TEXT,
                     job_id TEXT, claimed_at TEXT);
+                CREATE INDEX IF NOT EXISTS open_intents ON intents (key) WHERE job_id IS NULL;
                 CREATE TABLE IF NOT EXISTS tile_counts (journey TEXT, account_id TEXT, tile_id TEXT, counter TEXT,
                     value INTEGER, PRIMARY KEY (journey, account_id, tile_id, counter));
                 CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value TEXT);
@@ -404,6 +416,9 @@ class SqliteStateStore:
                 "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?)",
                 (intent.key, intent.workflow_id, intent.entity_id, intent.job_id, intent.claimed_at),
             )
+
+    def clock(self) -> datetime:
+        return self._clock()
 
     def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
         with self._transaction() as conn:

@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,17 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from abm.state import DeadLetter, Intent, MirrorRow, ProgressRow, ShardRun, StoredEvent, iso_micro, parse_iso
+from abm.state import (
+    DeadLetter,
+    Intent,
+    MirrorRow,
+    ProgressRow,
+    ShardRun,
+    StoredEvent,
+    iso_micro,
+    parse_iso,
+    wall_clock,
+)
 
 if TYPE_CHECKING:
     from abm.state import StateStore
@@ -141,7 +151,10 @@ def _dump(data: Mapping[str, Any]) -> str:
 class AzureStateStore:
     """`StateStore` in Table Storage and blobs of one storage account (see the module docstring for the layout)."""
 
-    def __init__(self, connection_string: str, prefix: str = "abm") -> None:
+    def __init__(
+        self, connection_string: str, prefix: str = "abm", *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self._clock = clock or wall_clock
         if not _PREFIX.fullmatch(prefix):
             raise ValueError("state prefix must be 1 to 52 lower-case letters and digits, starting with a letter")
         try:
@@ -329,6 +342,9 @@ class AzureStateStore:
 
     def record_intent(self, intent: Intent) -> None:
         self._intents.upsert_entity(self._intent_entity(intent), mode=UpdateMode.REPLACE)
+
+    def clock(self) -> datetime:
+        return self._clock()
 
     def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
         try:

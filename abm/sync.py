@@ -31,8 +31,9 @@ from typing import Any
 from abm.mirror import KINDS, Mirror, mirror_queries
 from abm.pipeline import Engine, RunReport, evaluate
 from abm.state import ShardRun, SqliteStateStore, StateStore, iso, parse_iso
+from abm.workflows import resume_workflows
 from dataverse.client import DataverseClient
-from dataverse.errors import ChangeTrackingTokenExpired
+from dataverse.errors import ChangeTrackingTokenExpired, DataverseError
 from dataverse.mapping import LOOKUP_NAME, MappingConfig
 from dataverse.pages import Removed, Upserted
 from dataverse.query import Query
@@ -215,7 +216,9 @@ def sync(
     enqueue: Callable[[Sequence[str]], None] | None = None,
 ) -> RunReport:
     """One timer run. With `shards` > 1 and an `enqueue` for the queue messages, the evaluation fans out and the
-    report says so; otherwise every account is evaluated here and the delta links saved at the end."""
+    report says so; otherwise every account is evaluated here and the delta links saved at the end. Each run first
+    finishes the workflow starts an earlier run claimed and died before making (`resume_workflows`)."""
+    _resume_workflows(client, store)
     open_run = store.open_run() if shards > 1 else None
     if open_run is not None:
         return _resume(client, store, open_run, now=now, enqueue=enqueue)
@@ -241,6 +244,18 @@ def sync(
     )
     store.save_checkpoints(read.checkpoints)
     return replace(report, requests=client.stats.as_dict(), sync=read.as_dict())
+
+
+def _resume_workflows(client: DataverseClient, store: StateStore) -> None:
+    """Resume what dead runs left; a Dataverse error is logged, never the end of this run (it retries next time)."""
+    try:
+        started, newly = resume_workflows(client, store)
+    except DataverseError as exc:
+        log.warning("resuming workflow runs left by an earlier run failed: %s", exc.summary)
+        return
+    store.record_effects(started.items())
+    if newly:
+        log.info("%d workflow runs left by an earlier run started", newly)
 
 
 def _resume(

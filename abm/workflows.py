@@ -23,10 +23,11 @@ from dataverse.errors import DataverseConnectionError, DataverseServerError
 from dataverse.query import Query, in_
 from dataverse.tables import table
 
-__all__ = ["CLAIM_LEASE", "WorkflowRun", "resume_workflows", "start_workflows", "workflow_problems"]
+__all__ = ["CLAIM_LEASE", "REFUSED", "WorkflowRun", "resume_workflows", "start_workflows", "workflow_problems"]
 
 log = logging.getLogger("abm.workflows")
 CLAIM_LEASE = timedelta(minutes=10)
+REFUSED = "refused"  # the job id of a start Dataverse refused: done, never sent again
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ class WorkflowRun:
     entity_id: str
 
 
-def workflow_problems(client: DataverseClient, expected: Mapping[str, str]) -> dict[str, str]:
-    """For workflow ids mapped to the primary table each must run on: why each one that cannot run cannot (does not
-    exist, not an activated on-demand workflow, another primary table), by lower-case id. One read."""
+def workflow_problems(client: DataverseClient, expected: Mapping[str, str | None]) -> dict[str, str]:
+    """For workflow ids mapped to the primary table each must run on (None: any): why each one that cannot run
+    cannot (does not exist, not an activated on-demand workflow, another primary table), by lower-case id. One read."""
     if not expected:
         return {}
     query = (
@@ -56,7 +57,7 @@ def workflow_problems(client: DataverseClient, expected: Mapping[str, str]) -> d
             problems[workflow.lower()] = "does not exist in the org"
         elif not row.get("ondemand") or row.get("statecode") != 1:
             problems[workflow.lower()] = "is not an activated on-demand workflow"
-        elif row.get("primaryentity") != entity:
+        elif entity is not None and row.get("primaryentity") != entity:
             problems[workflow.lower()] = f"runs on {row.get('primaryentity')}, not on {entity}"
     return problems
 
@@ -92,13 +93,14 @@ def _fresh(intent: Intent, now: datetime) -> bool:
 
 
 def _claims(
-    store: StateStore, client: DataverseClient, runs: Sequence[WorkflowRun], now: datetime | None, stamp: str | None
+    store: StateStore, client: DataverseClient, runs: Sequence[WorkflowRun], moment: datetime
 ) -> tuple[dict[str, str], list[WorkflowRun]]:
     """Sort runs into those already started (key → job) and those this call must start (claimed).
 
     A new run is claimed. An intent found without a job is resolved by looking for its system job; without one,
     a claim younger than `CLAIM_LEASE` belongs to an overlapping run still at work and is left alone, an older one
     to a run that died, and is taken over."""
+    stamp = iso(moment)
     started: dict[str, str] = {}
     todo: list[WorkflowRun] = []
     unresolved: list[tuple[WorkflowRun, Intent]] = []
@@ -117,7 +119,7 @@ def _claims(
             store.record_intent(_intent(run, jobs[run.key], stamp))
             started[run.key] = jobs[run.key]
             continue
-        if now is not None and _fresh(intent, now):
+        if _fresh(intent, moment):
             continue  # an overlapping run holds a fresh claim
         if store.take_over_intent(intent, stamp):  # else another run took it over first
             todo.append(run)
@@ -128,14 +130,16 @@ def start_workflows(
     client: DataverseClient,
     store: StateStore,
     runs: Sequence[WorkflowRun],
-    now: datetime | None,
     attempts: int = 3,
 ) -> tuple[dict[str, str], int]:
     """Start each run at most once, ExecuteWorkflow calls grouped in `$batch` requests of 100 (there is no bulk
     message for it): returns the system job id by run key for those started (now or before), and how many this
-    call started. A batch whose answer is lost is resolved by looking for the jobs before anything is sent again."""
-    stamp = iso(now) if now else None
-    started, todo = _claims(store, client, runs, now, stamp)
+    call started. A batch whose answer is lost is resolved by looking for the jobs before anything is sent again.
+    A start Dataverse refuses (a 4xx other than 429: the row or the workflow is gone, a privilege is missing) is
+    recorded as `REFUSED` and never sent again; claims are stamped by the store's clock."""
+    moment = store.clock()
+    stamp = iso(moment)
+    started, todo = _claims(store, client, runs, moment)
     newly = 0
     for start in range(0, len(todo), 100):
         chunk = todo[start : start + 100]
@@ -171,17 +175,27 @@ def start_workflows(
                     newly += 1
                     store.record_intent(_intent(run, job, stamp))
                 else:
-                    reason = outcome.error.summary if outcome.error else outcome.status
-                    log.warning("workflow for %s not started: %s", run.key, reason)
+                    error = outcome.error
+                    status = error.status if error is not None else None
+                    log.warning("workflow for %s not started: %s", run.key, error.summary if error else outcome.status)
+                    if status is not None and 400 <= status < 500 and status != 429:
+                        started[run.key] = REFUSED
+                        store.record_intent(_intent(run, REFUSED, stamp))
             break
     return started, newly
 
 
-def resume_workflows(client: DataverseClient, store: StateStore, now: datetime) -> tuple[dict[str, str], int]:
-    """Finish what dead runs left: each intent without a job whose claim is older than `CLAIM_LEASE` is resolved
-    (its system job looked up, else the workflow started). Returns what `start_workflows` returns."""
-    stale = [WorkflowRun(i.key, i.workflow_id, i.entity_id) for i in store.open_intents() if not _fresh(i, now)]
+def resume_workflows(client: DataverseClient, store: StateStore) -> tuple[dict[str, str], int]:
+    """Finish what dead runs left (the timer runs this first): each intent without a job whose claim is older than
+    `CLAIM_LEASE` is resolved (its system job looked up, else the workflow started), if its workflow can still run
+    (one read); one that cannot stays open and is named in the log. Returns what `start_workflows` returns."""
+    moment = store.clock()
+    stale = [WorkflowRun(i.key, i.workflow_id, i.entity_id) for i in store.open_intents() if not _fresh(i, moment)]
     if not stale:
         return {}, 0
-    log.info("%d workflow runs left by an earlier run: resolving them", len(stale))
-    return start_workflows(client, store, stale, now)
+    problems = workflow_problems(client, dict.fromkeys((r.workflow_id for r in stale), None))
+    for workflow, problem in sorted(problems.items()):
+        log.warning("workflow %s %s: its runs left by an earlier run wait", workflow, problem)
+    runnable = [r for r in stale if r.workflow_id.lower() not in problems]
+    log.info("%d workflow runs left by an earlier run: resolving them", len(runnable))
+    return start_workflows(client, store, runnable) if runnable else ({}, 0)

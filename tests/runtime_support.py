@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from abm.bootstrap import build_engine
@@ -105,3 +105,16 @@ def outsider_contact(client: DataverseClient) -> str:
         ):
             return str(row["contactid"])
     raise AssertionError("the tenant has no outsider")
+
+
+class Clock:
+    """A state store's clock that a test moves: claims are stamped and their lease judged by it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta

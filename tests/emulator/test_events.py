@@ -311,3 +311,17 @@ def test_a_redelivery_of_an_event_still_pending_is_queued_again_and_processed_on
     assert process_event(run, store, demo_engine(), first.event_id, now=NOW) is None  # the second message: done
     late = receive_webhook(store, body, {}, now=NOW)
     assert (late.status, late.queued) == ("duplicate", False)
+
+
+def test_a_batch_stored_whole_by_an_earlier_version_is_still_replayed_by_its_rows(synced: Any) -> None:
+    emulator, client, store = synced
+    _, contact = scored_lead(client, store, below=40)
+    body = clicks(contact, 2, source="older")
+    result, receipt = receive_interactions(client, store, body, now=NOW, config=demo_engine().config)
+    assert receipt.event_id is not None and result.created == 2
+    stored = store.event(receipt.event_id)
+    assert stored is not None
+    rows = json.loads(stored.payload)["interactions"]
+    store.conn.execute("UPDATE events SET payload = ? WHERE id = ?", (body, receipt.event_id))  # the old format
+    dry = replay(fresh_client(emulator), store, demo_engine(), {"event": receipt.event_id}, now=NOW, dry_run=True)
+    assert sorted(r["id"] for r in dry.records) == sorted(rows)

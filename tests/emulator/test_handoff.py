@@ -10,7 +10,7 @@ import pytest
 
 from abm.scoring_job import HandoffCheckError, ScoreWrites, handoff_key, write_scores
 from abm.state import Intent, SqliteStateStore, iso
-from abm.workflows import CLAIM_LEASE, resume_workflows
+from abm.workflows import CLAIM_LEASE, REFUSED, resume_workflows
 from dataverse import mapping
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
@@ -23,6 +23,7 @@ from scoring.engine import ScoringRun, score_run
 from scoring.model import parse_model
 from scoring.records import Contact, Lead
 from tests.emulator.conftest import CALLER, CONTOSO, FABRIKAM, LONER, MULLER, OBRIEN, STAMP, WORKFLOW, seed
+from tests.runtime_support import Clock
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 HANDOFF = "d0d0d0d0-0000-4000-8000-00000000000a"  # an on-demand workflow on lead, like outbound's hand-off
@@ -147,12 +148,22 @@ def test_a_start_whose_answer_was_lost_is_found_instead_of_repeated(store: Store
 
 
 def test_an_overlapping_run_leaves_a_lead_another_run_claimed_alone(store: Store, emulator: Emulator) -> None:
-    state = SqliteStateStore()
+    state = SqliteStateStore(clock=Clock(NOW))
     claim = Intent(handoff_key(HANDOFF, PURCHASER), HANDOFF, PURCHASER, None, iso(NOW - timedelta(minutes=1)))
     assert state.claim_intent(claim)  # the other run, calling ExecuteWorkflow right now
     writes = write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=state)
     assert writes.handoffs == 1
     assert jobs(store) == [(HANDOFF, LONE_PURCHASER)]
+
+
+def test_claims_are_judged_by_the_stores_clock_not_by_the_runs_now(store: Store, emulator: Emulator) -> None:
+    """A resent shard evaluates at its run's start, hours ago: its claims must still look fresh to others."""
+    clock = Clock(NOW)
+    state = SqliteStateStore(clock=clock)
+    old_now = NOW - timedelta(hours=3)
+    write_scores(client_of(emulator), scored(LEADS), LEADS, now=old_now, handoff_workflow=HANDOFF, store=state)
+    intent = state.intent(handoff_key(HANDOFF, PURCHASER))
+    assert intent is not None and intent.claimed_at == iso(NOW)
 
 
 def test_without_a_handoff_workflow_nothing_is_started(store: Store, emulator: Emulator) -> None:
@@ -197,16 +208,45 @@ def test_a_handoff_workflow_needs_a_state_store(emulator: Emulator) -> None:
 
 
 def test_a_claim_left_by_a_dead_run_is_taken_over_once_its_lease_is_over(store: Store, emulator: Emulator) -> None:
-    state = SqliteStateStore()
+    clock = Clock(NOW)
+    state = SqliteStateStore(clock=clock)
     claim = Intent(handoff_key(HANDOFF, PURCHASER), HANDOFF, PURCHASER, None, iso(NOW - timedelta(minutes=1)))
     assert state.claim_intent(claim)  # a run that died before calling ExecuteWorkflow
     write_scores(client_of(emulator), scored(LEADS), LEADS, now=NOW, handoff_workflow=HANDOFF, store=state)
-    assert resume_workflows(client_of(emulator), state, NOW) == ({}, 0)  # the claim may still be at work
+    assert resume_workflows(client_of(emulator), state) == ({}, 0)  # the claim may still be at work
     assert jobs(store) == [(HANDOFF, LONE_PURCHASER)]
-    later = NOW - timedelta(minutes=1) + CLAIM_LEASE
-    started, newly = resume_workflows(client_of(emulator), state, later)
+    clock.advance(CLAIM_LEASE)
+    started, newly = resume_workflows(client_of(emulator), state)
     assert newly == 1 and list(started) == [claim.key]
     assert jobs(store) == [(HANDOFF, PURCHASER), (HANDOFF, LONE_PURCHASER)]
     assert state.open_intents() == []
-    assert resume_workflows(client_of(emulator), state, later + CLAIM_LEASE) == ({}, 0)
+    clock.advance(CLAIM_LEASE)
+    assert resume_workflows(client_of(emulator), state) == ({}, 0)
     assert len(jobs(store)) == 2
+
+
+def test_a_start_dataverse_refuses_is_recorded_and_never_sent_again(store: Store, emulator: Emulator) -> None:
+    clock = Clock(NOW)
+    state = SqliteStateStore(clock=clock)
+    gone = "f0000000-0000-4000-8000-0000000000ff"  # a lead deleted since its claim
+    state.claim_intent(Intent(handoff_key(HANDOFF, gone), HANDOFF, gone, None, iso(NOW - CLAIM_LEASE)))
+    client = client_of(emulator)
+    started, newly = resume_workflows(client, state)
+    assert (started, newly) == ({handoff_key(HANDOFF, gone): REFUSED}, 0)
+    assert state.open_intents() == [] and jobs(store) == []
+    clock.advance(CLAIM_LEASE)
+    again = client_of(emulator)
+    assert resume_workflows(again, state) == ({}, 0)
+    assert again.stats.as_dict()["total"] == 0  # nothing read, nothing sent
+
+
+def test_runs_left_for_a_workflow_that_cannot_run_any_more_wait_without_a_start(
+    store: Store, emulator: Emulator
+) -> None:
+    state = SqliteStateStore(clock=Clock(NOW))
+    missing = "d0d0d0d0-0000-4000-8000-0000000000ff"
+    state.claim_intent(Intent(handoff_key(missing, PURCHASER), missing, PURCHASER, None, iso(NOW - CLAIM_LEASE)))
+    client = client_of(emulator)
+    assert resume_workflows(client, state) == ({}, 0)
+    assert client.stats.by_table == {"workflows": 1}  # the check, and no ExecuteWorkflow
+    assert [i.workflow_id for i in state.open_intents()] == [missing]

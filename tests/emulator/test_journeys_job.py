@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from abm.journeys_job import JourneyCheckError, check_workflows, effect_id, write_effects
-from abm.state import Intent, SqliteStateStore
+from abm.state import Intent, SqliteStateStore, iso
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError
@@ -22,6 +22,7 @@ from journeys.engine import Effect
 from journeys.model import parse_journey
 from scoring.records import Account, Contact
 from tests.emulator.conftest import CALLER, CONTOSO, LONER, MULLER, OBRIEN, WORKFLOW
+from tests.runtime_support import Clock
 
 CONTACTS = {OBRIEN: Contact(OBRIEN, CONTOSO, 3, attributes={"firstname": "Siobhán", "lastname": "O'Brien"})}
 ACCOUNTS = {CONTOSO: Account(CONTOSO, attributes={"name": "Contoso"})}
@@ -97,25 +98,28 @@ def test_a_run_that_lost_its_state_after_writing_creates_nothing_twice(store: St
     assert set(fresh.effects_done([task(1).key, task(2).key])) == {task(1).key, task(2).key}
 
 
+RUN_AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # the state store's clock during a run
+
+
 def test_an_intent_without_a_job_finds_the_job_instead_of_starting_another(store: Store, emulator: Emulator) -> None:
     state = SqliteStateStore()
     write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS)
     job = state.intent(FLOW.key)
     assert job is not None and job.job_id
-    lost = SqliteStateStore()
+    lost = SqliteStateStore(clock=Clock(RUN_AT))
     lost.record_intent(Intent(FLOW.key, WORKFLOW, OBRIEN, None))  # called, then crashed before the answer was saved
     write_effects(client_of(emulator), lost, [FLOW], CONTACTS, ACCOUNTS)
     assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
-    assert lost.intent(FLOW.key) == Intent(FLOW.key, WORKFLOW, OBRIEN, job.job_id)
+    assert lost.intent(FLOW.key) == Intent(FLOW.key, WORKFLOW, OBRIEN, job.job_id, iso(RUN_AT))
 
 
 def test_a_lost_answer_to_execute_workflow_does_not_start_it_twice(store: Store) -> None:
     guard = GuardConfig(faults=Faults.parse("lost=1"))
-    state = SqliteStateStore()
+    state = SqliteStateStore(clock=Clock(RUN_AT))
     with Emulator(store, EmulatorIdentity(CALLER), guard=guard) as faulty, pytest.raises(DataverseConnectionError):
         write_effects(client_of(faulty), state, [FLOW], CONTACTS, ACCOUNTS)  # every answer is lost, lookups too
     assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1  # started once, never blindly again
-    assert state.intent(FLOW.key) == Intent(FLOW.key, WORKFLOW, OBRIEN, None)  # the next run resolves it
+    assert state.intent(FLOW.key) == Intent(FLOW.key, WORKFLOW, OBRIEN, None, iso(RUN_AT))  # the next run resolves it
     with Emulator(store, EmulatorIdentity(CALLER)) as healthy:
         write_effects(client_of(healthy), state, [FLOW], CONTACTS, ACCOUNTS)
     assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
@@ -160,15 +164,15 @@ def test_an_inactive_workflow_is_refused(store: Store, emulator: Emulator) -> No
 
 
 def test_an_overlapping_run_leaves_a_claimed_workflow_alone(store: Store, emulator: Emulator) -> None:
-    state = SqliteStateStore()
+    clock = Clock(datetime(2026, 11, 23, 8, 5, tzinfo=UTC))
+    state = SqliteStateStore(clock=clock)
     claimed = Intent(FLOW.key, WORKFLOW, OBRIEN, None, "2026-11-23T08:00:00Z")
     assert state.claim_intent(claimed)  # the other run, still calling
     assert not state.claim_intent(claimed)
-    soon = datetime(2026, 11, 23, 8, 5, tzinfo=UTC)
-    assert write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS, now=soon) == {}
+    assert write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS) == {}
     assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 0
-    later = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the claimer died: the claim is taken over
-    assert write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS, now=later) == {"workflow": 1}
+    clock.advance(timedelta(minutes=55))  # the claimer died: the claim is taken over
+    assert write_effects(client_of(emulator), state, [FLOW], CONTACTS, ACCOUNTS) == {"workflow": 1}
     assert store.scalar("SELECT COUNT(*) FROM asyncoperation") == 1
 
 

@@ -19,7 +19,7 @@ from abm.workflows import CLAIM_LEASE
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table
-from tests.runtime_support import NOW, dataverse_state, demo_engine, fresh_client, outsider_contact, tenant
+from tests.runtime_support import NOW, Clock, dataverse_state, demo_engine, fresh_client, outsider_contact, tenant
 
 
 def checkpoints(store: SqliteStateStore) -> dict[str, str | None]:
@@ -199,7 +199,8 @@ def uninterrupted_incremental() -> dict[str, Any]:
     """A full sync, the changes, then an incremental sync that runs to its end: the state to end in."""
     engine = demo_engine()
     with tenant() as (emulator, client):
-        store = SqliteStateStore()
+        clock = Clock(NOW)
+        store = SqliteStateStore(clock=clock)
         sync(fresh_client(emulator), store, engine, now=NOW)
         before = dataverse_state(client)
         lead = change_the_tenant(client)
@@ -216,6 +217,7 @@ def uninterrupted_incremental() -> dict[str, Any]:
         assert score[(lead, "contact-engagement")] > was[(lead, "contact-engagement")]
         assert all_checkpoints(store) != links
         writes = run.stats.as_dict()["by_method"]["POST"]
+        clock.advance(CLAIM_LEASE)
         sync(fresh_client(emulator), store, engine, now=LATER)
         return {"state": state, "writes": writes, "later": engine_state(client, store, engine)}
 
@@ -234,7 +236,8 @@ def test_an_incremental_sync_killed_mid_run_keeps_its_delta_links_and_run_again_
     assert uninterrupted_incremental["writes"] == INCREMENTAL_WRITES
     engine = demo_engine()
     with tenant() as (emulator, client):
-        store = SqliteStateStore()
+        clock = Clock(NOW)
+        store = SqliteStateStore(clock=clock)
         sync(fresh_client(emulator), store, engine, now=NOW)
         change_the_tenant(client)
         links = all_checkpoints(store)
@@ -257,6 +260,7 @@ def test_an_incremental_sync_killed_mid_run_keeps_its_delta_links_and_run_again_
         assert state["progress"] == expected["progress"]
         assert state["tile_counts"] == expected["tile_counts"]
         assert state["mirror"] == expected["mirror"]
+        clock.advance(CLAIM_LEASE)
         sync(fresh_client(emulator), store, engine, now=LATER)  # the next tick, after the lease: the same end
         assert engine_state(client, store, engine) == uninterrupted_incremental["later"]
 
