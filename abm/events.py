@@ -12,8 +12,9 @@ queue worker) re-reads the row the event is about and evaluates only the account
 - A redelivery of an event still pending is queued again: the first delivery's queue message may never have been
   written (the host writes output bindings after the function returns, and a failed write fails the call, so
   Dataverse redelivers). Processing is idempotent, so a message queued twice costs a re-read, never a second effect.
-- A batch of interaction events is stored with only the ids of the interaction rows it wrote (never the contacts or
-  what they did): processing re-reads those rows, and forgetting a contact leaves nothing about them in the batch.
+- A batch of interaction events is stored with only the ids of the interaction rows of its events (never the
+  contacts or what they did): processing re-reads those rows, and forgetting a contact leaves nothing about them
+  in the batch.
 - An event whose processing still fails after the queue's retries becomes a dead letter with its payload and error;
   `abm replay` or `POST /api/replay` runs it again.
 """

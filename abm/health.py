@@ -16,7 +16,7 @@ The deep checks cost one metadata GET per table (six). `abm whoami` runs only Wh
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +78,7 @@ _HOST = re.compile(r"\b(?:[a-zA-Z0-9-]+\.)+(?:com|net|org|io|de|us|cn|microsoft|
 def anonymous(value: Any) -> Any:
     """`value` (JSON-like) with GUIDs, URLs and host names in its strings replaced by `<id>`, `<url>`, `<host>`;
     request ids stay, being what support quotes to Microsoft and meaning nothing to anyone else."""
-    if isinstance(value, str):
-        return _HOST.sub("<host>", _URL.sub("<url>", _GUID.sub("<id>", value)))
-    if isinstance(value, Mapping):
-        return {k: v if k in _TRACE_IDS else anonymous(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [anonymous(v) for v in value]
-    return value
+    return _strings(value, lambda text: _HOST.sub("<host>", _URL.sub("<url>", _GUID.sub("<id>", text))), _TRACE_IDS)
 
 
 def _error(exc: DataverseError) -> dict[str, Any]:
@@ -223,12 +217,21 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
 
 def redact(value: Any, secrets: Sequence[str]) -> Any:
     """`value` (JSON-like) with every occurrence of a secret in its strings replaced by `***`."""
-    if isinstance(value, str):
+
+    def hide(text: str) -> str:
         for secret in secrets:
-            value = value.replace(secret, "***")
-        return value
+            text = text.replace(secret, "***")
+        return text
+
+    return _strings(value, hide)
+
+
+def _strings(value: Any, change: Callable[[str], str], keep: Collection[str] = ()) -> Any:
+    """`value` (JSON-like) with `change` applied to every string in it, except the values of the keys in `keep`."""
+    if isinstance(value, str):
+        return change(value)
     if isinstance(value, Mapping):
-        return {k: redact(v, secrets) for k, v in value.items()}
+        return {k: v if k in keep else _strings(v, change, keep) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact(v, secrets) for v in value]
+        return [_strings(v, change, keep) for v in value]
     return value

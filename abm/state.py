@@ -430,7 +430,9 @@ class SqliteStateStore:
 
     def open_intents(self) -> list[Intent]:
         with self._lock:
-            rows = self.conn.execute("SELECT * FROM intents WHERE job_id IS NULL ORDER BY key").fetchall()
+            rows = self.conn.execute(
+                "SELECT key, workflow_id, entity_id, job_id, claimed_at FROM intents WHERE job_id IS NULL ORDER BY key"
+            ).fetchall()
         return [Intent(*row) for row in rows]
 
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:

@@ -3,9 +3,10 @@
 ExecuteWorkflow has no idempotency key: the intent is recorded in the state store before the call and completed
 with the system job's id after it; an intent left without a job (a crash or a lost answer) is resolved by looking
 for the system job of that workflow regarding that row before anything is started again. A claim younger than
-`CLAIM_LEASE` belongs to an overlapping run still at work and is left alone; the run that left it alone has moved
-on (its journey progress is saved), so every run ends with `resume_workflows`, which takes over the claims that
-outlived their lease. Shared by the journeys' launch-workflow tiles and the sales-ready hand-off.
+`CLAIM_LEASE` (by the state store's clock) belongs to an overlapping run still at work and is left alone; the run
+that left it alone has moved on (its journey progress is saved), so each timer run starts with `resume_workflows`,
+which takes over the claims that outlived their lease. Shared by the journeys' launch-workflow tiles and the
+sales-ready hand-off.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from abm.state import Intent, StateStore, iso
+from abm.state import Intent, StateStore, iso, parse_iso
 from dataverse.batch import BatchRequest
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseServerError
@@ -88,8 +89,7 @@ def _intent(run: WorkflowRun, job: str | None, stamp: str | None) -> Intent:
 
 def _fresh(intent: Intent, now: datetime) -> bool:
     """Whether the intent's claim is younger than `CLAIM_LEASE` (its run may still be at work)."""
-    claimed = datetime.fromisoformat(intent.claimed_at.replace("Z", "+00:00")) if intent.claimed_at else None
-    return claimed is not None and now - claimed < CLAIM_LEASE
+    return intent.claimed_at is not None and now - parse_iso(intent.claimed_at) < CLAIM_LEASE
 
 
 def _claims(

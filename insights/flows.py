@@ -155,9 +155,10 @@ def flow(events: Sequence[Event], settings: FlowSettings) -> Flow:
     for entity, sequence in labels.items():
         if settings.anchor not in sequence:
             continue
-        at = sequence.index(settings.anchor)
         if settings.occurrence == "last":
             at = len(sequence) - 1 - sequence[::-1].index(settings.anchor)
+        else:
+            at = sequence.index(settings.anchor)
         placed[entity], end = _place(sequence, at, settings)
         if end is not None:
             ends[end] += 1
