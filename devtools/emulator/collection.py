@@ -146,3 +146,12 @@ class Reads:
         options = ReadOptions.parse(params)
         body = self.reader.render(table, row, options.select, options.expand, requested_annotations(prefer))
         return Answer(200, body, {"ETag": body["@odata.etag"]})
+
+    def representation(
+        self, table: TableDef, id: str, params: Mapping[str, str], prefer: Mapping[str, str], status: int
+    ) -> Answer:
+        """The answer to a write with `Prefer: return=representation`: the written row (201 created, 200 updated)."""
+        row = self.store.get(table, id) or {}
+        select = ReadOptions.parse(params).select
+        body = self.reader.render(table, row, select, (), requested_annotations(prefer))
+        return Answer(status, body, {"Preference-Applied": "return=representation"})

@@ -72,7 +72,7 @@ class Emulator:
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         self.reads = Reads(store, self.reader, self.org_url, self.url)
-        self.writes = Writes(store, self.reader, self.metadata, identity.user_id, self.url)
+        self.writes = Writes(store, self.reads, self.metadata, identity.user_id, self.url)
         self.actions = Actions(store, identity.user_id, self.url)
         self._thread: threading.Thread | None = None
 

@@ -7,11 +7,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from devtools.emulator.collection import find, missing, requested_annotations
+from devtools.emulator.collection import Reads, find, missing
 from devtools.emulator.errors import EmulatorError, bad_request, duplicate
 from devtools.emulator.keys import ROW, RowKey, parse_key
 from devtools.emulator.metadata import Metadata
-from devtools.emulator.queries import Reader, ReadOptions
 from devtools.emulator.rows import from_json
 from devtools.emulator.schema import TableDef, by_entity_set
 from devtools.emulator.store import Store
@@ -30,9 +29,9 @@ def stale_version() -> EmulatorError:
 class Writes:
     """The write routes of one emulator; every write runs in a store transaction."""
 
-    def __init__(self, store: Store, reader: Reader, metadata: Metadata, user_id: str, api_url: str) -> None:
+    def __init__(self, store: Store, reads: Reads, metadata: Metadata, user_id: str, api_url: str) -> None:
         self.store = store
-        self.reader = reader
+        self.reads = reads
         self.metadata = metadata
         self.user_id = user_id
         self.api_url = api_url
@@ -88,10 +87,7 @@ class Writes:
     ) -> Answer:
         entity_id = f"{self.api_url}{table.entity_set}({id})"
         if prefer.get("return") == "representation":
-            row = self.store.get(table, id) or {}
-            select = ReadOptions.parse(params).select
-            body = self.reader.render(table, row, select, (), requested_annotations(prefer))
-            return Answer(status, body, {"Preference-Applied": "return=representation"})
+            return self.reads.representation(table, id, params, prefer, status)
         return Answer(204, None, {"OData-EntityId": entity_id})
 
     def create(self, table: TableDef, data: Any, params: Mapping[str, str], prefer: Mapping[str, str]) -> Answer:
