@@ -3,10 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# Azurite, the storage emulator the Azure state store's tests run against: pinned, into .tools/ (from npm).
-if [ ! -x .tools/node_modules/.bin/azurite ]; then
+# Azurite, the storage emulator the Azure state store's tests run against: the versions locked in scripts/azurite/
+# (Azurite 3.35.0, the last release that runs on Node 20), installed into .tools/ with npm ci, again when the lock
+# changes.
+if [ ! -x .tools/node_modules/.bin/azurite ] || ! cmp -s scripts/azurite/package-lock.json .tools/package-lock.json; then
   command -v npm >/dev/null 2>&1 || { echo "test: npm (Node 20+) is needed to install Azurite" >&2; exit 1; }
-  npm install --prefix .tools --no-audit --no-fund azurite@3.37.0 >&2
+  mkdir -p .tools
+  cp scripts/azurite/package.json scripts/azurite/package-lock.json .tools/
+  npm ci --prefix .tools --no-audit --no-fund >&2
 fi
 # Chromium and its driver, for the tests that open the insights report (tests/browser.py): Debian's packages.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then

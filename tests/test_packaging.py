@@ -47,9 +47,9 @@ def test_the_settings_example_carries_no_secret_values() -> None:
     assert all(values[s.name] == local_only.get(s.name, "") for s in SETTINGS if s.secret)
 
 
-def requirement_pins() -> dict[str, str]:
+def requirement_pins(file: str = "requirements.txt") -> dict[str, str]:
     pins = {}
-    for raw in (ROOT / "requirements.txt").read_text().splitlines():
+    for raw in (ROOT / file).read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if line:
             name, version = line.split("==")
@@ -64,6 +64,33 @@ def test_every_runtime_dependency_is_pinned_for_deployment_and_installed_at_that
         name = re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0].lower()
         assert name in pins, f"{name} is not pinned in requirements.txt"
         assert metadata.version(name) == pins[name], f"{name}: installed {metadata.version(name)}, pinned {pins[name]}"
+
+
+def test_every_installed_package_is_pinned_once_for_runtime_or_development_and_installed_at_its_pin() -> None:
+    runtime, dev = requirement_pins(), requirement_pins("requirements-dev.txt")
+    assert not set(runtime) & set(dev), "a package is pinned both for the runtime and for development"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["optional-dependencies"]["dev"]:
+        name = re.split(r"[<>=!~ \[]", requirement, maxsplit=1)[0].lower()
+        assert name in dev, f"the dev tool {name} is not pinned in requirements-dev.txt"
+    installed = {
+        (dist.metadata["Name"] or "").lower().replace("_", "-"): dist.version
+        for dist in metadata.distributions()
+        if dist.metadata["Name"] not in ("abm-dataverse", "pip", "setuptools", "wheel")
+    }
+    pins = {name.replace("_", "-"): version for name, version in (runtime | dev).items()}
+    assert installed == pins
+
+
+def test_azurite_is_installed_from_a_lock_whose_node_requirement_ci_meets() -> None:
+    package = json.loads((ROOT / "scripts" / "azurite" / "package.json").read_text())
+    lock = json.loads((ROOT / "scripts" / "azurite" / "package-lock.json").read_text())
+    pinned = package["dependencies"]["azurite"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pinned), "azurite is pinned to one exact version"
+    entry = lock["packages"]["node_modules/azurite"]
+    assert entry["version"] == pinned and entry["integrity"].startswith("sha512-")
+    assert entry.get("engines", {}).get("node") in (None, ">=10.0.0"), "the CI machine runs Node 20"
+    assert "npm ci --prefix .tools" in (ROOT / "scripts" / "test.sh").read_text()
 
 
 def test_python_versions_match_what_azure_functions_1x_serves() -> None:
