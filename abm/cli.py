@@ -107,9 +107,27 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--faults", metavar="SPEC", type=_checked(_faults), help="e.g. 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7"
     )
-    emulator.add_argument("--limit-requests", type=int, metavar="N", help="429 past N requests per window")
-    emulator.add_argument("--limit-window", type=float, default=300.0, metavar="SECONDS")
-    emulator.add_argument("--latency-ms", type=int, default=0, metavar="N", help="delay added to every request")
+    emulator.add_argument(
+        "--limit-requests", type=int, metavar="N", help="429 (0x80072322) past N requests per window (default: off)"
+    )
+    emulator.add_argument(
+        "--limit-time",
+        type=int,
+        default=1_200_000,
+        metavar="MS",
+        help="429 (0x80072321) past MS milliseconds of combined execution time per window, simulated from the latency "
+        "and the rows each request touches (default: Dataverse's %(default)s)",
+    )
+    emulator.add_argument(
+        "--limit-window",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="the sliding window of --limit-requests and --limit-time (default: Dataverse's %(default)g)",
+    )
+    emulator.add_argument(
+        "--latency-ms", type=int, default=0, metavar="N", help="delay added to every request; counts as execution time"
+    )
     return parser
 
 

@@ -28,7 +28,7 @@ from abm.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.mapping import InteractionColumns, MappingConfig
 from dataverse.query import Query, in_
-from dataverse.tables import table
+from dataverse.tables import fit, table, text_length
 
 __all__ = [
     "EVENT_NAMESPACE",
@@ -176,6 +176,19 @@ def _first_problem(document: Any) -> InteractionInputError | None:
     return _problem(best)
 
 
+def _too_long_for_dataverse(events: Sequence[Mapping[str, Any]]) -> InteractionInputError | None:
+    """The first text attribute the schema admits but its column would refuse: the schema's `maxLength` counts
+    characters, Dataverse counts UTF-16 code units (an emoji is 2)."""
+    limits = _validator().schema["$defs"]["event"]["properties"]
+    for index, event in enumerate(events):
+        for name in _OPTIONAL:
+            limit = limits[name]["maxLength"]
+            if name in event and text_length(event[name]) > limit:
+                reason = f"must be at most {limit} characters (an emoji or other character outside the BMP counts 2)"
+                return InteractionInputError(f"events[{index}].{name}", reason)
+    return None
+
+
 def _occurred_on(text: str, index: int, now: datetime) -> datetime:
     path = f"events[{index}].occurred_on"
     try:
@@ -233,7 +246,7 @@ def parse_events(body: bytes, *, now: datetime) -> list[InteractionEvent]:
         ) from None
     except (ValueError, RecursionError):  # an integer of thousands of digits, nesting deeper than the parser goes
         raise InteractionInputError("$", "not valid JSON here: a number too long or nesting too deep") from None
-    problem = _first_problem(document)
+    problem = _first_problem(document) or _too_long_for_dataverse(document["events"])
     if problem is not None:
         raise problem
     events = [
@@ -256,7 +269,7 @@ def _row(event: InteractionEvent, columns: InteractionColumns) -> dict[str, Any]
     label = event.campaign or event.asset or event.source
     row: dict[str, Any] = {
         INTERACTIONS.primary_key: str(event.row_id),
-        NAME_COLUMN: f"{event.type}: {label}"[:100],
+        NAME_COLUMN: f"{event.type}: {label}",
         KEY_COLUMN: event.key,
         f"{columns.contact}@odata.bind": f"/{CONTACTS.entity_set}({event.contact_id.lower()})",
         columns.type: event.type,
@@ -266,7 +279,7 @@ def _row(event: InteractionEvent, columns: InteractionColumns) -> dict[str, Any]
     for name, column in columns.attributes.items():
         if values.get(name) is not None:
             row[column] = values[name]
-    return row
+    return fit(INTERACTIONS, row)
 
 
 def _missing_contacts(client: DataverseClient, contact_ids: Sequence[str]) -> set[str]:

@@ -25,7 +25,7 @@ from abm.workflows import WorkflowRun, start_workflows
 from abm.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.query import Query, in_
-from dataverse.tables import table
+from dataverse.tables import fit, table
 from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
 from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
@@ -104,7 +104,7 @@ def _per_contact(effect: Effect) -> bool:
 
 
 def _body(effect: Effect, contacts: Mapping[str, Contact], accounts: Mapping[str, Account]) -> dict[str, Any]:
-    body: dict[str, Any] = {"subject": effect.subject[:200], "abm_idempotencykey": effect.key}
+    body: dict[str, Any] = {"subject": effect.subject, "abm_idempotencykey": effect.key}
     if effect.owner_id:
         body["ownerid@odata.bind"] = _bind("systemuser", effect.owner_id)
     if effect.kind == "lead":
@@ -170,7 +170,7 @@ def write_effects(
         if not batch:
             continue
         target = table(_TABLES[kind])
-        rows = [{**_body(e, contacts, accounts), target.primary_key: str(effect_id(e.key))} for e in batch]
+        rows = [fit(target, {**_body(e, contacts, accounts), target.primary_key: str(effect_id(e.key))}) for e in batch]
         made = create_idempotent(client, target, rows)
         store.record_effects((e.key, str(effect_id(e.key))) for e in batch)
         if made:

@@ -13,12 +13,13 @@ where a duplicate-key answer to a retry means the first attempt succeeded.
 from __future__ import annotations
 
 import itertools
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -37,6 +38,7 @@ from dataverse.transport import RequestStats, Transport, TransportConfig, json_d
 
 __all__ = ["ChangeFeed", "DataverseClient", "Page", "Removed", "Upserted", "WhoAmI", "entity_id_from"]
 
+log = logging.getLogger("dataverse")
 _ANNOTATIONS_FETCH = "Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords"
 
 
@@ -55,6 +57,24 @@ def entity_id_from(response: requests.Response) -> uuid.UUID:
     if found is None:
         raise DataverseError("Dataverse created the row but did not say its id", status=response.status_code)
     return found
+
+
+def _once(seen: dict[str, int], operation: str, index: int, key: str) -> None:
+    """Refuse a second record for one key in a bulk write: Dataverse fails UpsertMultiple as a whole and applies only
+    the first of them in UpdateMultiple, so it is always a caller bug."""
+    first = seen.setdefault(key, index)
+    if first != index:
+        raise ValueError(f"{operation}: records {first} and {index} address the same row ({key})")
+
+
+def _resent_on_duplicate(send: Callable[[], Any]) -> None:
+    """Run an upsert; on a duplicate-key answer (a concurrent writer created the row between Dataverse's lookup and
+    its insert: DuplicateRecordEntityKey) run it once more, when it finds the row and updates it."""
+    try:
+        send()
+    except DataverseDuplicate:
+        log.info("an upsert met a row created concurrently; sending it again")
+        send()
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -121,8 +141,13 @@ class DataverseClient:
         """Pages of a read, following `@odata.nextLink` verbatim; one page in memory at a time.
 
         `query` is a `Query` or a link Dataverse gave (a next or delta link). The same `Prefer` header goes with
-        every page, as Dataverse requires.
+        every page, as Dataverse requires. A `Query` with `top` is refused: Dataverse ignores `$top` beside
+        `odata.maxpagesize`, so the rows would silently not be limited.
         """
+        if isinstance(query, Query) and query.top_n is not None:
+            raise ValueError(
+                "Dataverse ignores $top when odata.maxpagesize is sent: page through the rows and stop early instead"
+            )
         headers = self._prefer(page_size, annotations, track_changes)
         link: str | None = query.to_path() if isinstance(query, Query) else query
         while link:
@@ -213,8 +238,10 @@ class DataverseClient:
         self.transport.send("PATCH", f"{table.entity_set}({id})", json=dict(changes), headers={"If-Match": etag or "*"})
 
     def upsert(self, table: Table, key: uuid.UUID | Mapping[str, Any], record: Mapping[str, Any]) -> None:
-        """Create or update by id or alternate key (a PATCH without `If-Match`): idempotent, so safe to retry."""
-        self.transport.send("PATCH", row_path(table, key), json=dict(record))
+        """Create or update by id or a declared alternate key (a PATCH without `If-Match`): idempotent, so safe to
+        retry. A duplicate-key answer means a concurrent writer created the row first: sent once more, it updates."""
+        path = row_path(table, key)
+        _resent_on_duplicate(lambda: self.transport.send("PATCH", path, json=dict(record)))
 
     def delete(self, table: Table, id: uuid.UUID, *, etag: str | None = None) -> None:
         """Delete a row; a 404 answer to a retry means the first attempt deleted it."""
@@ -275,9 +302,11 @@ class DataverseClient:
         Returns the number of rows sent."""
 
         rows = list(records)
+        seen: dict[str, int] = {}
         for index, record in enumerate(rows):
             if not record.get(table.primary_key):
                 raise ValueError(f"update_multiple: record {index} has no {table.primary_key}")
+            _once(seen, "update_multiple", index, f"{table.primary_key}={str(record[table.primary_key]).lower()}")
         return self._bulk("UpdateMultiple", table, rows, chunk_size)
 
     def upsert_multiple(
@@ -288,30 +317,42 @@ class DataverseClient:
         key: Sequence[str] = (),
         chunk_size: int | None = None,
     ) -> int:
-        """UpsertMultiple in chunks, each row found by its primary key or, with `key`, by that alternate key: the
-        key's values travel in the row's `@odata.id` only, as for a single upsert by key (a key column may be a
-        lookup, which a body could not carry as a plain value). Every row is checked before anything is sent.
-        Idempotent, so every chunk is safe to retry."""
+        """UpsertMultiple in chunks, each row found by its primary key or, with `key`, by that declared alternate key:
+        the key's values travel in the row's `@odata.id` only, as for a single upsert by key (a key column may be a
+        lookup, which a body could not carry as a plain value). Every row is checked before anything is sent; two
+        rows for one key are a caller bug (Dataverse would fail the whole request), refused naming the key.
+        Idempotent, so every chunk is safe to retry, and resent once when a concurrent writer created a row first."""
 
+        alternate = table.key(key) if key else None
         rows: list[Mapping[str, Any]] = []
+        seen: dict[str, int] = {}
         for index, record in enumerate(records):
-            if key:
-                missing = [k for k in key if record.get(k) is None]
+            if alternate is not None:
+                missing = [k for k in alternate.columns if record.get(k) is None]
                 if missing:
                     raise ValueError(f"upsert_multiple: record {index} lacks key column(s) {missing}")
-                body = {k: v for k, v in record.items() if k not in key}
-                rows.append({**body, "@odata.id": row_path(table, {k: record[k] for k in key})})
+                body = {k: v for k, v in record.items() if k not in alternate.columns}
+                path = row_path(table, {k: record[k] for k in alternate.columns})
+                _once(seen, "upsert_multiple", index, unquote(path))
+                rows.append({**body, "@odata.id": path})
             elif record.get(table.primary_key):
+                _once(seen, "upsert_multiple", index, f"{table.primary_key}={str(record[table.primary_key]).lower()}")
                 rows.append(record)
             else:
                 raise ValueError(f"upsert_multiple: record {index} has neither {table.primary_key} nor a key")
         return self._bulk("UpsertMultiple", table, rows, chunk_size)
 
     def _bulk(self, message: str, table: Table, records: Iterable[Mapping[str, Any]], chunk_size: int | None) -> int:
+        path = f"{table.entity_set}/Microsoft.Dynamics.CRM.{message}"
+
         def send(chunk: list[dict[str, Any]]) -> int:
-            self.transport.send(
-                "POST", f"{table.entity_set}/Microsoft.Dynamics.CRM.{message}", json={"Targets": chunk}, idempotent=True
-            )
+            def once() -> Any:
+                return self.transport.send("POST", path, json={"Targets": chunk}, idempotent=True)
+
+            if message == "UpsertMultiple":
+                _resent_on_duplicate(once)
+            else:
+                once()
             return len(chunk)
 
         chunks = _chunks(self._targets(table, records), chunk_size or self.bulk_chunk_size)

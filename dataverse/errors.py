@@ -29,6 +29,7 @@ __all__ = [
 
 # Dataverse's error codes (hex, as the Web API reports them) that decide the class regardless of the HTTP status.
 DUPLICATE_KEY = "0x80040237"
+DUPLICATE_ENTITY_KEY = "0x80060892"  # DuplicateRecordEntityKey: "Entity Key … violated" (an alternate key's values)
 DUPLICATE_DETECTED = "0x80040333"
 EXPIRED_VERSION_STAMP = "0x80044352"  # change-tracking token older than the org's retention
 
@@ -195,7 +196,7 @@ def error_from_response(
             client_request_id=client_request_id,
         )
     cls: type[DataverseError]
-    if code in (DUPLICATE_KEY, DUPLICATE_DETECTED) or (
+    if code in (DUPLICATE_KEY, DUPLICATE_ENTITY_KEY, DUPLICATE_DETECTED) or (
         status == 412 and "matching key values already exists" in message
     ):
         cls = DataverseDuplicate

@@ -25,6 +25,7 @@ def serve_emulator(args: argparse.Namespace, *, now: datetime) -> int:
         load_tenant(store, args.size, seed=args.seed, now=now, progress=sys.stderr)
     guard = GuardConfig(
         limit_requests=args.limit_requests,
+        limit_time_ms=args.limit_time,
         limit_window=args.limit_window,
         faults=Faults.parse(args.faults),
         latency_ms=args.latency_ms,

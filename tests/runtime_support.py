@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from abm.bootstrap import build_engine
@@ -17,6 +19,7 @@ from dataverse.query import Query
 from dataverse.tables import table
 from dataverse.transport import TransportConfig
 from devtools.demo import load_tenant
+from devtools.emulator.limits import GuardConfig
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
@@ -31,15 +34,18 @@ def demo_engine() -> Engine:
 
 
 @contextmanager
-def tenant(size: str = "small", seed: int = 1) -> Iterator[tuple[Emulator, DataverseClient]]:
-    """An emulator on loopback loaded with a synthetic tenant, and a client of it."""
+def tenant(
+    size: str = "small", seed: int = 1, guard: GuardConfig | None = None
+) -> Iterator[tuple[Emulator, DataverseClient]]:
+    """An emulator on loopback loaded with a synthetic tenant (behind `guard`'s limits if given), and a client."""
     store = Store()
     load_tenant(store, size, seed=seed, now=NOW)
     try:
-        with Emulator(store, EmulatorIdentity(CALLER_USER_ID)) as emulator:
-            config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.01, backoff_max=0.05)
-            with DataverseClient(config, NoAuth()) as client:
-                yield emulator, client
+        with (
+            Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator,
+            fresh_client(emulator) as client,
+        ):
+            yield emulator, client
     finally:
         store.close()
 
@@ -118,3 +124,9 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
+
+
+def abm_command() -> list[str]:
+    """The console script installed next to this interpreter (`.venv/bin/abm`), else the module it runs."""
+    script = Path(sys.executable).with_name("abm")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "abm.cli"]

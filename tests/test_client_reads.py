@@ -181,3 +181,13 @@ def test_change_tracking_refuses_filter_and_order_before_sending(
     with pytest.raises(ValueError, match="only \\$select"):
         client.read_changes(Query("contacts").where(eq("statecode", 0)))
     assert not mocked.calls
+
+
+def test_a_paged_read_refuses_top_because_dataverse_ignores_it_beside_maxpagesize(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    # Learn, "Query data using the Web API" (webapi/query/overview, "Limit the number of rows"): $top is ignored
+    # when Prefer: odata.maxpagesize is sent, so the read would not be limited.
+    with pytest.raises(ValueError, match=r"ignores \$top"):
+        list(client.iter_rows(Query("contacts").select("fullname").top(5)))
+    assert not mocked.calls

@@ -14,11 +14,17 @@ import responses
 from dataverse.batch import BatchRequest, ChangeSet
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseDuplicate, DataversePreconditionFailed, DataverseServerError
-from dataverse.tables import Table, table
+from dataverse.tables import table
 from tests.conftest import API, FakeSleep, make_client
 
 LEADS = table("lead")
-SCORES = Table("abm_leadscore", "abm_leadscores", "abm_leadscoreid")
+SCORES = table("abm_leadscore")
+ENTITY_KEY_VIOLATED = {
+    "error": {
+        "code": "0x80060892",
+        "message": "Entity Key abm_LeadModel violated. A record with the same value for Lead, Model already exists.",
+    }
+}
 DUPLICATE = {"error": {"code": "0x80040237", "message": "Cannot insert duplicate key."}}
 
 
@@ -85,13 +91,53 @@ def test_upsert_by_alternate_key_escapes_the_key_values(
     client: DataverseClient, mocked: responses.RequestsMock
 ) -> None:
     lead_id = uuid.UUID(int=3)
-    path = "abm_leadscores(abm_leadid=00000000-0000-0000-0000-000000000003,abm_model='O''Brien%20%26%20co')"
+    # Learn, "Use an alternate key to reference a record": a lookup in a key is addressed by its lookup property,
+    # `_<name>_value`, with the GUID unquoted.
+    path = "abm_leadscores(_abm_leadid_value=00000000-0000-0000-0000-000000000003,abm_model='O''Brien%20%26%20co')"
     mocked.patch(f"{API}{path}", status=204)
     client.upsert(SCORES, {"abm_leadid": lead_id, "abm_model": "O'Brien & co"}, {"abm_score": 40})
     request = mocked.calls[0].request
     assert unquote(request.url) == unquote(f"{API}{path}")
     assert "If-Match" not in request.headers and "If-None-Match" in request.headers  # only the `null` default
     assert request.headers["If-None-Match"] == "null"
+
+
+def test_a_lookup_key_column_takes_its_guid_in_whichever_form_the_caller_holds_it(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    lead_id = uuid.UUID(int=3)
+    path = f"abm_leadscores(_abm_leadid_value={lead_id},abm_model='fit')"
+    mocked.patch(f"{API}{path}", status=204)
+    client.upsert(SCORES, {"abm_model": "fit", "abm_leadid": str(lead_id).upper()}, {"abm_score": 1})
+    assert unquote(mocked.calls[0].request.url) == f"{API}{path}"
+
+
+def test_a_plain_key_column_is_a_quoted_literal(client: DataverseClient, mocked: responses.RequestsMock) -> None:
+    lead_id = uuid.UUID(int=3)
+    path = f"msdyn_predictivescores(msdyn_entityid='{lead_id}',msdyn_entitytype='lead')"
+    mocked.patch(f"{API}{path}", status=204)
+    client.upsert(table("msdyn_predictivescore"), {"msdyn_entityid": str(lead_id), "msdyn_entitytype": "lead"}, {})
+    assert unquote(mocked.calls[0].request.url) == f"{API}{path}"
+
+
+def test_keys_that_are_not_declared_or_not_guids_are_refused_before_sending(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    with pytest.raises(ValueError, match="no declared alternate key made of abm_model"):
+        client.upsert(SCORES, {"abm_model": "fit"}, {})
+    with pytest.raises(ValueError, match="lookup key column abm_leadid needs a GUID"):
+        client.upsert(SCORES, {"abm_leadid": "not-a-guid", "abm_model": "fit"}, {})
+    assert not mocked.calls
+
+
+def test_an_upsert_that_meets_a_row_created_concurrently_is_sent_once_more(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    path = f"abm_leadscores(_abm_leadid_value={uuid.UUID(int=3)},abm_model='fit')"
+    mocked.patch(f"{API}{path}", status=412, json=ENTITY_KEY_VIOLATED)
+    mocked.patch(f"{API}{path}", status=204)
+    client.upsert(SCORES, {"abm_leadid": uuid.UUID(int=3), "abm_model": "fit"}, {"abm_score": 1})
+    assert len(mocked.calls) == 2
 
 
 def test_upsert_by_id(client: DataverseClient, mocked: responses.RequestsMock) -> None:
@@ -161,7 +207,58 @@ def test_upsert_multiple_by_alternate_key_addresses_each_row_with_odata_id(
     target = body(mocked.calls[0])["Targets"][0]
     assert target["@odata.type"] == "Microsoft.Dynamics.CRM.abm_leadscore"
     assert "abm_leadid" not in target and "abm_model" not in target and target["abm_score"] == 10
-    assert unquote(target["@odata.id"]) == f"abm_leadscores(abm_leadid={lead},abm_model='fit')"
+    assert unquote(target["@odata.id"]) == f"abm_leadscores(_abm_leadid_value={lead},abm_model='fit')"
+
+
+def test_upsert_multiple_meeting_rows_created_concurrently_is_sent_once_more(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    url = f"{API}abm_leadscores/Microsoft.Dynamics.CRM.UpsertMultiple"
+    mocked.post(url, status=412, json=ENTITY_KEY_VIOLATED)
+    mocked.post(url, status=204)
+    rows = [{"abm_leadid": uuid.UUID(int=7), "abm_model": "fit", "abm_score": 3}]
+    assert client.upsert_multiple(SCORES, rows, key=("abm_leadid", "abm_model")) == 1
+    assert len(mocked.calls) == 2 and body(mocked.calls[0]) == body(mocked.calls[1])
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (
+            lambda c: c.upsert_multiple(
+                SCORES,
+                [
+                    {"abm_leadid": uuid.UUID(int=8), "abm_model": "fit", "abm_score": 1},
+                    {"abm_leadid": uuid.UUID(int=9), "abm_model": "fit", "abm_score": 2},
+                    {"abm_leadid": str(uuid.UUID(int=8)).upper(), "abm_model": "fit", "abm_score": 3},
+                ],
+                key=("abm_leadid", "abm_model"),
+                chunk_size=1,
+            ),
+            f"records 0 and 2 address the same row (abm_leadscores(_abm_leadid_value={uuid.UUID(int=8)},"
+            "abm_model='fit'))",
+        ),
+        (
+            lambda c: c.upsert_multiple(
+                LEADS, [{"leadid": str(uuid.UUID(int=1)).upper()}, {"leadid": str(uuid.UUID(int=1))}]
+            ),
+            f"records 0 and 1 address the same row (leadid={uuid.UUID(int=1)})",
+        ),
+        (
+            lambda c: c.update_multiple(LEADS, [{"leadid": uuid.UUID(int=2)}, {"leadid": str(uuid.UUID(int=2))}]),
+            f"records 0 and 1 address the same row (leadid={uuid.UUID(int=2)})",
+        ),
+    ],
+)
+def test_two_records_for_one_row_in_a_bulk_write_are_refused_naming_the_key_before_sending(
+    client: DataverseClient, mocked: responses.RequestsMock, call: Any, needle: str
+) -> None:
+    # Learn, "Use bulk operation messages": duplicate records in Targets fail UpsertMultiple and are ignored after the
+    # first by UpdateMultiple; either way the caller meant something else.
+    with pytest.raises(ValueError) as raised:
+        call(client)
+    assert needle in str(raised.value)
+    assert not mocked.calls
 
 
 def test_upsert_multiple_is_retried_because_it_is_idempotent(

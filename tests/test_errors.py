@@ -38,6 +38,7 @@ from tests.conftest import API
         ),
         (412, "", "A record with matching key values already exists.", DataverseDuplicate),
         (412, "0x80040237", "Cannot insert duplicate key.", DataverseDuplicate),
+        (412, "0x80060892", "Entity Key abm_LeadModel violated.", DataverseDuplicate),  # DuplicateRecordEntityKey
         (
             500,
             "0x80040333",

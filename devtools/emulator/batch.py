@@ -1,9 +1,11 @@
 """`POST $batch` for the emulator: multipart requests in, multipart responses out, change sets atomic.
 
-As Dataverse documents it: requests run in order; a change set runs in one transaction and a failing part rolls
-the whole change set back, answered by that part's error in the change set's place; `Content-ID: n` lets a later
-request in the same change set say `$n` (in its URL or an `@odata.bind`); processing stops at the first failure
-unless `Prefer: odata.continue-on-error`; GETs are not allowed inside a change set; at most 1,000 requests.
+As Dataverse documents it (Learn: "Execute batch operations using the Web API"): requests run in order; a change set
+runs in one transaction and a failing part (any error: a missing row, a duplicate key, a value over its column's
+MaxLength) rolls the whole change set back, answered by that part's error in the change set's place; `Content-ID: n`
+lets a later request in the same change set say `$n` (in its URL, an `@odata.bind` or an `@odata.id`; a row upserted
+by alternate key is referred to in its key form); processing stops at the first failure unless
+`Prefer: odata.continue-on-error`; GETs are not allowed inside a change set; at most 1,000 requests.
 """
 
 from __future__ import annotations
@@ -139,9 +141,12 @@ def _http(status: int, body: Any, headers: Mapping[str, str], content_id: str | 
         lines.append(f"Content-ID: {content_id}")
     lines += ["", f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    payload = "" if body is None else json.dumps(body, ensure_ascii=False)
-    if payload:
-        lines.append("Content-Type: application/json; odata.metadata=minimal")
+    if isinstance(body, str):  # a text answer, whose Content-Type is among `headers`
+        payload = body
+    else:
+        payload = "" if body is None else json.dumps(body, ensure_ascii=False)
+        if payload:
+            lines.append("Content-Type: application/json; odata.metadata=minimal")
     lines += ["", payload]
     return "\r\n".join(lines)
 
@@ -152,7 +157,10 @@ _REASONS = {
     204: "No Content",
     400: "Bad Request",
     404: "Not Found",
+    405: "Method Not Allowed",
     412: "Precondition Failed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
 }
 
 

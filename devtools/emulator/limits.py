@@ -1,28 +1,61 @@
 """Service protection limits, injected faults and latency: what stands between a request and the emulator's data.
 
-- `--limit-requests N --limit-window S`: over N requests in a sliding window of S seconds → 429 with `Retry-After`
-  and code 0x80072322, as Dataverse answers; more than `max_concurrent` requests in flight → 0x80072326.
+The limits are Dataverse's, as Learn documents them (https://learn.microsoft.com/power-apps/developer/data-platform/
+api-limits): counted over a sliding window and evaluated after the fact, so a request that is admitted runs to the
+end and the requests after it get 429 with `Retry-After` (whole seconds) until the window has room again.
+
+- `--limit-requests N --limit-window S`: past N requests in the window → 0x80072322 (off unless N is given).
+- `--limit-time MS --limit-window S`: past MS milliseconds of combined execution time in the window → 0x80072321; on
+  by default with Dataverse's 1,200,000 ms per 300 s. Execution time is simulated: `--latency-ms` plus
+  `ROW_COST_MS` (0.1 ms) per row a request touches (`touched_rows`: the rows of a page's `value`, the `Targets` of a
+  bulk message, the requests a `$batch` ran, else 1). The reads of a full sync of the `ref` tenant (~490,000 rows)
+  cost about 49,000 ms, a full sync of `small` about 1,500 ms: ordinary runs stay far below the default.
+- more than `max_concurrent` (52) requests in flight → 0x80072326, at once rather than after the fact.
+- every answer says what is left: `x-ms-ratelimit-burst-remaining-xrm-requests`, requests left in the window (of
+  6,000 when no request limit is set, Dataverse's default), and `x-ms-ratelimit-time-remaining-xrm-requests`,
+  execution time left in seconds with a thousands separator and two decimals (`1,199.46`). Learn only says "the
+  remaining combined duration"; the unit and format are those of live answers quoted in Microsoft's docs
+  (`1,200.00` beside a burst count of `5999` after one WhoAmI).
 - `--faults 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7`: before the request is applied, a throttle, a server
   error or a dropped connection; `lost` applies the request and then drops the connection before the answer (what
   a real 502/504 can mean). Drawn from one seeded generator, so a run is reproducible.
-- `--latency-ms`: a delay per request, like a real org's round trip.
+- `--latency-ms`: a delay per request, like a real org's round trip; it counts as execution time.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from devtools.emulator.errors import EmulatorError
+from devtools.emulator.wire import Answer
 
-__all__ = ["FAULT_KINDS", "Faults", "Guard", "GuardConfig", "Verdict"]
+__all__ = [
+    "BURST_HEADER",
+    "FAULT_KINDS",
+    "ROW_COST_MS",
+    "TIME_HEADER",
+    "Faults",
+    "Guard",
+    "GuardConfig",
+    "Verdict",
+    "touched_rows",
+]
 
 FAULT_KINDS = ("429", "503", "reset", "lost")
+DEFAULT_REQUESTS = 6000
+DEFAULT_TIME_MS = 1_200_000
+DEFAULT_WINDOW = 300.0
+ROW_COST_MS = 0.1  # simulated execution time per row a request touches
+BURST_HEADER = "x-ms-ratelimit-burst-remaining-xrm-requests"
+TIME_HEADER = "x-ms-ratelimit-time-remaining-xrm-requests"
 
 
 @dataclass(frozen=True)
@@ -59,8 +92,11 @@ class Faults:
 
 @dataclass(frozen=True)
 class GuardConfig:
+    """The limits (None: no request limit), faults and latency of one emulator."""
+
     limit_requests: int | None = None
-    limit_window: float = 300.0
+    limit_time_ms: int = DEFAULT_TIME_MS
+    limit_window: float = DEFAULT_WINDOW
     max_concurrent: int = 52
     faults: Faults = field(default_factory=Faults)
     latency_ms: int = 0
@@ -76,16 +112,58 @@ class Verdict:
     fault: str | None = None
 
 
+def touched_rows(request_body: bytes, answer: Answer) -> int:
+    """The rows a request touched, for its simulated execution time: a `$batch`'s answered requests, a page's
+    `value`, a bulk message's `Targets`, else one row."""
+    if answer.raw is not None:
+        return answer.raw.count(b"\r\nHTTP/1.1 ")
+    if isinstance(answer.body, dict) and isinstance(answer.body.get("value"), list):
+        return len(answer.body["value"])
+    if b'"Targets"' in request_body:
+        try:
+            targets = json.loads(request_body).get("Targets")
+        except (ValueError, AttributeError):
+            targets = None
+        if isinstance(targets, list):
+            return len(targets)
+    return 1
+
+
+def _throttled(code: str, message: str, retry_after: int) -> EmulatorError:
+    """429 Too Many Requests with one of the service protection codes and `Retry-After` in seconds."""
+    return EmulatorError(429, code, message, {"Retry-After": str(retry_after)})
+
+
+def _seconds(wait: float) -> int:
+    """A wait as `Retry-After` gives it: whole seconds, rounded up, at least one."""
+    return max(1, math.ceil(wait))
+
+
+def _requests_message(limit: int, window: float) -> str:
+    return f"Number of requests exceeded the limit of {limit} over time window of {window:g} seconds."
+
+
+def _time_message(limit_ms: int, window: float) -> str:
+    return (
+        f"Combined execution time of incoming requests exceeded limit of {limit_ms:,} milliseconds over time window "
+        f"of {window:g} seconds. Decrease number of concurrent requests or reduce the duration of requests and try "
+        "again later."
+    )
+
+
 class Guard:
-    """Admits requests one by one, counting them against the limits and drawing faults."""
+    """Admits requests one by one, counting them and their execution time against the limits and drawing faults."""
 
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
         self._rng = random.Random(config.faults.seed)
         self._lock = threading.Lock()
-        self._recent: deque[float] = deque()
+        self._admitted: deque[float] = deque()  # when each request in the window was admitted
+        self._spent: deque[tuple[float, float]] = deque()  # (when it ended, its execution time in ms)
+        self._spent_ms = 0.0
         self._in_flight = 0
         self.faults_drawn: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self.refused: Counter[str] = Counter()  # requests refused by a limit, by error code
 
     def _draw(self) -> str | None:
         roll = self._rng.random()
@@ -97,51 +175,78 @@ class Guard:
             roll -= rate
         return None
 
-    def _limit(self, now: float) -> EmulatorError | None:
-        config = self.config
-        if self._in_flight > config.max_concurrent:
-            return EmulatorError(
-                429,
-                "0x80072326",
-                f"Number of concurrent requests exceeded the limit of {config.max_concurrent}.",
-                {"Retry-After": "1"},
-            )
-        if config.limit_requests is None:
+    def _slide(self, now: float) -> None:
+        """Forget what has left the window."""
+        horizon = now - self.config.limit_window
+        while self._admitted and self._admitted[0] <= horizon:
+            self._admitted.popleft()
+        while self._spent and self._spent[0][0] <= horizon:
+            self._spent_ms -= self._spent.popleft()[1]
+        if not self._spent:
+            self._spent_ms = 0.0  # no float drift once the window is empty
+
+    def _too_concurrent(self) -> EmulatorError | None:
+        limit = self.config.max_concurrent
+        if self._in_flight <= limit:
             return None
-        while self._recent and self._recent[0] <= now - config.limit_window:
-            self._recent.popleft()
-        if len(self._recent) >= config.limit_requests:
-            wait = self._recent[0] + config.limit_window - now
-            return EmulatorError(
-                429,
-                "0x80072322",
-                f"Number of requests exceeded the limit of {config.limit_requests} over time window of "
-                f"{config.limit_window:g} seconds.",
-                {"Retry-After": str(max(1, int(wait + 0.999)))},
-            )
-        self._recent.append(now)
-        return None
+        return _throttled("0x80072326", f"Number of concurrent requests exceeded the limit of {limit}.", 1)
+
+    def _too_many(self, now: float) -> EmulatorError | None:
+        limit, window = self.config.limit_requests, self.config.limit_window
+        if limit is None or len(self._admitted) < limit:
+            return None
+        return _throttled("0x80072322", _requests_message(limit, window), _seconds(self._admitted[0] + window - now))
+
+    def _too_long(self, now: float) -> EmulatorError | None:
+        """Past the execution-time limit: refused until enough of the time spent has left the window."""
+        limit, window = self.config.limit_time_ms, self.config.limit_window
+        if self._spent_ms <= limit:
+            return None
+        excess, freed_at = self._spent_ms - limit, now
+        for ended, ms in self._spent:
+            excess -= ms
+            freed_at = ended + window
+            if excess <= 0:
+                break
+        return _throttled("0x80072321", _time_message(limit, window), _seconds(freed_at - now))
 
     @contextmanager
     def admit(self) -> Iterator[Verdict]:
         """Count the request in, check the limits, draw a fault; the latency is spent while in flight."""
         with self._lock:
             self._in_flight += 1
-            error = self._limit(time.monotonic())
+            now = time.monotonic()
+            self._slide(now)
+            error = self._too_concurrent() or self._too_many(now) or self._too_long(now)
+            if error is None:
+                self._admitted.append(now)
+            else:
+                self.refused[error.code] += 1
             fault = None if error else self._draw()
         try:
             if self.config.latency_ms:
                 time.sleep(self.config.latency_ms / 1000)
             if fault == "429":
-                error = EmulatorError(
-                    429,
-                    "0x80072322",
-                    "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
-                    {"Retry-After": str(self.config.fault_retry_after)},
-                )
+                message = _requests_message(DEFAULT_REQUESTS, DEFAULT_WINDOW)
+                error = _throttled("0x80072322", message, self.config.fault_retry_after)
             elif fault == "503":
                 error = EmulatorError(503, "", "Service Unavailable")
             yield Verdict(error, fault if fault in ("reset", "lost") else None)
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def charge(self, request_body: bytes, answer: Answer) -> None:
+        """Book a request that ran: `latency_ms` plus `ROW_COST_MS` per row touched, counted from when it ends."""
+        ms = self.config.latency_ms + touched_rows(request_body, answer) * ROW_COST_MS
+        with self._lock:
+            self._spent.append((time.monotonic(), ms))
+            self._spent_ms += ms
+
+    def remaining(self) -> dict[str, str]:
+        """The two headers every answer carries: requests and execution time (seconds) left in the window."""
+        with self._lock:
+            self._slide(time.monotonic())
+            requests = (self.config.limit_requests or DEFAULT_REQUESTS) - len(self._admitted)
+            seconds = (self.config.limit_time_ms - self._spent_ms) / 1000
+        return {BURST_HEADER: str(max(0, requests)), TIME_HEADER: f"{max(0.0, seconds):,.2f}"}

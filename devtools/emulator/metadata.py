@@ -29,7 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devtools.emulator.errors import EmulatorError, bad_request
+from devtools.emulator.errors import EmulatorError, bad_request, invalid_key
 from devtools.emulator.odata import ExpandItem, ODataError, parse_expand, parse_select
 from devtools.emulator.schema import TABLES, ColumnType, Lookup, TableDef
 
@@ -97,6 +97,7 @@ class Attribute:
     attribute_type: str
     metadata_id: str
     custom: bool = False
+    max_length: int | None = None  # String and Memo columns: the MaxLength writes are held to
 
     def as_json(self, select: Collection[str]) -> dict[str, Any]:
         odata_type = {"Uniqueidentifier": "UniqueIdentifier"}.get(self.attribute_type, self.attribute_type)
@@ -108,6 +109,8 @@ class Attribute:
             "IsCustomAttribute": self.custom,
             "MetadataId": self.metadata_id,
         }
+        if self.max_length is not None:
+            full["MaxLength"] = self.max_length
         return _selected(full, select)
 
 
@@ -236,12 +239,14 @@ class Metadata:
 
     @staticmethod
     def _add_attribute(entity: Entity, name: str, attribute_type: str, schema_name: str | None = None) -> None:
+        table = TABLES.get(entity.logical_name)
         entity.attributes[name] = Attribute(
             name,
             schema_name or name,
             attribute_type,
             _id(entity.logical_name, "attribute", name),
             custom=name.startswith(PRODUCT_PREFIX),
+            max_length=table.max_length(name) if table is not None else None,
         )
 
     def _refresh(self, logical_name: str) -> None:
@@ -283,7 +288,8 @@ class Metadata:
                 )
 
     def check_key(self, table: TableDef, columns: Iterable[str]) -> None:
-        """400 unless an Active alternate key is made of exactly these columns."""
+        """400 unless an Active alternate key is made of exactly these columns: a key the definition does not have
+        is Learn's "The key in the request URI is not valid …"; one not Active yet says so."""
         wanted = sorted(columns)
         with self.lock:
             entity = self.entities.get(table.logical_name)
@@ -291,9 +297,11 @@ class Metadata:
             found = next((k for k in keys if sorted(k.columns) == wanted), None)
             if found is not None and found.status == "Active":
                 return
-        state = "is not defined" if found is None else f"is {found.status}, not Active"
+        if found is None:
+            raise invalid_key(table.logical_name)
         raise bad_request(
-            f"The alternate key of {table.logical_name} made of {', '.join(wanted)} {state}.", code="0x80060891"
+            f"The alternate key of {table.logical_name} made of {', '.join(wanted)} is {found.status}, not Active.",
+            code="0x80060891",
         )
 
     # ---- the metadata routes ---------------------------------------------------------------------------------------
@@ -367,8 +375,8 @@ class Metadata:
         }
         body = {k: v for k, v in full.items() if not select or k in select or k in ("@odata.context", "MetadataId")}
         for item in expand:
-            if item.expand:
-                raise bad_request(f"'{item.navigation}' cannot be expanded further.")
+            if item.expand or item.ref:
+                raise bad_request(f"'{item.navigation}' cannot be expanded further or as references.")
             allowed = {"Attributes": _ATTRIBUTE_PROPERTIES, "Keys": _KEY_PROPERTIES}.get(item.navigation)
             if allowed is None:
                 raise bad_request(f"Could not find a navigation property named '{item.navigation}'.")

@@ -3,7 +3,9 @@
 `parse_filter` is a tokenizer plus a recursive-descent parser (precedence `not` > `and` > `or`, comparisons bind
 tighter than all three). It accepts what `dataverse.query` produces and what Dataverse documents: quoted strings
 with `''`, unquoted GUIDs, datetimes (`Z` or an offset, converted to UTC) and dates, lookup paths (`a/b/c`),
-`contains`/`startswith`/`endswith`, `Microsoft.Dynamics.CRM.In`/`NotIn` inline or through parameter aliases.
+`contains`/`startswith`/`endswith`, `Microsoft.Dynamics.CRM.In`/`NotIn` inline or through parameter aliases (an alias
+the URL does not supply is null, as Learn's "Use OData to query data" says). The other documented Dataverse query
+functions (`Between`, `LastXDays`, ...) are refused with a 400 naming the function; `$expand` takes `nav/$ref`.
 
 `compile_filter` turns the AST into an SQLite WHERE fragment with `?` parameters. Storage conventions it compiles for:
 GUIDs as lowercase text, datetimes as `YYYY-MM-DDTHH:MM:SSZ` text (UTC, whole seconds), dates as `YYYY-MM-DD`, bools
@@ -71,6 +73,7 @@ ColumnType = typing.Literal["string", "guid", "int", "decimal", "bool", "datetim
 LiteralValue: typing.TypeAlias = bool | int | Decimal | str | uuid.UUID | datetime | date | None
 
 DEFAULT_CODE = "0x80060888"
+UNKNOWN_PROPERTY_CODE = "0x0"  # Learn, "Troubleshoot Dataverse Web API client errors": `$select=Name` answers code 0x0
 MAX_DEPTH = 100
 
 
@@ -84,8 +87,11 @@ class ODataError(ValueError):
 
 
 def unknown_property(name: str, logical_name: str) -> ODataError:
-    """Dataverse's error for a property the table doesn't have (for the server's `resolve`)."""
-    return ODataError(f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{logical_name}'.")
+    """Dataverse's error for a property the table doesn't have, worded and coded as Learn documents it for `$select`."""
+    return ODataError(
+        f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{logical_name}'.",
+        UNKNOWN_PROPERTY_CODE,
+    )
 
 
 def _syntax(source: str, pos: int, detail: str) -> ODataError:
@@ -159,11 +165,12 @@ Expr: typing.TypeAlias = Compare | And | Or | Not | StringFunction | Membership
 
 @dataclass(frozen=True)
 class ExpandItem:
-    """`navigation($select=...;$expand=...)`."""
+    """`navigation($select=...;$expand=...)`, or `navigation/$ref` (`ref`: only a reference to the related row)."""
 
     navigation: str
     select: tuple[str, ...] = ()
     expand: tuple[ExpandItem, ...] = ()
+    ref: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,81 @@ _UNSUPPORTED_OPS: frozenset[str] = frozenset(("has", "in", "add", "sub", "mul", 
 _KEYWORDS: frozenset[str] = _COMPARE_OPS | _UNSUPPORTED_OPS | {"and", "or", "not"}
 _LIKE_FUNCTIONS: frozenset[str] = frozenset(("contains", "startswith", "endswith"))
 _CRM = "Microsoft.Dynamics.CRM."
+# The Dataverse query functions Learn lists ("Filter rows using OData"); only In and NotIn are implemented.
+QUERY_FUNCTIONS: frozenset[str] = frozenset(
+    _CRM + name
+    for name in (
+        "InFiscalPeriod",
+        "InFiscalPeriodAndYear",
+        "InFiscalYear",
+        "InOrAfterFiscalPeriodAndYear",
+        "InOrBeforeFiscalPeriodAndYear",
+        "Last7Days",
+        "LastFiscalPeriod",
+        "LastFiscalYear",
+        "LastMonth",
+        "LastWeek",
+        "LastXDays",
+        "LastXFiscalPeriods",
+        "LastXFiscalYears",
+        "LastXHours",
+        "LastXMonths",
+        "LastXWeeks",
+        "LastXYears",
+        "LastYear",
+        "Next7Days",
+        "NextFiscalPeriod",
+        "NextFiscalYear",
+        "NextMonth",
+        "NextWeek",
+        "NextXDays",
+        "NextXFiscalPeriods",
+        "NextXFiscalYears",
+        "NextXHours",
+        "NextXMonths",
+        "NextXWeeks",
+        "NextXYears",
+        "NextYear",
+        "OlderThanXDays",
+        "OlderThanXHours",
+        "OlderThanXMinutes",
+        "OlderThanXMonths",
+        "OlderThanXWeeks",
+        "OlderThanXYears",
+        "On",
+        "OnOrAfter",
+        "OnOrBefore",
+        "ThisFiscalPeriod",
+        "ThisFiscalYear",
+        "ThisMonth",
+        "ThisWeek",
+        "ThisYear",
+        "Today",
+        "Tomorrow",
+        "Yesterday",
+        "EqualBusinessId",
+        "EqualUserId",
+        "NotEqualBusinessId",
+        "NotEqualUserId",
+        "Above",
+        "AboveOrEqual",
+        "EqualUserOrUserHierarchy",
+        "EqualUserOrUserHierarchyAndTeams",
+        "EqualUserOrUserTeams",
+        "EqualUserTeams",
+        "NotUnder",
+        "Under",
+        "UnderOrEqual",
+        "ContainValues",
+        "DoesNotContainValues",
+        "Between",
+        "NotBetween",
+        "In",
+        "NotIn",
+        "EqualUserLanguage",
+        "Contains",
+    )
+)
 _INT64 = 2**63
 
 TokenKind = typing.Literal["literal", "ident", "alias", "json", "punct", "eof"]
@@ -316,11 +398,11 @@ _NO_ALIASES: Mapping[str, str] = MappingProxyType({})
 _AliasValue = Literal | Path | list[Any]
 
 
-def _alias_value(name: str, aliases: Mapping[str, str], source: str, pos: int) -> _AliasValue:
+def _alias_value(name: str, aliases: Mapping[str, str]) -> _AliasValue:
     """The value of `@name`: a literal, a property path or a JSON array."""
     text = aliases.get(name, aliases.get(name[1:]))
     if text is None:
-        raise ODataError(f"Parameter alias '{name}' used in '{source}' at position {pos} is not supplied.")
+        return Literal(None)  # "If the alias isn't assigned a value, it's assumed to be null." (Learn)
     tokens = _tokenize(text, name)
     first = tokens[0]
     if first.kind == "eof":
@@ -444,7 +526,7 @@ class _Parser:
         if token.kind == "literal":
             return _literal_of(token)
         if token.kind == "alias":
-            value = _alias_value(token.text, self.aliases, self.source, token.pos)
+            value = _alias_value(token.text, self.aliases)
             if isinstance(value, list):
                 raise self.error(token, f"the JSON array in '{token.text}' can only be a PropertyValues argument")
             return value
@@ -493,7 +575,7 @@ class _Parser:
             return StringFunction(typing.cast(LikeFunction, name.text), target, pattern.value)
         if name.text in (_CRM + "In", _CRM + "NotIn"):
             return self.membership(name)
-        if name.text.startswith(_CRM):
+        if name.text in QUERY_FUNCTIONS:
             raise ODataError(
                 f"The Dataverse query function '{name.text}' at position {name.pos} in '{self.source}' is not "
                 "supported by the emulator (only In and NotIn are)."
@@ -515,7 +597,7 @@ class _Parser:
             token = self.next()
             value: _AliasValue
             if token.kind == "alias":
-                value = _alias_value(token.text, self.aliases, self.source, token.pos)
+                value = _alias_value(token.text, self.aliases)
             elif token.kind == "json":
                 value = typing.cast(list[Any], token.value)
             elif token.kind == "literal":
@@ -585,7 +667,7 @@ def parse_orderby(text: str, aliases: Mapping[str, str] = _NO_ALIASES) -> tuple[
             raise _syntax("$orderby", where, "expected 'property [asc|desc]'")
         name = m.group(1)
         if name.startswith("@"):
-            value = _alias_value(name, aliases, "$orderby", where)
+            value = _alias_value(name, aliases)
             if not isinstance(value, Path):
                 raise _syntax("$orderby", where, f"'{name}' must hold a property name")
             path = value
@@ -632,51 +714,59 @@ class _ExpandParser:
         return tuple(items)
 
     def item(self, depth: int) -> ExpandItem:
+        """`nav`, `nav(options)` or `nav/$ref` (a reference takes no options)."""
         self.skip_space()
         m = _NAME_RE.match(self.text, self.pos)
         if not m:
             raise self.error("expected a navigation property name")
         self.pos = m.end()
         if self.at("/$ref"):
-            raise self.error("'/$ref' is not supported by the emulator")
+            self.pos += len("/$ref")
+            if self.at("("):
+                raise self.error("'/$ref' takes no query options")
+            return ExpandItem(m.group(), ref=True)
+        if not self.at("("):
+            return ExpandItem(m.group())
+        self.pos += 1
+        return ExpandItem(m.group(), *self.options(depth))
+
+    def options(self, depth: int) -> tuple[tuple[str, ...], tuple[ExpandItem, ...]]:
+        """The `$select` and nested `$expand` between an expanded property's parentheses (the `(` is consumed)."""
         select: tuple[str, ...] = ()
         expand: tuple[ExpandItem, ...] = ()
-        if self.at("("):
-            self.pos += 1
-            seen: set[str] = set()
-            while True:
-                self.skip_space()
-                start = self.pos
-                option = _EXPAND_OPTION.match(self.text, self.pos)
-                if not option:
-                    raise self.error("expected a query option such as '$select='")
-                name = option.group()[:-1]
-                if name in seen:
-                    raise self.error(f"'{name}' is given twice", start)
-                seen.add(name)
-                self.pos = option.end()
-                if name == "$select":
-                    value = _EXPAND_SELECT.match(self.text, self.pos)
-                    assert value is not None  # `*` always matches
-                    select = _names(value.group(), "$expand", self.pos)
-                    self.pos = value.end()
-                elif name == "$expand":
-                    expand = self.items(depth + 1)
-                elif name in ("$filter", "$orderby", "$top"):
-                    raise ODataError(
-                        f"The query option '{name}' inside '$expand' (position {start}) is supported only for "
-                        "collection-valued navigation properties, which the emulator does not expand."
-                    )
-                else:
-                    raise ODataError(f"The query option '{name}' is not supported inside '$expand' (position {start}).")
-                if self.at(";"):
-                    self.pos += 1
-                    continue
-                if self.at(")"):
-                    self.pos += 1
-                    break
-                raise self.error("expected ';' or ')'")
-        return ExpandItem(m.group(), select, expand)
+        seen: set[str] = set()
+        while True:
+            self.skip_space()
+            start = self.pos
+            option = _EXPAND_OPTION.match(self.text, self.pos)
+            if not option:
+                raise self.error("expected a query option such as '$select='")
+            name = option.group()[:-1]
+            if name in seen:
+                raise self.error(f"'{name}' is given twice", start)
+            seen.add(name)
+            self.pos = option.end()
+            if name == "$select":
+                value = _EXPAND_SELECT.match(self.text, self.pos)
+                assert value is not None  # `*` always matches
+                select = _names(value.group(), "$expand", self.pos)
+                self.pos = value.end()
+            elif name == "$expand":
+                expand = self.items(depth + 1)
+            elif name in ("$filter", "$orderby", "$top"):
+                raise ODataError(
+                    f"The query option '{name}' inside '$expand' (position {start}) is supported only for "
+                    "collection-valued navigation properties, which the emulator does not expand."
+                )
+            else:
+                raise ODataError(f"The query option '{name}' is not supported inside '$expand' (position {start}).")
+            if self.at(";"):
+                self.pos += 1
+                continue
+            if self.at(")"):
+                self.pos += 1
+                return select, expand
+            raise self.error("expected ';' or ')'")
 
     def parse(self) -> tuple[ExpandItem, ...]:
         items = self.items(0)

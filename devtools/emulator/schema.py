@@ -9,6 +9,11 @@ A lookup is stored as two SQLite columns, `<name>` (the GUID) and `<name>__type`
 `_<name>_value` and written through a navigation property: `parentaccountid@odata.bind`, or for a lookup to several
 tables one navigation per target (`parentcustomerid_account`, `regardingobjectid_contact_task`); the owner lookup has
 the single navigation `ownerid` for both system users and teams, as in Dataverse.
+
+String and memo columns carry their MaxLength from Microsoft's table reference (Learn: "<table> table/entity
+reference"; the product's own columns as `abm.product_schema` declares them); a write over it is refused. Columns whose
+reference was not looked up (system users' names, teams, workflows, system jobs, SDK messages, the Marketing tables) and
+EntityName columns (`primaryentity`, `primaryentitytype`, `primaryobjecttypecode`) have no limit here.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class TableDef:
     computed_fullname: bool = False
     bulk_messages: bool = True
     write_only: tuple[str, ...] = ()  # columns that can be written but are never read back (IsValidForRead false)
+    max_lengths: dict[str, int] = field(default_factory=dict, compare=False)  # string/memo column → MaxLength
     all_columns: dict[str, ColumnType] = field(default_factory=dict, init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +104,10 @@ class TableDef:
     def lookup(self, name: str) -> Lookup | None:
         return next((lk for lk in self.all_lookups if lk.name == name), None)
 
+    def max_length(self, column: str) -> int | None:
+        """The column's MaxLength (characters), or None where the emulator sets no limit."""
+        return self.max_lengths.get(column)
+
     def navigation(self, nav: str) -> Lookup | None:
         """The lookup a single-valued navigation property belongs to."""
         return next((lk for lk in self.all_lookups if any(n == nav for n, _ in lk.navs)), None)
@@ -115,7 +125,12 @@ _ACTIVITY_COLUMNS: dict[str, ColumnType] = {
 }
 
 
-def _activity(logical: str, entity_set: str, extra: dict[str, ColumnType]) -> TableDef:
+# The product's idempotency key on the tables it creates rows in (abm.product_schema.IDEMPOTENCY_KEY).
+IDEMPOTENCY_KEY_LENGTH = 400
+
+
+def _activity(logical: str, entity_set: str, extra: dict[str, ColumnType], max_lengths: dict[str, int]) -> TableDef:
+    """An activity table: the columns every activity has, its own, and their MaxLengths from its table reference."""
     return TableDef(
         logical,
         entity_set,
@@ -123,6 +138,7 @@ def _activity(logical: str, entity_set: str, extra: dict[str, ColumnType]) -> Ta
         "subject",
         {**_ACTIVITY_COLUMNS, **extra},
         (regarding(logical, ACTIVITY_REGARDING),),
+        max_lengths={**max_lengths, "abm_idempotencykey": IDEMPOTENCY_KEY_LENGTH},
     )
 
 
@@ -144,6 +160,14 @@ _TABLES: tuple[TableDef, ...] = (
             "websiteurl": "string",
         },
         (single("primarycontactid", "contact"), single("parentaccountid", "account")),
+        max_lengths={
+            "name": 160,
+            "accountnumber": 20,
+            "address1_city": 80,
+            "address1_country": 80,
+            "telephone1": 50,
+            "websiteurl": 200,
+        },
     ),
     TableDef(
         "contact",
@@ -164,6 +188,14 @@ _TABLES: tuple[TableDef, ...] = (
         },
         (customer("parentcustomerid"),),
         computed_fullname=True,
+        max_lengths={
+            "firstname": 50,
+            "lastname": 50,
+            "emailaddress1": 100,
+            "jobtitle": 100,
+            "telephone1": 50,
+            "address1_city": 80,
+        },
     ),
     TableDef(
         "lead",
@@ -191,6 +223,16 @@ _TABLES: tuple[TableDef, ...] = (
         },
         (single("parentaccountid", "account"), single("parentcontactid", "contact"), customer("customerid")),
         computed_fullname=True,
+        max_lengths={
+            "subject": 300,
+            "firstname": 50,
+            "lastname": 50,
+            "companyname": 100,
+            "emailaddress1": 100,
+            "jobtitle": 100,
+            "telephone1": 50,
+            "abm_idempotencykey": IDEMPOTENCY_KEY_LENGTH,
+        },
     ),
     TableDef(
         "opportunity",
@@ -210,6 +252,7 @@ _TABLES: tuple[TableDef, ...] = (
             single("parentcontactid", "contact"),
             single("originatingleadid", "lead"),
         ),
+        max_lengths={"name": 300},
     ),
     TableDef(
         "systemuser",
@@ -227,12 +270,25 @@ _TABLES: tuple[TableDef, ...] = (
         },
         owned=False,
         stateful=False,
+        max_lengths={"internalemailaddress": 100},
     ),
     TableDef("team", "teams", "teamid", "name", {"name": "string"}, stateful=False),
-    _activity("task", "tasks", {"percentcomplete": "int"}),
-    _activity("phonecall", "phonecalls", {"phonenumber": "string", "directioncode": "bool"}),
-    _activity("appointment", "appointments", {"location": "string"}),
-    _activity("email", "emails", {"directioncode": "bool", "sender": "string", "torecipients": "string"}),
+    _activity("task", "tasks", {"percentcomplete": "int"}, {"subject": 200, "description": 2000}),
+    _activity(
+        "phonecall",
+        "phonecalls",
+        {"phonenumber": "string", "directioncode": "bool"},
+        {"subject": 200, "description": 2000, "phonenumber": 200},
+    ),
+    _activity(
+        "appointment", "appointments", {"location": "string"}, {"subject": 200, "description": 1048576, "location": 200}
+    ),
+    _activity(
+        "email",
+        "emails",
+        {"directioncode": "bool", "sender": "string", "torecipients": "string"},
+        {"subject": 800, "description": 1073741823, "sender": 250, "torecipients": 500},
+    ),
     TableDef(
         "workflow",
         "workflows",
@@ -278,6 +334,7 @@ _TABLES: tuple[TableDef, ...] = (
         stateful=False,
         bulk_messages=False,
         write_only=("authvalue",),  # the webhook key or header: Dataverse never returns it
+        max_lengths={"name": 256, "url": 2000, "authvalue": 2048, "description": 2000},
     ),
     TableDef("sdkmessage", "sdkmessages", "sdkmessageid", "name", {"name": "string"}, owned=False, stateful=False),
     TableDef(
@@ -311,6 +368,7 @@ _TABLES: tuple[TableDef, ...] = (
             single("sdkmessagefilterid", "sdkmessagefilter"),
         ),
         bulk_messages=False,
+        max_lengths={"name": 256, "description": 256, "filteringattributes": 100000},
     ),
     TableDef(
         "abm_interaction",
@@ -328,6 +386,14 @@ _TABLES: tuple[TableDef, ...] = (
         },
         (single("abm_contactid", "contact"),),
         owned=False,
+        max_lengths={
+            "abm_name": 200,
+            "abm_type": 100,
+            "abm_asset": 200,
+            "abm_campaign": 200,
+            "abm_contenttype": 100,
+            "abm_idempotencykey": IDEMPOTENCY_KEY_LENGTH,
+        },
     ),
     TableDef(
         "abm_leadscore",
@@ -348,6 +414,12 @@ _TABLES: tuple[TableDef, ...] = (
         (single("abm_leadid", "lead"),),
         alternate_keys=(("abm_leadid", "abm_model"),),
         owned=False,
+        max_lengths={
+            "abm_model": 100,
+            "abm_grade": 100,
+            "abm_consentrule": 100,
+            "abm_explanation": 1048576,
+        },
     ),
 )
 

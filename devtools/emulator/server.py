@@ -1,13 +1,15 @@
 """The emulator's HTTP server: the subset of the Dataverse Web API this service uses, over real sockets.
 
-Routes under `/api/data/v9.2/`: entity sets (GET with query options and paging, POST create), rows by id or
-alternate key (GET, PATCH update/upsert with `If-Match`/`If-None-Match`, DELETE), the bulk messages
+Routes under `/api/data/v9.2/`: entity sets (GET with query options and paging, POST create, GET `<set>/$count`),
+rows by id or alternate key (GET, conditional with `If-None-Match`; PATCH update/upsert with `If-Match`/`If-None-Match`;
+DELETE), below a row its single-valued navigation properties and properties (GET), the bulk messages
 (`<set>/Microsoft.Dynamics.CRM.CreateMultiple|UpdateMultiple|UpsertMultiple`), change tracking
 (`Prefer: odata.track-changes`, `$deltatoken`), `WhoAmI`, `workflows(<id>)/Microsoft.Dynamics.CRM.ExecuteWorkflow`, and
 the table definitions of `metadata.py` (`EntityDefinitions`, `RelationshipDefinitions`), which also decide which
 tables, columns and alternate keys exist.
-Every answer carries `x-ms-dop-hint`; service protection limits, injected faults and latency are applied before a
-request touches the data (see `limits.py`).
+Every answer carries `x-ms-dop-hint` and the two `x-ms-ratelimit-…-xrm-requests` headers. Injected faults, latency
+and the service protection limits are applied around the data (see `limits.py`): the concurrency limit refuses at
+once; the request-count and execution-time limits, as Dataverse evaluates them, after the fact.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from devtools.emulator.errors import EmulatorError, bad_request
 from devtools.emulator.keys import ROW, parse_key
 from devtools.emulator.limits import Guard, GuardConfig
 from devtools.emulator.metadata import Metadata
-from devtools.emulator.queries import Reader
+from devtools.emulator.queries import Reader, ReadOptions
 from devtools.emulator.schema import TableDef, by_entity_set
 from devtools.emulator.store import Store
 from devtools.emulator.wire import Answer, parse_prefer
@@ -133,17 +135,22 @@ class Emulator:
         if self.metadata.handles(resource):
             status, answer, extra = self.metadata.handle(method, resource, params, data, self.url)
             return Answer(status, answer, extra)
-        head, _, action = resource.partition("/")
-        if action.startswith("Microsoft.Dynamics.CRM."):
-            return self._action(method, head, action.removeprefix("Microsoft.Dynamics.CRM."), data)
-        if action:
-            raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{action}'.")
+        head, _, segment = resource.partition("/")
+        if segment.startswith("Microsoft.Dynamics.CRM."):
+            return self._action(method, head, segment.removeprefix("Microsoft.Dynamics.CRM."), data)
         row = ROW.match(head)
         table = by_entity_set(row.group(1) if row else head)
         if table is None:
             name = row.group(1) if row else head
             raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{name}'.")
-        self._check_definitions(table, data, params)
+        below_row = bool(segment) and row is not None  # `$select` there names the related table's columns
+        self._check_definitions(table, data, {} if below_row else params)
+        if method == "GET" and row is None and segment == "$count":
+            return self.reads.count(table, params)
+        if method == "GET" and row is not None and segment and "/" not in segment:
+            return self.reads.below(table, self.writes.parse_key(table, row.group(2)), segment, params, prefer)
+        if segment:
+            raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{segment}'.")
         if row is None:
             if method == "GET":
                 return self.reads.collection(table, target, params, prefer)
@@ -152,7 +159,7 @@ class Emulator:
             raise EmulatorError(405, "0x80060888", f"{method} is not supported on a collection.")
         key = self.writes.parse_key(table, row.group(2))
         if method == "GET":
-            return self.reads.get(table, key, params, prefer)
+            return self.reads.get(table, key, params, prefer, headers.get("if-none-match"))
         if method == "PATCH":
             return self.writes.patch(table, key, data, headers, params=params, prefer=prefer)
         if method == "DELETE":
@@ -160,23 +167,26 @@ class Emulator:
         raise EmulatorError(405, "0x80060888", f"{method} is not supported on a row.")
 
     def _check_definitions(self, table: TableDef, data: Any, params: Mapping[str, str]) -> None:
-        """What the table definitions forbid: a table or column that does not exist (yet)."""
+        """What the table definitions forbid: a table or column that does not exist (yet), and a `$select` or
+        `$expand` naming what the table does not have, refused before anything is read or written."""
         self.metadata.check_table(table)
         names = list(data) if isinstance(data, dict) else []
-        if params.get("$select"):
-            names += [n.strip() for n in params["$select"].split(",")]
-        self.metadata.check_columns(table, names)
+        options = ReadOptions.parse(params)
+        self.metadata.check_columns(table, [*names, *options.select])
+        self.reader.validate(table, options.select, options.expand)
 
     def _single(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
-        """One request of a `$batch`, answered as (status, JSON body, headers) instead of raising."""
+        """One request of a `$batch`, answered as (status, JSON body or text, headers) instead of raising."""
         if not url.startswith(("/", "http://", "https://")):
             url = API + url
         try:
             answer = self.handle(method, url, headers, body)
         except EmulatorError as exc:
             return exc.status, exc.body(), exc.headers
+        if answer.raw is not None:  # a text answer (`$count`): its own content type travels in its headers
+            return answer.status, answer.raw.decode("utf-8"), answer.headers
         return answer.status, answer.body, answer.headers
 
     @staticmethod
@@ -252,14 +262,19 @@ class _Handler(BaseHTTPRequestHandler):
             if verdict.error is not None:
                 self._write(Answer(verdict.error.status, verdict.error.body(), verdict.error.headers))
                 return
-            try:
-                answer = self.emulator.handle(method, self.path, dict(self.headers.items()), body)
-            except EmulatorError as exc:
-                answer = Answer(exc.status, exc.body(), exc.headers)
+            answer = self._answer(method, body)
+            guard.charge(body, answer)
             if verdict.fault == "lost":
                 self._reset()
                 return
             self._write(answer)
+
+    def _answer(self, method: str, body: bytes) -> Answer:
+        """The emulator's answer to an admitted request, errors included."""
+        try:
+            return self.emulator.handle(method, self.path, dict(self.headers.items()), body)
+        except EmulatorError as exc:
+            return Answer(exc.status, exc.body(), exc.headers)
 
     def _write(self, answer: Answer) -> None:
         if answer.raw is not None:
@@ -270,6 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("OData-Version", "4.0")
         self.send_header("x-ms-dop-hint", str(self.emulator.guard.config.dop_hint))
         self.send_header("x-ms-service-request-id", str(uuid.uuid4()))
+        for name, value in self.emulator.guard.remaining().items():
+            self.send_header(name, value)
         if payload and answer.raw is None:
             self.send_header("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
         for name, value in answer.headers.items():

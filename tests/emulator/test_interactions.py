@@ -176,6 +176,9 @@ def test_a_thousand_events_take_one_create_multiple_and_one_contact_read_per_hun
         (event(2, id="x" * 101), "events[1].id", "at most 100 characters"),
         (event(2, id=42), "events[1].id", "must be a string"),
         (event(2, asset=SECRET * 10), "events[1].asset", "at most 200 characters"),
+        (event(2, content_type="x" * 101), "events[1].content_type", "at most 100 characters"),  # abm_contenttype
+        # 150 emoji are 150 characters to the schema but 300 UTF-16 units to Dataverse, which would refuse them
+        (event(2, campaign="🚀" * 150), "events[1].campaign", "outside the BMP counts 2"),
         (event(2, email=SECRET), "events[1]", "not allowed (allowed: id, source, type"),
         (event(1, asset=SECRET), "events[1].id", "repeats the source and id of events[0] with different content"),
         ([SECRET], "events[1]", "must be an object"),

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,16 +19,10 @@ import requests
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
-from tests.runtime_support import webhook_body
+from tests.runtime_support import abm_command, webhook_body
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_KEY, REPLAY_KEY, API_KEY = "serve-hook-key-7f3a", "serve-replay-key-91bc", "serve-api-key-2d4e"
-
-
-def abm_command() -> list[str]:
-    """The console script installed next to this interpreter (`.venv/bin/abm`), else the module it runs."""
-    script = Path(sys.executable).with_name("abm")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "abm.cli"]
 
 
 def free_port() -> int:
