@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from devtools.emulator.errors import EmulatorError, bad_request
+from devtools.emulator.filter_sql import compile_filter
 from devtools.emulator.odata import (
     Column,
     ExpandItem,
     ODataError,
     Path,
-    compile_filter,
     parse_expand,
     parse_filter,
     parse_orderby,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from devtools.emulator.odata import register_functions
+from devtools.emulator.filter_sql import register_functions
 from devtools.emulator.schema import TABLES, ColumnType, TableDef, system_rows
 
 __all__ = ["Store"]

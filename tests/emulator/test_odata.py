@@ -29,6 +29,7 @@ from dataverse.query import (
     not_in,
     startswith,
 )
+from devtools.emulator.filter_sql import compile_filter, like_pattern_to_regex, register_functions
 from devtools.emulator.odata import (
     And,
     Column,
@@ -43,13 +44,10 @@ from devtools.emulator.odata import (
     Or,
     Path,
     StringFunction,
-    compile_filter,
-    like_pattern_to_regex,
     parse_expand,
     parse_filter,
     parse_orderby,
     parse_select,
-    register_functions,
     unknown_property,
 )
 
