@@ -53,6 +53,7 @@ _KINDS = {
     "datetime": "datetime",
     "date": "date",
 }
+_SAVED_OR_FETCH = frozenset({"fetchXml", "savedQuery", "userQuery"})  # Dataverse has them; the emulator not
 SUPPORTED = frozenset({"$select", "$filter", "$orderby", "$top", "$count", "$expand", "$skiptoken", "$deltatoken"})
 
 
@@ -73,6 +74,8 @@ class ReadOptions:
         for name in params:
             if name.startswith("$") and name not in SUPPORTED:
                 raise bad_request(f"The query parameter {name} is not supported", code="0x80060888")
+            if name in _SAVED_OR_FETCH:
+                raise bad_request(f"Queries by {name} are not supported by the emulator.", code="0x80060888")
         top = params.get("$top")
         if top is not None and (not top.isdigit() or int(top) < 1):
             raise bad_request(f"Invalid value '{top}' for $top query option.", code="0x80060888")

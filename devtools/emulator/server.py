@@ -149,6 +149,12 @@ class Emulator:
             return self.reads.count(table, params)
         if method == "GET" and row is not None and segment and "/" not in segment:
             return self.reads.below(table, self.writes.parse_key(table, row.group(2)), segment, params, prefer)
+        if segment and row is not None and method != "GET":
+            raise bad_request(
+                f"{method} below a row ('{segment}': a single property, a related collection or a $ref) "
+                "is not supported by the emulator.",
+                code="0x80060888",
+            )
         if segment:
             raise EmulatorError(404, "0x8006088a", f"Resource not found for the segment '{segment}'.")
         if row is None:
