@@ -77,8 +77,8 @@ class Table:
         return f"Microsoft.Dynamics.CRM.{self.logical_name}"
 
 
-# Maximum lengths from the table reference pages on Learn (…/reference/entities/<table>); an org can raise them,
-# never lower them, so fitting to these is always accepted.
+# Maximum lengths from the table reference pages on Learn (…/reference/entities/<table>): an org that kept them or
+# raised them (what customizers do) accepts what is fitted to them.
 _ACTIVITY_TEXT = {"subject": 200, "description": 2000}  # task, phonecall
 _LEAD_TEXT = {
     "subject": 300,
