@@ -12,16 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abm import __version__
-from abm.definitions import (
-    definition_files,
-    load_journeys,
-    load_scoring_models,
-    load_segments,
-    scoring_model_files,
-)
-from abm.pipeline import Engine
+from abm.definitions import definition_files, load_journeys, load_scoring_models, load_segments, scoring_model_files
+from abm.jobs.pipeline import Engine
 from abm.settings import Settings, SettingsError
-from abm.state import SqliteStateStore, StateStore
 from dataverse.auth import (
     CertificateCredential,
     ClientCredentialsAuth,
@@ -37,6 +30,8 @@ from dataverse.transport import TransportConfig
 from journeys.model import Journey
 from journeys.segments import Segment
 from scoring.model import ScoringModel
+from statestore.port import StateStore
+from statestore.sqlite import SqliteStateStore
 
 __all__ = [
     "Runtime",
@@ -141,7 +136,7 @@ def build_store(settings: Settings) -> StateStore:
         return SqliteStateStore(settings.sqlite_path)
     if settings.storage_connection is None:
         raise SettingsError("ABM_STATE_STORE=azure needs AzureWebJobsStorage (not set)")
-    from abm.state_azure import AzureStateStore  # noqa: PLC0415 (the Azure SDKs load only when used)
+    from statestore.azure_tables import AzureStateStore  # noqa: PLC0415 (the Azure SDKs load only when used)
 
     return AzureStateStore(settings.storage_connection.reveal(), prefix=settings.state_prefix)
 

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from abm.bootstrap import build_engine
-from abm.insights_service import account_insights, cohorts, flows, paths, report_data
-from abm.report import write_report
+from abm.jobs.sync import read_into_mirror
 from abm.settings import Settings
-from abm.state import SqliteStateStore
-from abm.sync import read_into_mirror
+from abm.views.insights import account_insights, cohorts, flows, paths, report_data
+from abm.views.report import write_report
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -33,6 +32,7 @@ from devtools.demo import load_tenant
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
+from statestore.sqlite import SqliteStateStore
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 

@@ -1,8 +1,8 @@
 """Benchmark: the main job on the `ref` tenant through the emulator, phase by phase.
 
 Loads the synthetic tenant into an in-memory emulator (not timed as part of the job), then times reading and
-mapping (`abm.sync.read_into_mirror`, then `abm.mirror.Mirror.load`), scoring (`scoring.engine.score_run`) and
-writing back (`abm.scoring_job.write_scores`) on their own, and a second write-back that must send nothing.
+mapping (`abm.jobs.sync.read_into_mirror`, then `abm.jobs.mirror.Mirror.load`), scoring (`scoring.engine.score_run`) and
+writing back (`abm.jobs.scoring.write_scores`) on their own, and a second write-back that must send nothing.
 Prints one JSON object. Run:
 
     .venv/bin/python benchmarks/main_job_ref.py --size ref
@@ -17,12 +17,11 @@ import time
 from datetime import UTC, datetime
 
 from abm.bootstrap import mapping_config, scoring_models
-from abm.mirror import Mirror
-from abm.pipeline import Engine
-from abm.scoring_job import write_scores
+from abm.jobs.mirror import Mirror
+from abm.jobs.pipeline import Engine
+from abm.jobs.scoring import write_scores
+from abm.jobs.sync import read_into_mirror
 from abm.settings import Settings
-from abm.state import SqliteStateStore
-from abm.sync import read_into_mirror
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -31,6 +30,7 @@ from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
 from scoring.engine import score_run
+from statestore.sqlite import SqliteStateStore
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 

@@ -21,11 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from abm.bootstrap import build_engine
-from abm.events import process_event, receive_webhook
-from abm.mirror import KINDS, mirror_queries
+from abm.jobs.events import process_event, receive_webhook
+from abm.jobs.mirror import KINDS, mirror_queries
+from abm.jobs.sync import sync
 from abm.settings import Settings
-from abm.state import SqliteStateStore
-from abm.sync import sync
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
@@ -36,6 +35,7 @@ from devtools.demo import load_tenant
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
+from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import webhook_body
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

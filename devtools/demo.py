@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import TextIO
 
 from abm.bootstrap import build_engine
-from abm.insights_service import report_data
-from abm.pipeline import RunReport
-from abm.report import write_report
+from abm.jobs.pipeline import RunReport
+from abm.jobs.sync import read_into_mirror, sync
 from abm.settings import Settings
-from abm.state import SqliteStateStore
-from abm.sync import read_into_mirror, sync
+from abm.views.insights import report_data
+from abm.views.report import write_report
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -29,6 +28,7 @@ from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID, generate, size_from
+from statestore.sqlite import SqliteStateStore
 
 __all__ = ["DemoOptions", "demo_client", "load_tenant", "run_demo"]
 

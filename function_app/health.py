@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 
 import azure.functions as func
 
+from abm.admin.health import HealthReport, check_health, secret_values
 from abm.bootstrap import shared_client
-from abm.health import HealthReport, check_health, secret_values
 from abm.settings import Settings, environment
 
 bp = func.Blueprint()

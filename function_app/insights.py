@@ -1,5 +1,5 @@
 """`GET /api/insights/...` (function key): account KPIs, journey tile counts by account, cohort tables, flows and
-journey paths, as JSON. They read the mirror and the state store, never Dataverse (`abm.insights_service`).
+journey paths, as JSON. They read the mirror and the state store, never Dataverse (`abm.views.insights`).
 
 Bad parameters get 400 naming the parameter; an unknown account or journey 404.
 """
@@ -14,7 +14,8 @@ import azure.functions as func
 
 from abm.bootstrap import Runtime, shared_runtime
 from abm.definitions import DefinitionError
-from abm.insights_service import (
+from abm.settings import SettingsError
+from abm.views.insights import (
     InsightsInputError,
     InsightsNotFoundError,
     account_insights,
@@ -23,7 +24,6 @@ from abm.insights_service import (
     journey_insights,
     paths,
 )
-from abm.settings import SettingsError
 from function_app.queues import json_response, unavailable
 
 bp = func.Blueprint()

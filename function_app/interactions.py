@@ -15,8 +15,8 @@ import azure.functions as func
 
 from abm.bootstrap import shared_runtime
 from abm.definitions import DefinitionError
-from abm.events import EventInputError, UpstreamError, describe_error, receive_interactions
-from abm.interactions import InteractionInputError
+from abm.jobs.events import EventInputError, UpstreamError, describe_error, receive_interactions
+from abm.jobs.interactions import InteractionInputError
 from abm.settings import SettingsError
 from function_app.queues import CONNECTION, EVENTS, json_response, unavailable
 

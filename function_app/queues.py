@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.functions as func
 
-from abm.events import UpstreamError
+from abm.jobs.events import UpstreamError
 
 CONNECTION = "AzureWebJobsStorage"
 EVENTS = "abm-events"  # event ids to process (webhook deliveries, interaction batches)

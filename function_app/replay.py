@@ -9,7 +9,7 @@ import azure.functions as func
 
 from abm.bootstrap import shared_runtime
 from abm.definitions import DefinitionError
-from abm.events import MAX_BODY_BYTES, EventInputError, UpstreamError, describe_error, parse_replay_request, replay
+from abm.jobs.events import MAX_BODY_BYTES, EventInputError, UpstreamError, describe_error, parse_replay_request, replay
 from abm.settings import SettingsError
 from function_app.queues import json_response, unavailable
 

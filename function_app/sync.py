@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from abm.bootstrap import shared_runtime
-from abm.events import describe_error
-from abm.state import DeadLetter
-from abm.sync import ShardMessage, run_shard, sync
+from abm.jobs.sync import ShardMessage, run_shard, store_dead_shard, sync
 from function_app.queues import CONNECTION, POISON, SHARDS, without_row_values
 
 bp = func.Blueprint()
@@ -59,15 +57,6 @@ def sync_shard(message: func.QueueMessage) -> None:
 @bp.function_name("dead_letter_shard")
 @bp.queue_trigger(arg_name="message", queue_name=SHARDS + POISON, connection=CONNECTION)
 def dead_letter_shard(message: func.QueueMessage) -> None:
-    body = message.get_body()
-    shard = ShardMessage.from_json(body)
-    letter = DeadLetter(
-        id=f"shard:{shard.run_id}:{shard.shard}",
-        kind="shard",
-        failed_at=datetime.now(UTC),
-        payload=body,
-        error=describe_error(RuntimeError("the shard failed after its retries; see the function's log")),
-        attempts=int(message.dequeue_count or 0),
-    )
-    shared_runtime().store.add_dead_letter(letter)
+    attempts = int(message.dequeue_count or 0)
+    shard = store_dead_shard(shared_runtime().store, message.get_body(), attempts=attempts, now=datetime.now(UTC))
     log.warning("shard %s of run %s failed after its retries: stored as a dead letter", shard.shard, shard.run_id)

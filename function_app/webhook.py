@@ -16,7 +16,7 @@ import azure.functions as func
 
 from abm.bootstrap import shared_runtime
 from abm.definitions import DefinitionError
-from abm.events import EventInputError, dead_letter_event, process_event, receive_webhook
+from abm.jobs.events import EventInputError, dead_letter_event, process_event, receive_webhook
 from abm.settings import SettingsError
 from function_app.queues import CONNECTION, EVENTS, POISON, json_response, unavailable, without_row_values
 

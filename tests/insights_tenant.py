@@ -18,9 +18,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from abm.pipeline import Engine
-from abm.state import ProgressRow, StateStore
-from abm.sync import read_into_mirror
+from abm.jobs.pipeline import Engine
+from abm.jobs.sync import read_into_mirror
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig
@@ -28,6 +27,7 @@ from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
+from statestore.port import ProgressRow, StateStore
 
 _NS = uuid.UUID("6f1c3c1e-8d0a-4c36-9d59-2f1f0f6a1b7e")
 

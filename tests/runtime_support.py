@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from abm.bootstrap import build_engine
-from abm.pipeline import Engine
+from abm.jobs.pipeline import Engine
 from abm.settings import Settings
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
@@ -129,4 +129,4 @@ class Clock:
 def abm_command() -> list[str]:
     """The console script installed next to this interpreter (`.venv/bin/abm`), else the module it runs."""
     script = Path(sys.executable).with_name("abm")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "abm.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "abm_command.main"]

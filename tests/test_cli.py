@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from abm.cli import main
+from abm_command.main import main
 from tests.loopback import USER_ID, loopback_dataverse, url_of
 
 

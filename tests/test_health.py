@@ -14,8 +14,8 @@ import pytest
 
 import function_app.health as health_module
 from abm import bootstrap
-from abm.health import check_health, redact, secret_values
-from abm.provision import ProvisionError, provision
+from abm.admin.health import check_health, redact, secret_values
+from abm.admin.provision import ProvisionError, provision
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.transport import TransportConfig

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from abm.insights_params import (
+from abm.views.params import (
     InsightsInputError,
     as_params,
     cohort_settings,

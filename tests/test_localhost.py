@@ -17,7 +17,7 @@ import azure.functions as func
 import pytest
 import requests
 
-from abm.localhost import LocalHost, RouteInfo, run_local_host
+from abm_command.localhost import LocalHost, RouteInfo, run_local_host
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS_KEY = "items-key-0123456789"
@@ -294,7 +294,7 @@ def test_keys_are_compared_in_constant_time(host: LocalHost, monkeypatch: pytest
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module abm.localhost calls through
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module abm_command.localhost calls through
     assert get(host, "/api/other", params={"code": "x" + OTHER_KEY}).status_code == 401
     assert get(host, "/api/other", params={"code": OTHER_KEY}).status_code == 200
     assert calls == [(b"x" + OTHER_KEY.encode(), OTHER_KEY.encode()), (OTHER_KEY.encode(), OTHER_KEY.encode())]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -96,7 +100,7 @@ def test_azurite_is_installed_from_a_lock_whose_node_requirement_ci_meets() -> N
 def test_python_versions_match_what_azure_functions_1x_serves() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["requires-python"] == ">=3.11,<3.13"
-    assert project["scripts"]["abm"] == "abm.cli:main"
+    assert project["scripts"]["abm"] == "abm_command.main:main"
 
 
 def test_host_json_declares_version_bundle_timeout_and_logging() -> None:
@@ -109,8 +113,31 @@ def test_host_json_declares_version_bundle_timeout_and_logging() -> None:
     assert "logLevel" in host["logging"]
 
 
+def funcignored() -> set[str]:
+    return {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
+
+
 def test_funcignore_keeps_tests_and_local_settings_out_but_ships_the_entry_file() -> None:
-    ignored = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
-    assert {"tests", "local.settings.json", ".venv", "devtools"} <= ignored
+    ignored = funcignored()
+    assert {"tests", "local.settings.json", ".venv", "devtools", "abm_command", "*.sqlite", ".hypothesis"} <= ignored
     assert "function_app.py" not in ignored and "function_app" not in ignored
-    assert not {"dataverse", "abm", "journeys", "scoring", "insights", "definitions", "schemas"} & ignored
+    deployed = {"dataverse", "statestore", "abm", "journeys", "scoring", "insights", "definitions", "schemas"}
+    assert not deployed & ignored
+
+
+def test_the_deployed_files_import_the_function_app_without_the_command_line_or_the_dev_tools(tmp_path: Path) -> None:
+    ignored = funcignored()
+    for path in ROOT.iterdir():
+        if not any(fnmatch.fnmatch(path.name, pattern.rstrip("/")) for pattern in ignored):
+            copy = shutil.copytree if path.is_dir() else shutil.copy
+            copy(path, tmp_path / path.name)
+    probe = (
+        "import sys, function_app; from function_app import app; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'abm_command', 'devtools', 'tests', 'function_app'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['function_app']"
+    assert not (tmp_path / "abm_command").exists() and not (tmp_path / "devtools").exists()

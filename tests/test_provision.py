@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from abm import cli_admin
-from abm.product_schema import ADDED_COLUMNS, PRODUCT_TABLES, all_columns
-from abm.provision import ProvisionError, ProvisionReport, provision
+from abm.admin.product_schema import ADDED_COLUMNS, PRODUCT_TABLES, all_columns
+from abm.admin.provision import ProvisionError, ProvisionReport, provision
+from abm_command import admin as cli_admin
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseBadRequest, DataverseNotFound

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import abm.report as report_module
-from abm.report import render_report, write_report
-from abm.report_charts import band_path, esc, fmt_number, fmt_percent, heat_opacity, sankey
+import abm.views.report as report_module
+from abm.views.charts import band_path, esc, fmt_number, fmt_percent, heat_opacity, sankey
+from abm.views.report import render_report, write_report
 
 NAME = "Contoso <Ltd> & Co \"Nordic\" 'Ø'"
 

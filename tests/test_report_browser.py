@@ -9,7 +9,7 @@ from typing import Any
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
-from abm.report import write_report
+from abm.views.report import write_report
 from tests.browser import rendered
 from tests.test_report import NAME, sample
 

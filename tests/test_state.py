@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from abm.state import ProgressRow, SqliteStateStore
+from statestore.port import ProgressRow
+from statestore.sqlite import SqliteStateStore
 
 WHEN = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 

@@ -15,17 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from abm.state import (
-    DeadLetter,
-    Intent,
-    MirrorRow,
-    ProgressRow,
-    ShardRun,
-    SqliteStateStore,
-    StateStore,
-    StoredEvent,
-)
-from abm.state_azure import AzureStateStore
+from statestore.azure_tables import AzureStateStore
+from statestore.port import DeadLetter, Intent, MirrorRow, ProgressRow, ShardRun, StateStore, StoredEvent
+from statestore.sqlite import SqliteStateStore
 
 WHEN = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 # Keys that Table Storage forbids or that URLs and OData quote: every one must round-trip.

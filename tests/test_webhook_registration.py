@@ -14,11 +14,7 @@ from typing import Any
 
 import pytest
 
-from abm import cli_admin
-from abm.definitions import APP_ROOT
-from abm.mirror import mirror_queries
-from abm.settings import Settings
-from abm.webhook_registration import (
+from abm.admin.webhooks import (
     MESSAGES,
     WEBHOOK_TABLES,
     RegistrationError,
@@ -27,6 +23,10 @@ from abm.webhook_registration import (
     register_webhook,
     step_name,
 )
+from abm.definitions import APP_ROOT
+from abm.jobs.mirror import mirror_queries
+from abm.settings import Settings
+from abm_command import admin as cli_admin
 from dataverse.auth import NoAuth, Secret
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig

@@ -16,8 +16,8 @@ first `key_reads_pending` reads of its status, then Active (or Failed, for a tab
 
 Storage is the emulator's SQLite schema (schema.py) whatever the metadata says: creating a table or column the
 schema has makes it usable; creating one it does not have only records the definition. A definition that contradicts
-the schema (another type, another lookup target) is refused, so drift between `abm.product_schema` and the emulator
-shows up in tests.
+the schema (another type, another lookup target) is refused, so drift between `abm.admin.product_schema` and the
+emulator shows up in tests.
 """
 
 from __future__ import annotations

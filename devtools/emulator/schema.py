@@ -10,8 +10,8 @@ A lookup is stored as two SQLite columns, `<name>` (the GUID) and `<name>__type`
 tables one navigation per target (`parentcustomerid_account`, `regardingobjectid_contact_task`); the owner lookup has
 the single navigation `ownerid` for both system users and teams, as in Dataverse.
 
-String and memo columns carry their MaxLength from Microsoft's table reference (Learn: "<table> table/entity
-reference"; the product's own columns as `abm.product_schema` declares them); a write over it is refused. Columns whose
+String and memo columns carry their MaxLength from Microsoft's table reference (Learn: "<table> table/entity reference";
+the product's own columns as `abm.admin.product_schema` declares them); a write over it is refused. Columns whose
 reference was not looked up (system users' names, teams, workflows, system jobs, SDK messages, the Marketing tables) and
 EntityName columns (`primaryentity`, `primaryentitytype`, `primaryobjecttypecode`) have no limit here.
 """
@@ -125,7 +125,7 @@ _ACTIVITY_COLUMNS: dict[str, ColumnType] = {
 }
 
 
-# The product's idempotency key on the tables it creates rows in (abm.product_schema.IDEMPOTENCY_KEY).
+# The product's idempotency key on the tables it creates rows in (abm.admin.product_schema.IDEMPOTENCY_KEY).
 IDEMPOTENCY_KEY_LENGTH = 400
 
 

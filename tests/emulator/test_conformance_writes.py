@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from abm.product_schema import ADDED_COLUMNS, PRODUCT_TABLES
+from abm.admin.product_schema import ADDED_COLUMNS, PRODUCT_TABLES
 from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator
 from tests.emulator.conftest import CALLER, CONTOSO, FABRIKAM
@@ -278,7 +278,7 @@ def test_update_multiple_by_alternate_key_applies_the_first_target(emulator: Emu
 # Dataverse names the column and the limit, as below). MaxLength per column:
 # https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/task (subject 200, description
 # 2000), https://learn.microsoft.com/dynamics365/sales/developer/entities/lead (companyname 100), and the product's
-# own columns as abm.product_schema declares them.
+# own columns as abm.admin.product_schema declares them.
 
 
 def too_long(column: str, table: str, limit: int) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ import pytest
 import requests
 from selenium.webdriver.chrome.webdriver import WebDriver
 
-from abm.cli import main
+from abm_command.main import main
 from devtools.emulator.schema import TABLES
 from devtools.emulator.store import Store
 from devtools.tenant import size_from

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from abm.events import (
+from abm.jobs.events import (
     EventInputError,
     dead_letter_event,
     process_event,
@@ -20,14 +20,14 @@ from abm.events import (
     receive_webhook,
     replay,
 )
-from abm.mirror import Mirror
-from abm.state import SqliteStateStore
-from abm.sync import sync
+from abm.jobs.mirror import Mirror
+from abm.jobs.sync import sync
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseServerError
 from dataverse.query import Query, eq
 from dataverse.tables import table
 from devtools.emulator.server import Emulator
+from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import (
     NOW,
     dataverse_state,

@@ -14,7 +14,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from abm import bootstrap
-from abm.sync import COLUMNS
+from abm.jobs.sync import COLUMNS
 from dataverse.client import DataverseClient
 from dataverse.tables import table
 from devtools.emulator.server import Emulator

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from abm.scoring_job import HandoffCheckError, ScoreWrites, handoff_key, write_scores
-from abm.state import Intent, SqliteStateStore, iso
-from abm.workflows import CLAIM_LEASE, REFUSED, resume_workflows
+from abm.jobs.scoring import HandoffCheckError, ScoreWrites, handoff_key, write_scores
+from abm.jobs.workflows import CLAIM_LEASE, REFUSED, resume_workflows
 from dataverse import mapping
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
@@ -22,6 +21,8 @@ from devtools.emulator.store import Store
 from scoring.engine import ScoringRun, score_run
 from scoring.model import parse_model
 from scoring.records import Contact, Lead
+from statestore.port import Intent, iso
+from statestore.sqlite import SqliteStateStore
 from tests.emulator.conftest import CALLER, CONTOSO, FABRIKAM, LONER, MULLER, OBRIEN, STAMP, WORKFLOW, seed
 from tests.runtime_support import Clock
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from abm.cli import main
-from abm.state import SqliteStateStore
+from abm_command.main import main
+from statestore.sqlite import SqliteStateStore
 from tests import insights_tenant as t
 from tests.runtime_support import demo_engine
 

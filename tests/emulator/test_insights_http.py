@@ -15,8 +15,8 @@ import requests
 import function_app
 from abm import bootstrap
 from abm.bootstrap import Runtime
-from abm.localhost import LocalHost
 from abm.settings import Settings, function_keys
+from abm_command.localhost import LocalHost
 from tests import insights_tenant as t
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from abm.interactions import (
+from abm.jobs.interactions import (
     EVENT_NAMESPACE,
     KEY_COLUMN,
     MAX_BODY_BYTES,

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from abm.journeys_job import JourneyCheckError, check_workflows, effect_id, write_effects
-from abm.state import Intent, SqliteStateStore, iso
+from abm.jobs.journeys import JourneyCheckError, check_workflows, effect_id, write_effects
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError
@@ -21,6 +20,8 @@ from devtools.emulator.store import Store
 from journeys.engine import Effect
 from journeys.model import parse_journey
 from scoring.records import Account, Contact
+from statestore.port import Intent, iso
+from statestore.sqlite import SqliteStateStore
 from tests.emulator.conftest import CALLER, CONTOSO, LONER, MULLER, OBRIEN, WORKFLOW
 from tests.runtime_support import Clock
 

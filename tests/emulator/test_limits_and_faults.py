@@ -16,13 +16,13 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from abm.cli import main
-from abm.state import SqliteStateStore
-from abm.sync import sync
+from abm.jobs.sync import sync
+from abm_command.main import main
 from devtools.emulator.limits import BURST_HEADER, TIME_HEADER, Faults, GuardConfig
 from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
+from statestore.sqlite import SqliteStateStore
 from tests.emulator.conftest import CALLER
 from tests.runtime_support import NOW, abm_command, dataverse_state, demo_engine, fresh_client, tenant
 

@@ -14,10 +14,9 @@ import azure.functions as func
 import pytest
 
 from abm import bootstrap
-from abm.cli import main
-from abm.events import dead_letter_event, describe_error, process_event, receive_webhook
-from abm.state import SqliteStateStore
-from abm.sync import COLUMNS, ShardMessage, run_shard, sync
+from abm.jobs.events import dead_letter_event, describe_error, process_event, receive_webhook
+from abm.jobs.sync import COLUMNS, ShardMessage, run_shard, sync
+from abm_command.main import main
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError
@@ -26,6 +25,7 @@ from dataverse.tables import table
 from dataverse.transport import TransportConfig
 from devtools.emulator.server import Emulator
 from function_app.sync import dead_letter_shard
+from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import (
     NOW,
     dataverse_state,

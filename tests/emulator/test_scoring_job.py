@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from abm.sync import run_main_job
+from abm.jobs.sync import run_main_job
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig

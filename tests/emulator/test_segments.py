@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from abm.definitions import definition_files, load_segments
-from abm.mirror import Mirror, Snapshot
-from abm.pipeline import Engine
-from abm.segments_job import evaluate_segment
-from abm.state import SqliteStateStore
-from abm.sync import read_into_mirror
+from abm.jobs.mirror import Mirror, Snapshot
+from abm.jobs.pipeline import Engine
+from abm.jobs.segments import evaluate_segment
+from abm.jobs.sync import read_into_mirror
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
@@ -23,6 +22,7 @@ from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
 from journeys.segments import Segment, members, parse_segment
+from statestore.sqlite import SqliteStateStore
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 DEMO = load_segments(definition_files("definitions", "segments"))

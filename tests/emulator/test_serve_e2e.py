@@ -18,9 +18,9 @@ import requests
 
 import function_app
 from abm import bootstrap
-from abm.localhost import LocalHost
+from abm.jobs.sync import sync
 from abm.settings import Settings, function_keys
-from abm.sync import sync
+from abm_command.localhost import LocalHost
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from abm import sync as sync_module
-from abm.interactions import InteractionEvent, ingest
-from abm.mirror import KINDS, Mirror
-from abm.pipeline import Engine
-from abm.state import SqliteStateStore
-from abm.sync import COLUMNS, ShardMessage, run_shard, sync
-from abm.workflows import CLAIM_LEASE
+from abm.jobs import sync as sync_module
+from abm.jobs.interactions import InteractionEvent, ingest
+from abm.jobs.mirror import KINDS, Mirror
+from abm.jobs.pipeline import Engine
+from abm.jobs.sync import COLUMNS, ShardMessage, run_shard, sync
+from abm.jobs.workflows import CLAIM_LEASE
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table
+from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import NOW, Clock, dataverse_state, demo_engine, fresh_client, outsider_contact, tenant
 
 

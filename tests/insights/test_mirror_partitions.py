@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from abm.insights_service import account_insights
-from abm.mirror import Mirror
-from abm.state import SqliteStateStore
+from abm.jobs.mirror import Mirror
+from abm.views.insights import account_insights
+from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import demo_engine
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

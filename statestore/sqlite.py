@@ -1,17 +1,4 @@
-"""The state store: what Functions cannot keep between runs, behind one port with two adapters.
-
-- Journeys: progress (which contact is at which tile since when), the per-account tiles already handled, tile counts
-  by account, the effects already written (by idempotency key, with the id of the row they created), and workflow
-  intents (recorded before ExecuteWorkflow is called, completed with the system job's id after), so that a repeated
-  run, a replay or an overlapping run never creates anything twice.
-- Sync: checkpoints (change-tracking delta links, saved only after the writes they cover), the mirror of the rows the
-  engine reasons over (partitioned by account), and fanned-out runs with their finished shards.
-- Events: received webhook and interaction events by id (the id is the deduplication key), and dead letters.
-
-`SqliteStateStore` here is the embedded default; `abm.state_azure.AzureStateStore` keeps the same contract in Azure
-Table Storage (and blobs for payloads beyond a table property's 64 KiB). `tests/test_state_contract.py` runs one
-suite against both.
-"""
+"""The state store in one SQLite file (or in memory): the embedded default, for `abm demo` and local runs."""
 
 from __future__ import annotations
 
@@ -20,237 +7,23 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
-
-__all__ = [
-    "DeadLetter",
-    "Intent",
-    "MirrorRow",
-    "ProgressRow",
-    "ShardRun",
-    "SqliteStateStore",
-    "StateStore",
-    "StoredEvent",
-    "iso",
-    "iso_micro",
-    "parse_iso",
-]
-
-
-@dataclass(frozen=True)
-class ProgressRow:
-    """One contact's place in one journey: its tile since `entered_at`, and in the journey since `started_at`."""
-
-    contact_id: str
-    tile_id: str | None
-    entered_at: datetime
-    finished: bool
-    started_at: datetime | None = None  # read back as `entered_at` from progress saved before it was kept
-
-
-@dataclass(frozen=True)
-class Intent:
-    """A workflow run the service meant to start: for which entity, and the system job once it is known."""
-
-    key: str
-    workflow_id: str
-    entity_id: str
-    job_id: str | None
-    claimed_at: str | None = None  # when a run claimed it (ISO, UTC): an overlapping run leaves a fresh claim alone
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as received (a webhook delivery, a batch of interaction events): its id is the deduplication key.
-
-    `status` is "pending" until processed, then "done", or "failed" once it became a dead letter. `table` and
-    `record_id` name the Dataverse row it is about (for replay by record and for forgetting a contact)."""
-
-    id: str
-    source: str
-    received_at: datetime
-    table: str
-    record_id: str
-    message: str
-    payload: bytes
-    status: str = "pending"
-    attempts: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """Work that still failed after its retries: an event or a sync shard, with its payload and the last error."""
-
-    id: str
-    kind: str  # "event" or "shard"
-    failed_at: datetime
-    payload: bytes
-    error: str
-    attempts: int
-    record_id: str = ""
-
-
-@dataclass(frozen=True)
-class MirrorRow:
-    """One mirrored Dataverse row: `kind` is the table's logical name, `partition` the account it belongs to (or a
-    key of its own for rows without an account), `data` the row as read (JSON-serialisable)."""
-
-    kind: str
-    id: str
-    partition: str
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ShardRun:
-    """A sync fanned out over `shards` queue messages; `checkpoints` are saved when the last shard is done."""
-
-    id: str
-    shards: int
-    started_at: datetime
-    checkpoints: dict[str, str]
-    done: frozenset[int] = frozenset()
-    completed: bool = False
-
-
-class StateStore(Protocol):
-    """The port (see the module docstring). Every method is safe to call again with the same arguments."""
-
-    def progress(self, journey: str) -> list[ProgressRow]: ...
-
-    def handled(self, journey: str) -> set[tuple[str, str]]: ...
-
-    def save_journey(
-        self,
-        journey: str,
-        progress: Iterable[ProgressRow],
-        handled: Iterable[tuple[str, str]],
-        counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
-    ) -> None: ...
-
-    def tile_counts(self, journey: str, account: str | None = None) -> dict[str, dict[str, int]]: ...
-
-    def effects_done(self, keys: Iterable[str]) -> dict[str, str]: ...
-
-    def record_effects(self, done: Iterable[tuple[str, str]]) -> None: ...
-
-    def intent(self, key: str) -> Intent | None: ...
-
-    def record_intent(self, intent: Intent) -> None: ...
-
-    def claim_intent(self, intent: Intent) -> bool: ...
-
-    def clock(self) -> datetime:
-        """The time claims are stamped and their lease judged by: the wall clock of the processes sharing this store
-        (a run's `now` can be hours old, e.g. a resent shard's), injectable for tests."""
-        ...
-
-    def open_intents(self) -> list[Intent]:
-        """Intents without a job (claimed, not known to be started), by key: what a dead run may have left."""
-        ...
-
-    def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
-        """Claim again an intent a dead run left, only if it is still exactly `stale` (no job, the same claim): of
-        runs taking it over at once, one wins."""
-        ...
-
-    def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
-        """Remove a deleted contact's journey progress in every journey, the workflow runs recorded on it, and the
-        events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten."""
-        ...
-
-    # ---- checkpoints ----
-
-    def checkpoint(self, name: str) -> str | None: ...
-
-    def save_checkpoints(self, values: Mapping[str, str | None]) -> None:
-        """Set (or, for None, remove) named checkpoints such as `delta:contact` and `columns`."""
-        ...
-
-    # ---- mirror ----
-
-    def put_mirror(self, rows: Iterable[MirrorRow]) -> None:
-        """Insert or replace rows by (kind, id); a row whose partition changed moves."""
-        ...
-
-    def delete_mirror(self, kind: str, ids: Iterable[str]) -> None: ...
-
-    def mirror(self, kind: str, partitions: Iterable[str] | None = None) -> Iterator[MirrorRow]:
-        """The rows of one kind, in the given partitions (all when None), in (partition, id) order."""
-        ...
-
-    def mirror_rows(self, kind: str, ids: Iterable[str]) -> dict[str, MirrorRow]:
-        """The rows of one kind with these ids, by id (the ones that exist)."""
-        ...
-
-    def clear_mirror(self) -> None:
-        """Empty the mirror (a full sync refills it)."""
-        ...
-
-    # ---- sharded runs ----
-
-    def start_run(self, run: ShardRun) -> None: ...
-
-    def open_run(self) -> ShardRun | None:
-        """The newest run not completed, with the shards done so far."""
-        ...
-
-    def finish_shard(self, run_id: str, shard: int) -> bool:
-        """Record one shard as done; True when, after it, every shard of the run is done."""
-        ...
-
-    def complete_run(self, run_id: str) -> None: ...
-
-    # ---- events and dead letters ----
-
-    def record_event(self, event: StoredEvent) -> bool:
-        """Store an event unless its id is known: True the first time (process it), False for a redelivery."""
-        ...
-
-    def event(self, event_id: str) -> StoredEvent | None: ...
-
-    def events(
-        self, *, since: datetime | None = None, until: datetime | None = None, record_id: str | None = None
-    ) -> list[StoredEvent]:
-        """Events received in [since, until) and/or about one record, oldest first."""
-        ...
-
-    def mark_event(self, event_id: str, status: str, *, error: str | None = None) -> None:
-        """Set an event's status, count one more attempt, keep the last error."""
-        ...
-
-    def add_dead_letter(self, letter: DeadLetter) -> None: ...
-
-    def dead_letters(self) -> list[DeadLetter]:
-        """Every dead letter, oldest first."""
-        ...
-
-    def dead_letter(self, letter_id: str) -> DeadLetter | None: ...
-
-    def remove_dead_letter(self, letter_id: str) -> None: ...
-
-
-def wall_clock() -> datetime:
-    """Now, in UTC: the default clock of the state stores."""
-    return datetime.now(UTC)
-
-
-def parse_iso(text: str) -> datetime:
-    """The inverse of `iso`."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def iso(moment: datetime) -> str:
-    """The state store's timestamp format: UTC, whole seconds, `Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_micro(moment: datetime) -> str:
-    """UTC with microseconds, `Z`: for times that order events (sorts as text)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from datetime import datetime
+from typing import Any
+
+from statestore.port import (
+    DeadLetter,
+    Intent,
+    MirrorRow,
+    ProgressRow,
+    ShardRun,
+    StoredEvent,
+    iso,
+    iso_micro,
+    parse_iso,
+    wall_clock,
+)
+
+__all__ = ["SqliteStateStore"]
 
 
 class SqliteStateStore:

@@ -8,7 +8,7 @@ as in Dynamics 365 Marketing: qualifying or disqualifying the lead is the seller
 
 Hand-off to sales: when configured, an on-demand workflow (primary table lead) is started once for each lead that
 becomes sales-ready, as outbound marketing did on the lead's transition. It goes through
-`abm.workflows.start_workflows` (key `salesready/<workflow>/<lead>`), so a rerun, a replay or an overlapping run
+`abm.jobs.workflows.start_workflows` (key `salesready/<workflow>/<lead>`), so a rerun, a replay or an overlapping run
 never starts it twice; it is started before the flag is written, so a crash between the two cannot lose it (the
 next run finds the lead still unflagged and the workflow already started). The workflow runs asynchronously and
 the flag follows in the same run: a workflow should not rely on reading the flag.
@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from abm.state import StateStore
-from abm.workflows import WorkflowRun, start_workflows, workflow_problems
+from abm.jobs.workflows import WorkflowRun, start_workflows, workflow_problems
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table
 from scoring.engine import LeadScore, ScoringRun
 from scoring.records import Lead
+from statestore.port import StateStore
 
 __all__ = [
     "HandoffCheckError",

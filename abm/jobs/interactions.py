@@ -5,7 +5,7 @@ registration post what contacts did. A batch (`schemas/interaction-events.schema
 a whole; any problem is an `InteractionInputError` naming the JSON path (`events[3].occurred_on`) and the reason,
 never the value (it may be personal data), and nothing is written. Delivery is at least once: each event's row id is
 derived from the sender's `source` and `id` (uuid5), so a redelivered batch creates nothing twice and reports its
-events as duplicates. Rows are written in bulk (`abm.writes.create_idempotent`), after one read per 100 contacts
+events as duplicates. Rows are written in bulk (`abm.jobs.writes.create_idempotent`), after one read per 100 contacts
 has confirmed every contact exists, so a batch is written completely or not at all.
 """
 
@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from abm.definitions import SCHEMAS
-from abm.writes import create_idempotent
+from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.mapping import InteractionColumns, MappingConfig
 from dataverse.query import Query, in_

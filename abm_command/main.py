@@ -15,21 +15,24 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from abm import __version__, cli_admin, cli_insights
+from abm import __version__
+from abm.admin.health import check_health
 from abm.bootstrap import Runtime, build_client, build_runtime, build_store
 from abm.definitions import DefinitionError
-from abm.dry_run import DryRunClient, OverlayStore
-from abm.events import EventInputError, parse_replay_request, replay
-from abm.health import check_health
-from abm.insights_service import InsightsInputError, InsightsNotFoundError
-from abm.journeys_job import JourneyCheckError
-from abm.lead_scores import format_scores, lead_scores
-from abm.pipeline import merge_writes
+from abm.dry_run import DryRunClient
+from abm.jobs.events import EventInputError, parse_replay_request, replay
+from abm.jobs.journeys import JourneyCheckError
+from abm.jobs.pipeline import merge_writes
+from abm.jobs.sync import ShardMessage, run_shard, sync
 from abm.settings import SETTINGS, Settings, SettingsError, environment, export, function_keys
-from abm.state import StateStore, iso
-from abm.sync import ShardMessage, run_shard, sync
+from abm.views.insights import InsightsInputError, InsightsNotFoundError
+from abm.views.lead_scores import format_scores, lead_scores
+from abm_command import admin as cli_admin
+from abm_command import insights as cli_insights
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError
+from statestore.overlay import OverlayStore
+from statestore.port import StateStore, iso
 
 __all__ = ["main"]
 
@@ -343,7 +346,7 @@ def _serve(args: argparse.Namespace) -> int:
     env = environment(args.settings)
     settings = Settings.from_env(env)
     export(env)  # the functions build their runtime from the environment, as in Azure
-    from abm.localhost import run_local_host  # noqa: PLC0415 (the local host loads only for this command)
+    from abm_command.localhost import run_local_host  # noqa: PLC0415 (the local host loads only for this command)
     from function_app import app  # noqa: PLC0415
 
     logging.getLogger("abm.localhost").setLevel(logging.INFO)  # one line per request (never keys or query strings)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abm import __version__
-from abm.product_schema import CHANGE_TRACKED, PRODUCT_TABLES
+from abm.admin.product_schema import CHANGE_TRACKED, PRODUCT_TABLES
 from abm.settings import SETTINGS, Settings, SettingsError
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError

@@ -17,8 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any
 
-from abm.scoring_job import COMPARED
-from abm.state import MirrorRow, StateStore
+from abm.jobs.scoring import COMPARED
 from dataverse import mapping
 from dataverse.mapping import MappingConfig
 from dataverse.query import Query
@@ -29,6 +28,7 @@ from journeys.segments import Segment
 from journeys.segments import columns_needed as segment_columns
 from scoring.model import ScoringModel, columns_needed
 from scoring.records import Account, Contact, Interaction, Lead, Opportunity
+from statestore.port import MirrorRow, StateStore
 
 __all__ = ["CONSENT", "KINDS", "Mirror", "Scope", "Snapshot", "mirror_queries"]
 

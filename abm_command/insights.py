@@ -1,6 +1,6 @@
 """`abm insights ...`: the insights endpoints from a shell, as tables for people or `--json` for scripts.
 
-The options carry the query parameters' names and go through the same parser (`abm.insights_params`), so the
+The options carry the query parameters' names and go through the same parser (`abm.views.params`), so the
 command and the HTTP functions accept and reject the same values. The data is the configured state store's mirror
 (the environment, overlaid by `--settings FILE`), or with `--db PATH` a demo database's (`abm demo --db PATH`).
 """
@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from abm.bootstrap import build_engine, build_store
-from abm.insights_params import as_params, date_range
-from abm.insights_service import account_insights, cohorts, flows, journey_insights, paths, report_data
-from abm.pipeline import Engine
-from abm.report import write_report
+from abm.jobs.pipeline import Engine
 from abm.settings import Settings, SettingsError, environment
-from abm.state import SqliteStateStore, StateStore
+from abm.views.insights import account_insights, cohorts, flows, journey_insights, paths, report_data
+from abm.views.params import as_params, date_range
+from abm.views.report import write_report
+from statestore.port import StateStore
+from statestore.sqlite import SqliteStateStore
 
 __all__ = ["add_command", "run"]
 

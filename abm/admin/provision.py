@@ -1,4 +1,5 @@
-"""`abm provision`: create the product's schema (abm.product_schema) in an org, idempotently, through the metadata API.
+"""`abm provision`: create the product's schema (`abm.admin.product_schema`) in an org, idempotently, through the
+metadata API.
 
 1. Read what exists: one `GET EntityDefinitions(LogicalName='x')` per table involved (404: the table is missing),
    with its columns where the product adds columns and its keys where the product needs a key.
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from abm.product_schema import ADDED_COLUMNS, CHANGE_TRACKED, PRODUCT_TABLES, ProductTable
+from abm.admin.product_schema import ADDED_COLUMNS, CHANGE_TRACKED, PRODUCT_TABLES, ProductTable
 from dataverse.client import DataverseClient
 from dataverse.metadata import (
     ATTRIBUTE_TYPES,

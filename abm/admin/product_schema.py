@@ -5,11 +5,11 @@ Derived from the code that uses them (publisher prefix `abm_`):
 - `abm_interaction`: the default interaction table (dataverse.mapping.InteractionColumns: contact lookup, type, time,
   asset, campaign, content type), plus an idempotency key for interactions posted to the service;
 - `abm_leadscore`: one row per (lead, model), upserted by the alternate key (abm_leadid, abm_model) in
-  abm.scoring_job (score, grade, sales-ready flag, model version, consent rule, fitness for automated decisions,
+  abm.jobs.scoring (score, grade, sales-ready flag, model version, consent rule, fitness for automated decisions,
   explanation as JSON, scored on);
-- on `lead`: the sales-ready flag and when it was set (abm.scoring_job), and the idempotency key of leads the
+- on `lead`: the sales-ready flag and when it was set (abm.jobs.scoring), and the idempotency key of leads the
   journeys create; on the activities journeys create (task, phonecall, appointment, email): the idempotency key
-  (abm.journeys_job).
+  (abm.jobs.journeys).
 
 `abm provision` creates what is missing; the health check and the emulator's schema are tested against this module.
 """
@@ -141,7 +141,7 @@ ADDED_COLUMNS: dict[str, tuple[ColumnSpec, ...]] = {
     "email": (IDEMPOTENCY_KEY,),
 }
 
-# The tables the sync reads through change tracking (abm.mirror.KINDS without the score and consent tables).
+# The tables the sync reads through change tracking (abm.jobs.mirror.KINDS without the score and consent tables).
 CHANGE_TRACKED: tuple[str, ...] = ("contact", "account", "lead", "abm_interaction", "opportunity", "abm_leadscore")
 
 

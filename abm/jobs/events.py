@@ -30,18 +30,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from abm.dry_run import DryRunClient, OverlayStore
-from abm.interactions import IngestResult, ingest, parse_events
-from abm.mirror import KINDS, Mirror, mirror_queries
-from abm.pipeline import Engine, RunReport, evaluate
-from abm.state import DeadLetter, StateStore, StoredEvent
-from abm.sync import ShardMessage, forget, run_shard
+from abm.dry_run import DryRunClient
+from abm.jobs.interactions import IngestResult, ingest, parse_events
+from abm.jobs.mirror import KINDS, Mirror, mirror_queries
+from abm.jobs.pipeline import Engine, RunReport, evaluate
+from abm.jobs.sync import ShardMessage, forget, run_shard
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError, WebhookContextError
 from dataverse.mapping import LOOKUP_NAME, MappingConfig
 from dataverse.query import in_
 from dataverse.tables import table
 from dataverse.webhook import decode_context
+from statestore.overlay import OverlayStore
+from statestore.port import DeadLetter, StateStore, StoredEvent
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -28,10 +28,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from abm.mirror import KINDS, Mirror, mirror_queries
-from abm.pipeline import Engine, RunReport, evaluate
-from abm.state import ShardRun, SqliteStateStore, StateStore, iso, parse_iso
-from abm.workflows import resume_workflows
+from abm.jobs.mirror import KINDS, Mirror, mirror_queries
+from abm.jobs.pipeline import Engine, RunReport, evaluate
+from abm.jobs.workflows import resume_workflows
 from dataverse.client import DataverseClient
 from dataverse.errors import ChangeTrackingTokenExpired, DataverseError
 from dataverse.mapping import LOOKUP_NAME, MappingConfig
@@ -40,6 +39,8 @@ from dataverse.query import Query
 from journeys.model import Journey
 from journeys.segments import Segment
 from scoring.model import ScoringModel
+from statestore.port import DeadLetter, ShardRun, StateStore, iso, parse_iso
+from statestore.sqlite import SqliteStateStore
 
 __all__ = [
     "SHARD_LEASE",
@@ -283,6 +284,23 @@ def _resume(
         requests=client.stats.as_dict(),
         sync={"mode": status, "run": run.id, "shards": run.shards, "missing": len(missing)},
     )
+
+
+def store_dead_shard(store: StateStore, body: bytes, *, attempts: int, now: datetime) -> ShardMessage:
+    """After the last retry (the poison queue): the shard becomes a dead letter carrying its message, so that
+    `abm replay --event shard:<run>:<n>` can run it again."""
+    shard = ShardMessage.from_json(body)
+    store.add_dead_letter(
+        DeadLetter(
+            id=f"shard:{shard.run_id}:{shard.shard}",
+            kind="shard",
+            failed_at=now,
+            payload=body,
+            error="RuntimeError: the shard failed after its retries; see the function's log",
+            attempts=attempts,
+        )
+    )
+    return shard
 
 
 def run_shard(client: DataverseClient, store: StateStore, engine: Engine, message: ShardMessage) -> RunReport:

@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from abm.journeys_job import run_journeys
-from abm.mirror import Mirror, Scope
-from abm.scoring_job import write_scores
-from abm.segments_job import evaluate_segments, segment_report
-from abm.state import StateStore
+from abm.jobs.journeys import run_journeys
+from abm.jobs.mirror import Mirror, Scope
+from abm.jobs.scoring import write_scores
+from abm.jobs.segments import evaluate_segments, segment_report
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
 from journeys.model import Journey
 from journeys.segments import Member, Segment, members
 from scoring.engine import score_run
 from scoring.model import ScoringModel
+from statestore.port import StateStore
 
 __all__ = ["Engine", "RunReport", "Scope", "evaluate", "merge_writes"]
 

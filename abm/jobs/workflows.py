@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from abm.state import Intent, StateStore, iso, parse_iso
 from dataverse.batch import BatchRequest
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseServerError
 from dataverse.query import Query, in_
 from dataverse.tables import table
+from statestore.port import Intent, StateStore, iso, parse_iso
 
 __all__ = ["CLAIM_LEASE", "REFUSED", "WorkflowRun", "resume_workflows", "start_workflows", "workflow_problems"]
 

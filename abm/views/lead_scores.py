@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from abm.scoring_job import COMPARED, SCORES
+from abm.jobs.scoring import COMPARED, SCORES
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 

@@ -39,7 +39,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from abm.state import (
+from statestore.port import (
     DeadLetter,
     Intent,
     MirrorRow,
@@ -52,7 +52,7 @@ from abm.state import (
 )
 
 if TYPE_CHECKING:
-    from abm.state import StateStore
+    from statestore.port import StateStore
 
 __all__ = ["INLINE_LIMIT", "AzureStateStore"]
 

@@ -11,12 +11,8 @@ import argparse
 import json
 import sys
 
-from abm.bootstrap import build_client, journeys, mapping_config, scoring_models, segments
-from abm.definitions import DefinitionError
-from abm.mirror import mirror_queries
-from abm.provision import CHANGE_TRACKING_HOWTO, ProvisionError, ProvisionReport, provision
-from abm.settings import Settings, SettingsError, environment
-from abm.webhook_registration import (
+from abm.admin.provision import CHANGE_TRACKING_HOWTO, ProvisionError, ProvisionReport, provision
+from abm.admin.webhooks import (
     DEFAULT_NAME,
     WEBHOOK_TABLES,
     RegistrationError,
@@ -24,6 +20,10 @@ from abm.webhook_registration import (
     filtering_from_selects,
     register_webhook,
 )
+from abm.bootstrap import build_client, journeys, mapping_config, scoring_models, segments
+from abm.definitions import DefinitionError
+from abm.jobs.mirror import mirror_queries
+from abm.settings import Settings, SettingsError, environment
 from dataverse.errors import DataverseError
 
 __all__ = ["add_commands", "engine_columns", "run"]
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int | None:
 
 def engine_columns(settings: Settings) -> dict[str, tuple[str, ...]]:
     """The columns the engine reads, by webhook table: the `$select` of the sync's reads for the configured
-    definitions (abm.mirror.mirror_queries), as logical names. A change to any other column cannot matter."""
+    definitions (abm.jobs.mirror.mirror_queries), as logical names. A change to any other column cannot matter."""
     queries = mirror_queries(mapping_config(settings), scoring_models(settings), segments(settings), journeys(settings))
     return filtering_from_selects({t: queries[t].columns for t in WEBHOOK_TABLES if t in queries})
 

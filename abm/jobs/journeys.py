@@ -3,11 +3,11 @@
 Every effect the engine decides carries a deterministic key (journey / tile / contact or account). The row it
 creates gets an id derived from that key (uuid5), so a create is idempotent: written in bulk (CreateMultiple with
 client-assigned ids); rows that already exist (a run that crashed after writing but before saving its state) count
-as done (`abm.writes.create_idempotent`). Keys written are recorded in the state store, and the journey's progress
+as done (`abm.jobs.writes.create_idempotent`). Keys written are recorded in the state store, and the journey's progress
 is saved only after its effects are written, so a repeated run, a replay or an overlapping run creates nothing twice.
 
 ExecuteWorkflow has no idempotency key: launch-workflow effects are started at most once through
-`abm.workflows.start_workflows` (intent recorded before the call, completed with the system job's id after it).
+`abm.jobs.workflows.start_workflows` (intent recorded before the call, completed with the system job's id after it).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from abm.state import ProgressRow, StateStore
-from abm.workflows import WorkflowRun, start_workflows
-from abm.writes import create_idempotent
+from abm.jobs.workflows import WorkflowRun, start_workflows
+from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.query import Query, in_
 from dataverse.tables import fit, table
@@ -30,6 +29,7 @@ from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
 from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
 from scoring.records import Account, Contact, Interaction
+from statestore.port import ProgressRow, StateStore
 
 __all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
 

@@ -13,17 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from abm.insights_params import (
-    InsightsInputError,
-    check_names,
-    cohort_settings,
-    date_range,
-    flow_settings,
-    path_settings,
-)
-from abm.mirror import Mirror, Scope
-from abm.pipeline import Engine
-from abm.state import StateStore, iso
+from abm.jobs.mirror import Mirror, Scope
+from abm.jobs.pipeline import Engine
+from abm.views.params import InsightsInputError, check_names, cohort_settings, date_range, flow_settings, path_settings
 from dataverse import mapping
 from insights.cohorts import CohortSettings, Criteria, MetricTest, cohort_table
 from insights.flows import FlowSettings, flow
@@ -41,6 +33,7 @@ from insights.timeline import (
 )
 from journeys.engine import COUNTERS
 from scoring.records import Account, Contact, Lead, Opportunity, StoredScore
+from statestore.port import StateStore, iso
 
 __all__ = [
     "Dataset",
@@ -153,7 +146,7 @@ def journey_insights(store: StateStore, engine: Engine, name: str, params: Mappi
 
 
 def cohorts(store: StateStore, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
-    """`GET /api/insights/cohorts`: a cohort table (see `abm.insights_params` for the parameters)."""
+    """`GET /api/insights/cohorts`: a cohort table (see `abm.views.params` for the parameters)."""
     data = load(store, engine)
     return cohort_table(data.events, cohort_settings(params, now, data.known_types())).as_dict()
 

@@ -3,7 +3,7 @@ the JSON-able insights dict, so it opens offline, mails as one file and prints.
 
 Sections, each a `<section id=...>` with an `<h2>` and a short "no data" note when it has nothing to show:
 `kpis` (account KPI bars), `cohort` (heat map), `flow` (Sankey), `scores` (histogram per model and grade counts),
-`journeys` (tile counters). The charts come from `abm.report_charts`; this module lays out the page and writes it.
+`journeys` (tile counters). The charts come from `abm.views.charts`; this module lays out the page and writes it.
 Output depends only on the input (the `now` shown is the data's), so the same data gives the same bytes.
 """
 
@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from abm.report_charts import (
+from abm.views.charts import (
     as_list,
     as_mapping,
     esc,

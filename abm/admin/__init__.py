@@ -1,0 +1,1 @@
+"""One-off administration: provisioning the product's tables, webhook registration, health."""

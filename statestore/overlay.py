@@ -1,0 +1,159 @@
+"""The dry-run overlay: a state store that reads through to the real one and keeps every write in memory, so a dry
+run sees its own writes (the mirror it updated, the effects it recorded) and the real store is left untouched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+
+from statestore.port import DeadLetter, Intent, MirrorRow, ProgressRow, ShardRun, StateStore, StoredEvent
+from statestore.sqlite import SqliteStateStore
+
+__all__ = ["OverlayStore"]
+
+
+class OverlayStore:
+    """A `StateStore` that reads `base` and writes to memory: what a dry run sees as its own state."""
+
+    def __init__(self, base: StateStore) -> None:
+        self.base = base
+        self.top = SqliteStateStore()
+        self._gone: set[tuple[str, str]] = set()  # mirror rows deleted (or moved) in the overlay
+        self._forgotten: set[str] = set()
+        self._cleared = False  # a full read in a dry run: the base mirror is hidden
+
+    # journeys
+    def progress(self, journey: str) -> list[ProgressRow]:
+        mine = {p.contact_id: p for p in self.top.progress(journey)}
+        rows = [p for p in self.base.progress(journey) if p.contact_id not in self._forgotten]
+        merged = {p.contact_id: p for p in rows} | mine
+        return [merged[c] for c in sorted(merged)]
+
+    def handled(self, journey: str) -> set[tuple[str, str]]:
+        return self.base.handled(journey) | self.top.handled(journey)
+
+    def save_journey(
+        self,
+        journey: str,
+        progress: Iterable[ProgressRow],
+        handled: Iterable[tuple[str, str]],
+        counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    ) -> None:
+        self.top.save_journey(journey, progress, handled, counts)
+
+    def tile_counts(self, journey: str, account: str | None = None) -> dict[str, dict[str, int]]:
+        totals = self.base.tile_counts(journey, account)
+        for tile, counters in self.top.tile_counts(journey, account).items():
+            for counter, value in counters.items():
+                totals.setdefault(tile, {})[counter] = totals.get(tile, {}).get(counter, 0) + value
+        return totals
+
+    def effects_done(self, keys: Iterable[str]) -> dict[str, str]:
+        wanted = list(keys)
+        return self.base.effects_done(wanted) | self.top.effects_done(wanted)
+
+    def record_effects(self, done: Iterable[tuple[str, str]]) -> None:
+        self.top.record_effects(done)
+
+    def intent(self, key: str) -> Intent | None:
+        return self.top.intent(key) or self.base.intent(key)
+
+    def record_intent(self, intent: Intent) -> None:
+        self.top.record_intent(intent)
+
+    def claim_intent(self, intent: Intent) -> bool:
+        return self.base.intent(intent.key) is None and self.top.claim_intent(intent)
+
+    def clock(self) -> datetime:
+        return self.base.clock()
+
+    def take_over_intent(self, stale: Intent, claimed_at: str | None) -> bool:
+        if self.top.intent(stale.key) is not None:
+            return self.top.take_over_intent(stale, claimed_at)
+        if self.base.intent(stale.key) != stale or stale.job_id:
+            return False
+        self.top.record_intent(Intent(stale.key, stale.workflow_id, stale.entity_id, None, claimed_at))
+        return True
+
+    def open_intents(self) -> list[Intent]:
+        merged = {i.key: i for i in self.base.open_intents()} | {i.key: i for i in self.top.open_intents()}
+        return [i for key, i in sorted(merged.items()) if self.intent(key) == i]
+
+    def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
+        self._forgotten.add(contact_id)
+        self.top.forget_contact(contact_id, record_ids)
+
+    # checkpoints
+    def checkpoint(self, name: str) -> str | None:
+        return self.top.checkpoint(name) or self.base.checkpoint(name)
+
+    def save_checkpoints(self, values: Mapping[str, str | None]) -> None:
+        self.top.save_checkpoints({k: v for k, v in values.items() if v is not None})
+
+    # mirror
+    def put_mirror(self, rows: Iterable[MirrorRow]) -> None:
+        written = list(rows)
+        self._gone.update((r.kind, r.id) for r in written)
+        self.top.put_mirror(written)
+
+    def delete_mirror(self, kind: str, ids: Iterable[str]) -> None:
+        wanted = list(ids)
+        self._gone.update((kind, i) for i in wanted)
+        self.top.delete_mirror(kind, wanted)
+
+    def mirror(self, kind: str, partitions: Iterable[str] | None = None) -> Iterator[MirrorRow]:
+        scope = None if partitions is None else list(partitions)
+        base = () if self._cleared else self.base.mirror(kind, scope)
+        rows = [r for r in base if (kind, r.id) not in self._gone]
+        rows += list(self.top.mirror(kind, scope))
+        yield from sorted(rows, key=lambda r: (r.partition, r.id))
+
+    def mirror_rows(self, kind: str, ids: Iterable[str]) -> dict[str, MirrorRow]:
+        wanted = list(ids)
+        base = {} if self._cleared else self.base.mirror_rows(kind, wanted)
+        found = {i: r for i, r in base.items() if (kind, i) not in self._gone}
+        return found | self.top.mirror_rows(kind, wanted)
+
+    def clear_mirror(self) -> None:
+        self._cleared = True
+        self.top.clear_mirror()
+
+    # sharded runs: read through, never changed by a dry run
+    def start_run(self, run: ShardRun) -> None:
+        self.top.start_run(run)
+
+    def open_run(self) -> ShardRun | None:
+        return self.base.open_run()
+
+    def finish_shard(self, run_id: str, shard: int) -> bool:
+        return False
+
+    def complete_run(self, run_id: str) -> None:
+        """A dry run completes nothing."""
+
+    # events and dead letters
+    def record_event(self, event: StoredEvent) -> bool:
+        return self.base.event(event.id) is None and self.top.record_event(event)
+
+    def event(self, event_id: str) -> StoredEvent | None:
+        return self.top.event(event_id) or self.base.event(event_id)
+
+    def events(
+        self, *, since: datetime | None = None, until: datetime | None = None, record_id: str | None = None
+    ) -> list[StoredEvent]:
+        return self.base.events(since=since, until=until, record_id=record_id)
+
+    def mark_event(self, event_id: str, status: str, *, error: str | None = None) -> None:
+        """A dry run leaves events as they are."""
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """A dry run adds no dead letter."""
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return self.base.dead_letters()
+
+    def dead_letter(self, letter_id: str) -> DeadLetter | None:
+        return self.base.dead_letter(letter_id)
+
+    def remove_dead_letter(self, letter_id: str) -> None:
+        """A dry run removes nothing."""
