@@ -1,7 +1,9 @@
-"""Composition root: builds the Dataverse client (and, as issues add them, the stores and jobs) from `Settings`.
+"""Composition root: builds the Dataverse client, the state store and the engine from `Settings`, and composes dry runs.
 
 Entry points (the Function app, the `abm` command) call these and nothing deeper. In a Functions worker the client
 is built once per process and shared, so its connection pool and MSAL token cache are reused across invocations.
+This is the one module of the service that names concrete adapters (the HTTP transport, the recording transport,
+the SQLite, Azure Tables and overlay stores); the jobs take their ports.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from abm import __version__
 from abm.definitions import definition_files, load_journeys, load_scoring_models, load_segments, scoring_model_files
+from abm.dry_run import DryRun
 from abm.jobs.pipeline import Engine
 from abm.settings import Settings, SettingsError
 from dataverse.auth import (
@@ -26,10 +29,12 @@ from dataverse.auth import (
 )
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
+from dataverse.recording import RecordingTransport
 from dataverse.transport import TransportConfig
 from journeys.model import Journey
 from journeys.segments import Segment
 from scoring.model import ScoringModel
+from statestore.overlay import OverlayStore
 from statestore.port import StateStore
 from statestore.sqlite import SqliteStateStore
 
@@ -37,6 +42,7 @@ __all__ = [
     "Runtime",
     "build_auth",
     "build_client",
+    "build_dry_run",
     "build_engine",
     "build_runtime",
     "build_store",
@@ -141,6 +147,17 @@ def build_store(settings: Settings) -> StateStore:
     return AzureStateStore(settings.storage_connection.reveal(), prefix=settings.state_prefix)
 
 
+def build_dry_run(client: DataverseClient, store: StateStore) -> DryRun:
+    """A dry run over `client` and `store`: reads go to Dataverse through `client`'s transport (counted in its
+    `stats`) and to `store`; writes are recorded in `writes` and answered as Dataverse answers a success, and the
+    store's are kept in memory, so the run sees its own writes and nothing real is written."""
+    recorder = RecordingTransport(client.transport)
+    recording = DataverseClient(
+        recorder.config, page_size=client.page_size, bulk_chunk_size=client.bulk_chunk_size, transport=recorder
+    )
+    return DryRun(recording, OverlayStore(store), recorder.writes)
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What every function needs: the settings, the Dataverse client, the state store, the engine."""
@@ -149,6 +166,10 @@ class Runtime:
     client: DataverseClient
     store: StateStore
     engine: Engine
+
+    def dry_run(self) -> DryRun:
+        """This runtime's client and store composed into a dry run (`build_dry_run`)."""
+        return build_dry_run(self.client, self.store)
 
 
 def build_runtime(settings: Settings) -> Runtime:

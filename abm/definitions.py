@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from abm.errors import NotConfigured
 from journeys.model import Journey, parse_journey
 from journeys.segments import Segment, parse_segment
 from scoring.model import ModelError, ScoringModel, parse_model
@@ -36,7 +37,7 @@ APP_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = APP_ROOT / "schemas"
 
 
-class DefinitionError(ValueError):
+class DefinitionError(NotConfigured):
     """An invalid definition: `file`, `path` (a JSON path such as `$.grades[1].from`) and `reason`."""
 
     def __init__(self, file: Path, path: str, reason: str) -> None:

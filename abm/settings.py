@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from abm.errors import NotConfigured
 from dataverse.auth import Secret
 
 __all__ = [
@@ -36,7 +37,7 @@ AUTH_MODES: tuple[AuthMode, ...] = ("client_secret", "certificate", "managed_ide
 HOST_SETTINGS = ("FUNCTIONS_WORKER_RUNTIME",)
 
 
-class SettingsError(ValueError):
+class SettingsError(NotConfigured):
     """A missing or invalid app setting; the message names the setting and what is expected."""
 
 

@@ -1,8 +1,9 @@
 """The admin commands of `abm`: `provision` and `register-webhook` (argparse and printing only).
 
-abm/cli.py wires them in with `add_commands(commands)` on its subparsers and `run(args)` before its own dispatch
-(`run` answers None for any other command). Both read settings like the other commands: the environment, overlaid by
-`--settings FILE`. Human output by default; `--json` prints one JSON object on stdout for scripts.
+abm_command/main.py wires them in with `add_commands(commands)` on its subparsers and `COMMANDS` in its dispatch
+table; `run(args)` runs one on its own (None for any other command). Both read settings like the other commands: the
+environment, overlaid by `--settings FILE`. Human output by default; `--json` prints one JSON object on stdout for
+scripts.
 """
 
 from __future__ import annotations
@@ -10,23 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from abm.admin.provision import CHANGE_TRACKING_HOWTO, ProvisionError, ProvisionReport, provision
 from abm.admin.webhooks import (
     DEFAULT_NAME,
     WEBHOOK_TABLES,
-    RegistrationError,
     RegistrationReport,
     filtering_from_selects,
     register_webhook,
 )
 from abm.bootstrap import build_client, journeys, mapping_config, scoring_models, segments
-from abm.definitions import DefinitionError
 from abm.jobs.mirror import mirror_queries
 from abm.settings import Settings, SettingsError, environment
-from dataverse.errors import DataverseError
+from abm_command.errors import run_command
 
-__all__ = ["add_commands", "engine_columns", "run"]
+__all__ = ["COMMANDS", "add_commands", "engine_columns", "run"]
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,25 +62,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int | None:
-    """Run `provision` or `register-webhook`; None for any other command. Returns the exit status: 0 done, 1 the org
-    refused or is not in a usable state, 2 bad settings or definitions."""
-    command = getattr(args, "command", None)
-    if command not in ("provision", "register-webhook"):
-        return None
-    try:
-        settings = Settings.from_env(environment(getattr(args, "settings", None)))
-        if command == "provision":
-            return _provision(args, settings)
-        return _register(args, settings)
-    except (SettingsError, DefinitionError) as exc:
-        print(f"abm: {exc}", file=sys.stderr)
-        return 2
-    except RegistrationError as exc:
-        print(f"abm: {exc}", file=sys.stderr)
-        return 1
-    except DataverseError as exc:
-        print(f"abm: Dataverse: {exc}", file=sys.stderr)
-        return 1
+    """Run `provision` or `register-webhook`; None for any other command. Returns the exit status
+    (abm_command.errors): 0 done, 1 the org refused or is not in a usable state, 2 bad settings or definitions."""
+    command = COMMANDS.get(getattr(args, "command", None) or "")
+    return None if command is None else run_command(lambda: command(args))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(environment(getattr(args, "settings", None)))
 
 
 def engine_columns(settings: Settings) -> dict[str, tuple[str, ...]]:
@@ -93,8 +82,8 @@ def engine_columns(settings: Settings) -> dict[str, tuple[str, ...]]:
 # ---- provision -----------------------------------------------------------------------------------------------------
 
 
-def _provision(args: argparse.Namespace, settings: Settings) -> int:
-    with build_client(settings) as client:
+def _provision(args: argparse.Namespace) -> int:
+    with build_client(_settings(args)) as client:
         try:
             report = provision(client, dry_run=args.dry_run, solution=args.solution, wait=args.wait)
         except ProvisionError as exc:
@@ -135,7 +124,8 @@ def _print_provision(report: ProvisionReport, as_json: bool, error: str | None =
 # ---- register-webhook ----------------------------------------------------------------------------------------------
 
 
-def _register(args: argparse.Namespace, settings: Settings) -> int:
+def _register(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     if not args.dry_run and not settings.webhook_key:
         raise SettingsError("ABM_WEBHOOK_KEY is not set: it must hold the function key of the webhook function")
     columns = engine_columns(settings)
@@ -172,3 +162,6 @@ def _print_registration(report: RegistrationReport, as_json: bool) -> None:
     for duplicate in report.duplicates:
         print(f"warning: duplicate step {duplicate} has the same name: delete it in the Plug-in Registration Tool")
     print(f"{report.requests.get('total', 0)} requests sent", file=sys.stderr)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"provision": _provision, "register-webhook": _register}

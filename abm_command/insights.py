@@ -21,7 +21,6 @@ from abm.views.insights import account_insights, cohorts, flows, journey_insight
 from abm.views.params import as_params, date_range
 from abm.views.report import write_report
 from statestore.port import StateStore
-from statestore.sqlite import SqliteStateStore
 
 __all__ = ["add_command", "run"]
 
@@ -91,7 +90,8 @@ def _sources(args: argparse.Namespace) -> tuple[StateStore, Engine]:
     if args.db:
         if not Path(f"{args.db}.state").is_file():
             raise SettingsError(f"--db {args.db}: no state store {args.db}.state (run abm demo --db {args.db} first)")
-        return SqliteStateStore(f"{args.db}.state"), build_engine(Settings.from_env({}))  # the demo's definitions
+        demo = Settings.from_env({"ABM_SQLITE_PATH": f"{args.db}.state"})  # the demo's store and definitions
+        return build_store(demo), build_engine(demo)
     settings = Settings.from_env(environment(args.settings))
     return build_store(settings), build_engine(settings)
 

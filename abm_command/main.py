@@ -18,21 +18,16 @@ from pathlib import Path
 from abm import __version__
 from abm.admin.health import check_health
 from abm.bootstrap import Runtime, build_client, build_runtime, build_store
-from abm.definitions import DefinitionError
-from abm.dry_run import DryRunClient
-from abm.jobs.events import EventInputError, parse_replay_request, replay
-from abm.jobs.journeys import JourneyCheckError
+from abm.errors import InvalidInput
+from abm.jobs.events import parse_replay_request, replay
 from abm.jobs.pipeline import merge_writes
 from abm.jobs.sync import ShardMessage, run_shard, sync
-from abm.settings import SETTINGS, Settings, SettingsError, environment, export, function_keys
-from abm.views.insights import InsightsInputError, InsightsNotFoundError
+from abm.settings import SETTINGS, Settings, environment, export, function_keys
 from abm.views.lead_scores import format_scores, lead_scores
 from abm_command import admin as cli_admin
 from abm_command import insights as cli_insights
-from dataverse.client import DataverseClient
-from dataverse.errors import DataverseError
-from statestore.overlay import OverlayStore
-from statestore.port import StateStore, iso
+from abm_command.errors import run_command
+from statestore.port import iso
 
 __all__ = ["main"]
 
@@ -262,8 +257,8 @@ def _runtime(args: argparse.Namespace) -> Runtime:
 
 def _sync(args: argparse.Namespace) -> int:
     runtime = _runtime(args)
-    client: DataverseClient = DryRunClient(runtime.client) if args.dry_run else runtime.client
-    store: StateStore = OverlayStore(runtime.store) if args.dry_run else runtime.store
+    dry = runtime.dry_run() if args.dry_run else None
+    client, store = (dry.client, dry.store) if dry else (runtime.client, runtime.store)
     messages: list[str] = []
     now = datetime.now(UTC)
     report = sync(
@@ -274,9 +269,8 @@ def _sync(args: argparse.Namespace) -> int:
     if shard_reports:  # no queue here: the shards run one after the other in this process
         result["writes"] = merge_writes(*(r.writes for r in shard_reports))
         result["requests"] = client.stats.as_dict()
-    if args.dry_run:
-        assert isinstance(client, DryRunClient)
-        result["dry_run_writes"] = client.writes
+    if dry:
+        result["dry_run_writes"] = list(dry.writes)
     if args.json:
         print(json.dumps(result, default=str))
     else:
@@ -319,7 +313,7 @@ def _deadletters(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     if args.since and not args.until:
-        raise SettingsError("--since needs --until")
+        raise InvalidInput("--since needs --until")
     if args.event:
         request: dict[str, object] = {"event": args.event}
     elif args.record:
@@ -329,7 +323,8 @@ def _replay(args: argparse.Namespace) -> int:
     request["dry_run"] = args.dry_run
     parsed, dry_run = parse_replay_request(json.dumps(request).encode())
     runtime = _runtime(args)
-    result = replay(runtime.client, runtime.store, runtime.engine, parsed, now=datetime.now(UTC), dry_run=dry_run)
+    dry = runtime.dry_run() if dry_run else None
+    result = replay(runtime.client, runtime.store, runtime.engine, parsed, now=datetime.now(UTC), dry_run=dry)
     body = result.as_dict()
     if args.json:
         print(json.dumps(body, default=str))
@@ -362,46 +357,29 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "whoami": _whoami,
+    "settings": _settings,
+    "demo": _demo,
+    "score": _score,
     "sync": _sync,
     "serve": _serve,
     "deadletters": _deadletters,
     "replay": _replay,
     "insights": cli_insights.run,
+    "emulator": _emulator,
+    **cli_admin.COMMANDS,  # provision, register-webhook
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad settings or arguments)."""
+    """Run the command line; returns the exit status (abm_command.errors: 2 for bad settings or arguments)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        if args.command == "whoami":
-            return _whoami(args)
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "emulator":
-            return _emulator(args)
-        if args.command == "score":
-            return _score(args)
-        if args.command in COMMANDS:
-            return COMMANDS[args.command](args)
-        admin = cli_admin.run(args)
-        if admin is not None:
-            return admin
-        return _settings(args)
-    except (SettingsError, DefinitionError, JourneyCheckError, EventInputError, InsightsInputError) as exc:
-        print(f"abm: {exc}", file=sys.stderr)
-        return 2
-    except InsightsNotFoundError as exc:
-        print(f"abm: {exc}", file=sys.stderr)
-        return 1
-    except DataverseError as exc:
-        print(f"abm: Dataverse: {exc}", file=sys.stderr)
-        return 1
+    return run_command(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ from dataverse.fetchxml import next_page, set_paging
 from dataverse.pages import ChangeFeed, Page, Removed, Upserted
 from dataverse.query import Query, encode_options, literal
 from dataverse.tables import Table, entity_id_in, row_path, table
-from dataverse.transport import RequestStats, Transport, TransportConfig, json_default
+from dataverse.transport import RequestStats, Transport, TransportConfig, TransportPort, json_default
 
 __all__ = ["ChangeFeed", "DataverseClient", "Page", "Removed", "Upserted", "WhoAmI", "entity_id_from"]
 
@@ -93,13 +93,13 @@ class DataverseClient:
         *,
         page_size: int = 5000,
         bulk_chunk_size: int = 1000,
-        transport: Transport | None = None,
+        transport: TransportPort | None = None,
     ) -> None:
         if not 1 <= page_size <= 5000:
             raise ValueError("page_size must be between 1 and 5,000 (Dataverse's maximum)")
         if bulk_chunk_size < 1:
             raise ValueError("bulk_chunk_size must be at least 1")
-        self.transport = transport or Transport(config, auth or NoAuth())
+        self.transport: TransportPort = transport or Transport(config, auth or NoAuth())
         self.page_size = page_size
         self.bulk_chunk_size = bulk_chunk_size
 

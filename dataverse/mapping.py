@@ -1,8 +1,10 @@
-"""Web API rows to domain records, once, at the boundary; and the `$select` each read needs.
+"""Web API rows to domain records, once, at the boundary; the `$select` and annotations each read needs; and where
+the mirror files a row.
 
 The domain never sees `@odata.*` keys, `_x_value` names or option-set numbers it would have to interpret: lookups
 become typed ids, the consent choice becomes a level 0 to 5 (through the configured option-value mapping), dates
-become aware datetimes, and the other selected columns travel in `attributes` under their logical names.
+become aware datetimes, and the other selected columns travel in `attributes` under their logical names. The rows
+the service writes are built in `dataverse.rows` (activities, leads, interactions) and `dataverse.scores`.
 """
 
 from __future__ import annotations
@@ -12,25 +14,38 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from scoring.records import Account, Contact, Interaction, Lead, Opportunity, StoredScore
+from dataverse.tables import Table, table
+from journeys.segments import Member
+from scoring.records import Account, Contact, Interaction, Lead, Opportunity
 
 __all__ = [
+    "CONSENT_SELECT",
     "LOOKUP_NAME",
     "InteractionColumns",
     "MappingConfig",
+    "Placement",
     "account",
+    "column_of",
     "company_account",
     "consent_by_email",
     "contact",
     "interaction",
     "interaction_select",
     "lead",
+    "lookup_id",
     "opportunity",
+    "placement",
+    "read_annotations",
+    "row_id",
+    "segment_member",
     "select_for",
-    "stored_score",
+    "when",
 ]
 
 LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"  # the annotation naming a lookup's target table
+# Reads whose rows need the lookuplogicalname annotation: a contact's company (`parentcustomerid`) may be an account
+# or a contact, and only the annotation says which.
+_ANNOTATED = frozenset({"contact"})
 
 # Columns every record needs, per table (lookups as `_x_value`); definitions add the attributes they name.
 BASE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -82,22 +97,49 @@ class MappingConfig:
     interactions: InteractionColumns = field(default_factory=InteractionColumns)
 
 
-def _id(value: Any) -> str | None:
+def lookup_id(value: Any) -> str | None:
+    """A lookup's (or a key's) value as an id: lower case, None when empty."""
     return str(value).lower() if value else None
 
 
 def _maybe_when(value: Any) -> datetime | None:
-    return _when(value) if value else None
+    return when(value) if value else None
 
 
-def _when(value: Any) -> datetime:
+def when(value: Any) -> datetime:
+    """A Web API date-time (`2026-11-23T08:00:00Z`) as an aware datetime in UTC."""
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def _lookup(column: str) -> str:
+    """The property a read answers a lookup column with: `parentcustomerid` is read as `_parentcustomerid_value`."""
+    return f"_{column}_value"
+
+
+def _is_lookup(name: str) -> bool:
+    return name.startswith("_") and name.endswith("_value")
+
+
+def column_of(name: str) -> str:
+    """The column a `$select` item names: a lookup property `_x_value` is the column `x`, any other item itself."""
+    return name[1:-6] if _is_lookup(name) else name
+
+
 def _attributes(row: Mapping[str, Any]) -> dict[str, Any]:
     """The plain columns of a row: no annotations, no lookups' `_x_value` (those are typed fields)."""
-    return {k: v for k, v in row.items() if "@" not in k and not (k.startswith("_") and k.endswith("_value"))}
+    return {k: v for k, v in row.items() if "@" not in k and not _is_lookup(k)}
+
+
+def row_id(of: Table, row: Mapping[str, Any]) -> str:
+    """A row's id: its primary key's value, lower case."""
+    return str(row[of.primary_key]).lower()
+
+
+def read_annotations(table_name: str) -> tuple[str, ...]:
+    """The annotations a read of `table_name` asks for (`Prefer: odata.include-annotations`): a contact's company
+    needs the name of the table it points to (`company_account`); other reads need none."""
+    return (LOOKUP_NAME,) if table_name in _ANNOTATED else ()
 
 
 def select_for(table: str, attributes: Iterable[str], config: MappingConfig | None = None) -> tuple[str, ...]:
@@ -115,8 +157,8 @@ def lead(row: Mapping[str, Any]) -> Lead:
     qualified = row.get("statecode") == LEAD_QUALIFIED
     return Lead(
         id=str(row["leadid"]).lower(),
-        contact_id=_id(row.get("_parentcontactid_value")),
-        account_id=_id(row.get("_parentaccountid_value")),
+        contact_id=lookup_id(row.get("_parentcontactid_value")),
+        account_id=lookup_id(row.get("_parentaccountid_value")),
         is_open=row.get("statecode", 0) == 0,
         sales_ready=bool(row.get("abm_salesready")),
         attributes=_attributes(row),
@@ -132,27 +174,18 @@ def opportunity(row: Mapping[str, Any]) -> Opportunity:
     closed = _maybe_when(row.get("actualclosedate") or row.get("modifiedon")) if status != "open" else None
     return Opportunity(
         id=str(row["opportunityid"]).lower(),
-        account_id=_id(row.get("_parentaccountid_value")),
-        contact_id=_id(row.get("_parentcontactid_value")),
-        lead_id=_id(row.get("_originatingleadid_value")),
+        account_id=lookup_id(row.get("_parentaccountid_value")),
+        contact_id=lookup_id(row.get("_parentcontactid_value")),
+        lead_id=lookup_id(row.get("_originatingleadid_value")),
         created_on=_maybe_when(row.get("createdon")),
         status=status,
         closed_on=closed,
     )
 
 
-def stored_score(row: Mapping[str, Any]) -> StoredScore:
-    """A score row of the product's score table (`abm_leadscore`)."""
-    return StoredScore(
-        lead_id=str(row.get("_abm_leadid_value") or "").lower(),
-        model=str(row.get("abm_model") or ""),
-        score=int(row.get("abm_score") or 0),
-        grade=row.get("abm_grade") or None,
-        sales_ready=bool(row.get("abm_salesready")),
-    )
-
-
 EMAIL_CONTACT_POINT = 534120000  # msdynmkt_contactpointtype: Email
+# The read of `msdynmkt_contactpointconsent4` when consent comes from contact point consent.
+CONSENT_SELECT = ("msdynmkt_contactpointvalue", "msdynmkt_contactpointtype", "msdynmkt_value")
 
 
 def consent_by_email(rows: Iterable[Mapping[str, Any]], config: MappingConfig) -> dict[str, int]:
@@ -173,7 +206,12 @@ def company_account(row: Mapping[str, Any]) -> str | None:
     Read with the lookuplogicalname annotation requested; without it the company is taken to be an account."""
     company = row.get("_parentcustomerid_value")
     is_account = row.get(f"_parentcustomerid_value@{LOOKUP_NAME}", "account") == "account"
-    return _id(company) if is_account else None
+    return lookup_id(company) if is_account else None
+
+
+def segment_member(row: Mapping[str, Any]) -> Member:
+    """A contact row a segment's query answered (read with `read_annotations("contact")`), as a member."""
+    return Member(str(row["contactid"]).lower(), company_account(row))
 
 
 def contact(row: Mapping[str, Any], config: MappingConfig, by_email: Mapping[str, int] | None = None) -> Contact:
@@ -196,11 +234,11 @@ def contact(row: Mapping[str, Any], config: MappingConfig, by_email: Mapping[str
 def account(row: Mapping[str, Any]) -> Account:
     return Account(
         id=str(row["accountid"]).lower(),
-        parent_account_id=_id(row.get("_parentaccountid_value")),
-        primary_contact_id=_id(row.get("_primarycontactid_value")),
+        parent_account_id=lookup_id(row.get("_parentaccountid_value")),
+        primary_contact_id=lookup_id(row.get("_primarycontactid_value")),
         attributes=_attributes(row),
-        owner_id=_id(row.get("_ownerid_value")),
-        created_by=_id(row.get("_createdby_value")),
+        owner_id=lookup_id(row.get("_ownerid_value")),
+        created_by=lookup_id(row.get("_createdby_value")),
     )
 
 
@@ -209,7 +247,7 @@ def interaction_select(config: MappingConfig, fields: Iterable[str] = ()) -> tup
     column of that name)."""
     columns = config.interactions
     extra = [f for f in sorted(fields) if f not in columns.attributes]
-    names = [f"_{columns.contact}_value", columns.type, columns.occurred_on, *columns.attributes.values(), *extra]
+    names = [_lookup(columns.contact), columns.type, columns.occurred_on, *columns.attributes.values(), *extra]
     return tuple(dict.fromkeys(names))
 
 
@@ -220,8 +258,38 @@ def interaction(row: Mapping[str, Any], primary_key: str, config: MappingConfig)
     attributes |= {name: row.get(column) for name, column in columns.attributes.items()}
     return Interaction(
         id=str(row[primary_key]).lower(),
-        contact_id=_id(row.get(f"_{columns.contact}_value")),
+        contact_id=lookup_id(row.get(_lookup(columns.contact))),
         type=str(row.get(columns.type) or ""),
-        occurred_on=_when(row[columns.occurred_on]),
+        occurred_on=when(row[columns.occurred_on]),
         attributes=attributes,
     )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What files a mirrored row in an account's partition: its id; the account it names itself (an account: itself;
+    a contact: its company when that is an account; a lead or an opportunity: its parent account); the contact it
+    belongs to (a lead's, an opportunity's or an interaction's); the lead a score row scores."""
+
+    id: str
+    account_id: str | None = None
+    contact_id: str | None = None
+    lead_id: str | None = None
+
+
+def placement(kind: str, row: Mapping[str, Any], config: MappingConfig) -> Placement:
+    """Where a row of table `kind` (a logical name) belongs, read from its lookups: the one place the mirror's
+    partition rule reads a row (the interaction's contact column is configurable, hence `config`)."""
+    id = row_id(table(kind), row)
+    if kind == "account":
+        return Placement(id, account_id=id)
+    if kind == "contact":
+        return Placement(id, account_id=company_account(row))
+    if kind in ("lead", "opportunity"):
+        own = lookup_id(row.get("_parentaccountid_value"))
+        return Placement(id, account_id=own, contact_id=lookup_id(row.get("_parentcontactid_value")))
+    if kind == "abm_interaction":
+        return Placement(id, contact_id=lookup_id(row.get(_lookup(config.interactions.contact))))
+    if kind == "abm_leadscore":
+        return Placement(id, lead_id=lookup_id(row.get("_abm_leadid_value")))
+    return Placement(id)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -45,7 +45,7 @@ from dataverse.errors import (
     error_from_response,
 )
 
-__all__ = ["ConcurrencyLimiter", "RequestStats", "Transport", "TransportConfig"]
+__all__ = ["ConcurrencyLimiter", "RequestStats", "Transport", "TransportConfig", "TransportPort"]
 
 log = logging.getLogger("dataverse")
 
@@ -166,6 +166,42 @@ def _never_sent(exc: BaseException) -> bool:
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         return isinstance(reason, urllib3.exceptions.NewConnectionError)
     return False
+
+
+class TransportPort(Protocol):
+    """What `DataverseClient` sends through: one method, `send`, for one logical request (its retries included), beside
+    what the client reads about the path (its configuration, its request counts, its parallelism cap) and `close`.
+
+    `Transport` sends over HTTP; `dataverse.recording.RecordingTransport` passes reads to a `Transport` and records
+    writes instead of sending them (a dry run).
+    """
+
+    @property
+    def config(self) -> TransportConfig: ...
+
+    @property
+    def stats(self) -> RequestStats: ...
+
+    @property
+    def limiter(self) -> ConcurrencyLimiter: ...
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        done_on_retry: Callable[[DataverseError], bool] | None = None,
+        passthrough: Callable[[requests.Response], bool] | None = None,
+    ) -> requests.Response | None:
+        """Send one request (with its retries); the response of a 2xx answer, or None when a retry found the work
+        already done. An error answer raises its `DataverseError`."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class _NotSent(DataverseConnectionError):

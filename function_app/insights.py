@@ -13,35 +13,17 @@ from typing import Any
 import azure.functions as func
 
 from abm.bootstrap import Runtime, shared_runtime
-from abm.definitions import DefinitionError
-from abm.settings import SettingsError
-from abm.views.insights import (
-    InsightsInputError,
-    InsightsNotFoundError,
-    account_insights,
-    cohorts,
-    flows,
-    journey_insights,
-    paths,
-)
-from function_app.queues import json_response, unavailable
+from abm.views.insights import account_insights, cohorts, flows, journey_insights, paths
+from function_app.responses import answers_errors, json_response
 
 bp = func.Blueprint()
 
 
+@answers_errors
 def _answer(
     ask: Callable[[Runtime, dict[str, str], datetime], dict[str, Any]], req: func.HttpRequest
 ) -> func.HttpResponse:
-    try:
-        runtime = shared_runtime()
-    except (SettingsError, DefinitionError) as exc:
-        return unavailable(exc)
-    try:
-        return json_response(ask(runtime, dict(req.params), datetime.now(UTC)))
-    except InsightsInputError as exc:
-        return json_response({"error": str(exc)}, 400)
-    except InsightsNotFoundError as exc:
-        return json_response({"error": str(exc)}, 404)
+    return json_response(ask(shared_runtime(), dict(req.params), datetime.now(UTC)))
 
 
 @bp.function_name("insights_account")

@@ -14,11 +14,9 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from abm.bootstrap import shared_runtime
-from abm.definitions import DefinitionError
-from abm.jobs.events import EventInputError, UpstreamError, describe_error, receive_interactions
-from abm.jobs.interactions import InteractionInputError
-from abm.settings import SettingsError
-from function_app.queues import CONNECTION, EVENTS, json_response, unavailable
+from abm.jobs.events import receive_interactions
+from function_app.queues import CONNECTION, EVENTS
+from function_app.responses import answers_errors, json_response
 
 bp = func.Blueprint()
 
@@ -26,21 +24,12 @@ bp = func.Blueprint()
 @bp.function_name("interactions")
 @bp.route(route="interactions", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.queue_output(arg_name="events", queue_name=EVENTS, connection=CONNECTION)
+@answers_errors
 def post_interactions(req: func.HttpRequest, events: func.Out[str]) -> func.HttpResponse:
-    try:
-        runtime = shared_runtime()
-    except (SettingsError, DefinitionError) as exc:
-        return unavailable(exc)
-    try:
-        result, receipt = receive_interactions(
-            runtime.client, runtime.store, req.get_body(), now=datetime.now(UTC), config=runtime.engine.config
-        )
-    except InteractionInputError as exc:
-        return json_response({"error": str(exc), "path": exc.path}, 400)
-    except EventInputError as exc:
-        return json_response({"error": str(exc)}, exc.status)
-    except UpstreamError as exc:
-        return json_response({"error": f"Dataverse: {describe_error(exc)}"}, 502)
+    runtime = shared_runtime()
+    result, receipt = receive_interactions(
+        runtime.client, runtime.store, req.get_body(), now=datetime.now(UTC), config=runtime.engine.config
+    )
     if receipt.queued and receipt.event_id:
         events.set(receipt.event_id)
     return json_response({**result.as_dict(), "event": receipt.as_dict()}, 200)

@@ -8,29 +8,18 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from abm.bootstrap import shared_runtime
-from abm.definitions import DefinitionError
-from abm.jobs.events import MAX_BODY_BYTES, EventInputError, UpstreamError, describe_error, parse_replay_request, replay
-from abm.settings import SettingsError
-from function_app.queues import json_response, unavailable
+from abm.jobs.events import parse_replay_request, replay
+from function_app.responses import answers_errors, json_response
 
 bp = func.Blueprint()
 
 
 @bp.function_name("replay")
 @bp.route(route="replay", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_errors
 def replay_events(req: func.HttpRequest) -> func.HttpResponse:
-    body = req.get_body()
-    if len(body) > MAX_BODY_BYTES:
-        return json_response({"error": f"the body is larger than {MAX_BODY_BYTES:,} bytes"}, 413)
-    try:
-        runtime = shared_runtime()
-    except (SettingsError, DefinitionError) as exc:
-        return unavailable(exc)
-    try:
-        request, dry_run = parse_replay_request(body)
-        result = replay(runtime.client, runtime.store, runtime.engine, request, now=datetime.now(UTC), dry_run=dry_run)
-    except EventInputError as exc:
-        return json_response({"error": str(exc)}, exc.status)
-    except UpstreamError as exc:
-        return json_response({"error": f"Dataverse: {describe_error(exc)}"}, 502)
+    request, dry_run = parse_replay_request(req.get_body())  # a body too large or malformed is refused first
+    runtime = shared_runtime()
+    dry = runtime.dry_run() if dry_run else None
+    result = replay(runtime.client, runtime.store, runtime.engine, request, now=datetime.now(UTC), dry_run=dry)
     return json_response(result.as_dict())

@@ -1,7 +1,7 @@
 """The timer sync (schedule from the app setting ABM_SYNC_SCHEDULE) and the queue workers of a fanned-out run.
 
 With ABM_SHARDS > 1 the timer reads the changes and enqueues one message per account shard; each shard worker
-evaluates its accounts, and the one that finishes the last shard saves the run's delta links (abm/sync.py). A
+evaluates its accounts, and the one that finishes the last shard saves the run's delta links (abm/jobs/sync.py). A
 shard that still fails after the host's retries becomes a dead letter, which `abm replay` runs again.
 """
 

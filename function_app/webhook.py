@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from abm.bootstrap import shared_runtime
-from abm.definitions import DefinitionError
-from abm.jobs.events import EventInputError, dead_letter_event, process_event, receive_webhook
-from abm.settings import SettingsError
-from function_app.queues import CONNECTION, EVENTS, POISON, json_response, unavailable, without_row_values
+from abm.jobs.events import dead_letter_event, process_event, receive_webhook
+from function_app.queues import CONNECTION, EVENTS, POISON, without_row_values
+from function_app.responses import answers_errors, json_response
 
 bp = func.Blueprint()
 log = logging.getLogger("abm.functions")
@@ -27,15 +26,10 @@ log = logging.getLogger("abm.functions")
 @bp.function_name("dataverse_webhook")
 @bp.route(route="dataverse/webhook", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.queue_output(arg_name="events", queue_name=EVENTS, connection=CONNECTION)
+@answers_errors
 def dataverse_webhook(req: func.HttpRequest, events: func.Out[str]) -> func.HttpResponse:
-    try:
-        runtime = shared_runtime()
-    except (SettingsError, DefinitionError) as exc:
-        return unavailable(exc)
-    try:
-        receipt = receive_webhook(runtime.store, req.get_body(), dict(req.headers), now=datetime.now(UTC))
-    except EventInputError as exc:
-        return json_response({"error": str(exc)}, exc.status)
+    runtime = shared_runtime()
+    receipt = receive_webhook(runtime.store, req.get_body(), dict(req.headers), now=datetime.now(UTC))
     if receipt.queued and receipt.event_id:
         events.set(receipt.event_id)
     return json_response(receipt.as_dict(), 202 if receipt.queued else 200)

@@ -1,6 +1,12 @@
-"""A lead score in a few readable lines, for `abm score --lead ID` and for support: why a lead has the score it has."""
+"""A lead score in a few readable lines, for `abm score --lead ID` and for support: why a lead has the score it has.
+
+The one formatter of a score: a score the engine just computed and one read back from Dataverse (as a `LeadScore`,
+with the moment it was scored) print alike.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from scoring.engine import LeadScore
 
@@ -14,8 +20,9 @@ _CONSENT = {
 }
 
 
-def explain(score: LeadScore) -> str:
-    """Headline (score, grade, sales-ready), the consent rule, then one line per fired rule with what matched.
+def explain(score: LeadScore, *, scored_on: datetime | None = None) -> str:
+    """Headline (score, grade, sales-ready), the consent rule, when it was scored (if given: a UTC datetime), then
+    one line per fired rule with what matched.
 
     >>> print(explain(score))  # doctest: +SKIP
     lead 5d4c... by account-fit v3: 25 points, grade B, not sales-ready
@@ -30,6 +37,8 @@ def explain(score: LeadScore) -> str:
         f"grade {score.grade or '-'}, {ready}",
         f"  consent: {_CONSENT.get(score.consent_rule, score.consent_rule)}",
     ]
+    if scored_on is not None:
+        lines.append(f"  scored {scored_on:%Y-%m-%dT%H:%M:%SZ}")
     if not score.explanation:
         lines.append("  no rule fired")
     width = max((len(f"{c.points:+d}") for c in score.explanation), default=0)

@@ -1,10 +1,21 @@
 """The dry-run overlay: a state store that reads through to the real one and keeps every write in memory, so a dry
-run sees its own writes (the mirror it updated, the effects it recorded) and the real store is left untouched."""
+run sees its own writes (the mirror it updated, the effects it recorded) and the real store is left untouched.
+
+What a dry run does is decided per role, one class each; `OverlayStore` is all of them over one real store and one
+memory (an in-memory SQLite store):
+
+- read through: journey progress (`ProgressStore`), effects and intents (`EffectLedger`), `Checkpoints`, the mirror
+  (`MirrorStore`): the real store's, under the dry run's own writes;
+- read only: fanned-out runs (`FanOut`) and events and dead letters (`EventLog`): the real store's, never changed
+  (an event the dry run records is known to it by id, nothing more);
+- in memory: forgetting a contact (`Erasure`), whose progress read from the real store is hidden from then on.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from statestore.port import DeadLetter, Intent, MirrorRow, ProgressRow, ShardRun, StateStore, StoredEvent
 from statestore.sqlite import SqliteStateStore
@@ -12,17 +23,18 @@ from statestore.sqlite import SqliteStateStore
 __all__ = ["OverlayStore"]
 
 
-class OverlayStore:
-    """A `StateStore` that reads `base` and writes to memory: what a dry run sees as its own state."""
+class _Layers:
+    """The real store below, the memory above, and the contacts this dry run forgot."""
 
     def __init__(self, base: StateStore) -> None:
         self.base = base
         self.top = SqliteStateStore()
-        self._gone: set[tuple[str, str]] = set()  # mirror rows deleted (or moved) in the overlay
         self._forgotten: set[str] = set()
-        self._cleared = False  # a full read in a dry run: the base mirror is hidden
 
-    # journeys
+
+class _ProgressThrough(_Layers):
+    """Journey progress: the real store's, with what the dry run saved over it (by contact), counts added up."""
+
     def progress(self, journey: str) -> list[ProgressRow]:
         mine = {p.contact_id: p for p in self.top.progress(journey)}
         rows = [p for p in self.base.progress(journey) if p.contact_id not in self._forgotten]
@@ -47,6 +59,11 @@ class OverlayStore:
             for counter, value in counters.items():
                 totals.setdefault(tile, {})[counter] = totals.get(tile, {}).get(counter, 0) + value
         return totals
+
+
+class _LedgerThrough(_Layers):
+    """Effects and intents: the real store's and the dry run's; an intent the real store holds is never claimed
+    again, one a dead run left is taken over in memory. Claims are stamped by the real store's clock."""
 
     def effects_done(self, keys: Iterable[str]) -> dict[str, str]:
         wanted = list(keys)
@@ -79,18 +96,26 @@ class OverlayStore:
         merged = {i.key: i for i in self.base.open_intents()} | {i.key: i for i in self.top.open_intents()}
         return [i for key, i in sorted(merged.items()) if self.intent(key) == i]
 
-    def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
-        self._forgotten.add(contact_id)
-        self.top.forget_contact(contact_id, record_ids)
 
-    # checkpoints
+class _CheckpointsThrough(_Layers):
+    """Checkpoints: the dry run's, else the real store's; a removal is not kept (the real value still reads)."""
+
     def checkpoint(self, name: str) -> str | None:
         return self.top.checkpoint(name) or self.base.checkpoint(name)
 
     def save_checkpoints(self, values: Mapping[str, str | None]) -> None:
         self.top.save_checkpoints({k: v for k, v in values.items() if v is not None})
 
-    # mirror
+
+class _MirrorThrough(_Layers):
+    """The mirror: the real store's rows, less those the dry run deleted or moved (all of them once it cleared the
+    mirror for a full read), and the rows the dry run put."""
+
+    def __init__(self, base: StateStore) -> None:
+        super().__init__(base)
+        self._gone: set[tuple[str, str]] = set()  # (kind, id) deleted or moved in the dry run
+        self._cleared = False
+
     def put_mirror(self, rows: Iterable[MirrorRow]) -> None:
         written = list(rows)
         self._gone.update((r.kind, r.id) for r in written)
@@ -118,12 +143,16 @@ class OverlayStore:
         self._cleared = True
         self.top.clear_mirror()
 
-    # sharded runs: read through, never changed by a dry run
-    def start_run(self, run: ShardRun) -> None:
-        self.top.start_run(run)
+
+class _FanOutReadOnly(_Layers):
+    """Fanned-out runs: the real store's open run is what a dry run sees (it resumes or waits for it as the real run
+    would); it starts, finishes and completes none."""
 
     def open_run(self) -> ShardRun | None:
         return self.base.open_run()
+
+    def start_run(self, run: ShardRun) -> None:
+        """A dry run starts no run."""
 
     def finish_shard(self, run_id: str, shard: int) -> bool:
         return False
@@ -131,7 +160,11 @@ class OverlayStore:
     def complete_run(self, run_id: str) -> None:
         """A dry run completes nothing."""
 
-    # events and dead letters
+
+class _EventLogReadOnly(_Layers):
+    """Events and dead letters: the real store's. An event the dry run records is known to it by id (so a second
+    delivery is a duplicate); the listing, the marks and the dead letters are the real store's, unchanged."""
+
     def record_event(self, event: StoredEvent) -> bool:
         return self.base.event(event.id) is None and self.top.record_event(event)
 
@@ -157,3 +190,30 @@ class OverlayStore:
 
     def remove_dead_letter(self, letter_id: str) -> None:
         """A dry run removes nothing."""
+
+
+class _ErasureInMemory(_Layers):
+    """Forgetting a contact: in memory, and its progress read from the real store is hidden from then on."""
+
+    def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
+        self._forgotten.add(contact_id)
+        self.top.forget_contact(contact_id, record_ids)
+
+
+class OverlayStore(
+    _ProgressThrough,
+    _LedgerThrough,
+    _CheckpointsThrough,
+    _MirrorThrough,
+    _FanOutReadOnly,
+    _EventLogReadOnly,
+    _ErasureInMemory,
+):
+    """A `StateStore` that reads `base` and writes to memory: what a dry run sees as its own state (each role as the
+    module docstring says)."""
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: OverlayStore) -> StateStore:  # mypy checks the overlay against the port
+        return store

@@ -1,13 +1,16 @@
-"""The state store's port: what Functions cannot keep between runs, the records it holds and the protocol its
-adapters keep.
+"""The state store's port: what Functions cannot keep between runs, the records it holds, and the roles its adapters
+play. A job asks for the roles it uses (a small intersection where it needs two); `StateStore` is all of them.
 
-- Journeys: progress (which contact is at which tile since when), the per-account tiles already handled, tile counts
-  by account, the effects already written (by idempotency key, with the id of the row they created), and workflow
-  intents (recorded before ExecuteWorkflow is called, completed with the system job's id after), so that a repeated
-  run, a replay or an overlapping run never creates anything twice.
-- Sync: checkpoints (change-tracking delta links, saved only after the writes they cover), the mirror of the rows the
-  engine reasons over (partitioned by account), and fanned-out runs with their finished shards.
-- Events: received webhook and interaction events by id (the id is the deduplication key), and dead letters.
+- `ProgressStore`, journey progress: which contact is at which tile since when, the per-account tiles already
+  handled, tile counts by account.
+- `EffectLedger`, effects and workflow intents: the effects already written (by idempotency key, with the id of the
+  row they created) and workflow intents (recorded before ExecuteWorkflow is called, completed with the system job's
+  id after), so that a repeated run, a replay or an overlapping run never creates anything twice.
+- `Checkpoints`: change-tracking delta links and the like, saved only after the writes they cover.
+- `MirrorStore`: the mirror of the rows the engine reasons over, partitioned by account.
+- `FanOut`: fanned-out runs with their finished shards (the barrier the last shard passes).
+- `EventLog`: received webhook and interaction events by id (the id is the deduplication key), and dead letters.
+- `Erasure`: forgetting a contact deleted in Dataverse, in every role that keeps something about it.
 
 Its adapters sit beside it: `statestore.sqlite.SqliteStateStore` (the embedded default),
 `statestore.azure_tables.AzureStateStore` (Azure Table Storage, and blobs for payloads beyond a table property's
@@ -22,10 +25,21 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 __all__ = [
+    "Checkpoints",
     "DeadLetter",
+    "EffectLedger",
+    "Erasure",
+    "EventLog",
+    "FanOut",
+    "FanOutAndCheckpoints",
     "Intent",
+    "MirrorAndErasure",
+    "MirrorAndProgress",
     "MirrorRow",
+    "MirrorStore",
+    "ProgressAndEffects",
     "ProgressRow",
+    "ProgressStore",
     "ShardRun",
     "StateStore",
     "StoredEvent",
@@ -113,8 +127,9 @@ class ShardRun:
     completed: bool = False
 
 
-class StateStore(Protocol):
-    """The port (see the module docstring). Every method is safe to call again with the same arguments."""
+class ProgressStore(Protocol):
+    """Journey progress: each contact's place in each journey, the (tile, account) pairs already handled (an
+    account-based tile acts once per account), and the tile counts by account."""
 
     def progress(self, journey: str) -> list[ProgressRow]: ...
 
@@ -129,6 +144,11 @@ class StateStore(Protocol):
     ) -> None: ...
 
     def tile_counts(self, journey: str, account: str | None = None) -> dict[str, dict[str, int]]: ...
+
+
+class EffectLedger(Protocol):
+    """Effects and workflow intents: what was written (by idempotency key, with the id of the row it created) and
+    which workflow runs were claimed and started, so that nothing is created or started twice."""
 
     def effects_done(self, keys: Iterable[str]) -> dict[str, str]: ...
 
@@ -154,12 +174,9 @@ class StateStore(Protocol):
         runs taking it over at once, one wins."""
         ...
 
-    def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
-        """Remove a deleted contact's journey progress in every journey, the workflow runs recorded on it, and the
-        events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten."""
-        ...
 
-    # ---- checkpoints ----
+class Checkpoints(Protocol):
+    """Named checkpoints such as the change-tracking delta links (`delta:contact`) and the mirror's `columns`."""
 
     def checkpoint(self, name: str) -> str | None: ...
 
@@ -167,7 +184,9 @@ class StateStore(Protocol):
         """Set (or, for None, remove) named checkpoints such as `delta:contact` and `columns`."""
         ...
 
-    # ---- mirror ----
+
+class MirrorStore(Protocol):
+    """The mirror of the Dataverse rows the engine reasons over, partitioned by account."""
 
     def put_mirror(self, rows: Iterable[MirrorRow]) -> None:
         """Insert or replace rows by (kind, id); a row whose partition changed moves."""
@@ -187,7 +206,9 @@ class StateStore(Protocol):
         """Empty the mirror (a full sync refills it)."""
         ...
 
-    # ---- sharded runs ----
+
+class FanOut(Protocol):
+    """Fanned-out runs: a sync spread over shards, and the barrier that knows when the last shard is done."""
 
     def start_run(self, run: ShardRun) -> None: ...
 
@@ -201,7 +222,9 @@ class StateStore(Protocol):
 
     def complete_run(self, run_id: str) -> None: ...
 
-    # ---- events and dead letters ----
+
+class EventLog(Protocol):
+    """Received events by id (the id is the deduplication key), and dead letters: work that failed its retries."""
 
     def record_event(self, event: StoredEvent) -> bool:
         """Store an event unless its id is known: True the first time (process it), False for a redelivery."""
@@ -228,6 +251,39 @@ class StateStore(Protocol):
     def dead_letter(self, letter_id: str) -> DeadLetter | None: ...
 
     def remove_dead_letter(self, letter_id: str) -> None: ...
+
+
+class Erasure(Protocol):
+    """The right to be forgotten, across the roles: what the store keeps about a contact deleted in Dataverse."""
+
+    def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
+        """Remove a deleted contact's journey progress in every journey, the workflow runs recorded on it, and the
+        events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten."""
+        ...
+
+
+class StateStore(ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Protocol):
+    """The whole port (see the module docstring): every role. Every method is safe to call again with the same
+    arguments. A job asks for the roles it uses; the composition root builds the whole store."""
+
+
+# ---- what a job needing two roles asks for ----
+
+
+class MirrorAndErasure(MirrorStore, Erasure, Protocol):
+    """The mirror, and forgetting a contact whose row left it (what applying changes to the mirror needs)."""
+
+
+class ProgressAndEffects(ProgressStore, EffectLedger, Protocol):
+    """Journey progress and the effects it writes (a run of the journeys)."""
+
+
+class MirrorAndProgress(MirrorStore, ProgressStore, Protocol):
+    """The mirror and journey progress (a journey's insights)."""
+
+
+class FanOutAndCheckpoints(FanOut, Checkpoints, Protocol):
+    """Fanned-out runs and the checkpoints the last shard saves (completing a run)."""
 
 
 def wall_clock() -> datetime:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statestore.port import (
     DeadLetter,
@@ -22,6 +22,9 @@ from statestore.port import (
     parse_iso,
     wall_clock,
 )
+
+if TYPE_CHECKING:
+    from statestore.port import StateStore
 
 __all__ = ["SqliteStateStore"]
 
@@ -405,3 +408,9 @@ class SqliteStateStore:
     def remove_dead_letter(self, letter_id: str) -> None:
         with self._transaction() as conn:
             conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: SqliteStateStore) -> StateStore:  # mypy checks the adapter against the port (every role)
+        return store

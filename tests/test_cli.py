@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from abm.errors import InvalidInput, NotFound, Refused
+from abm.settings import SettingsError
+from abm_command.errors import run_command
 from abm_command.main import main
+from dataverse.errors import DataverseServerError
 from tests.loopback import USER_ID, loopback_dataverse, url_of
 
 
@@ -67,3 +71,31 @@ def test_settings_lists_every_setting_and_masks_secrets(
     out = capsys.readouterr().out
     assert "DATAVERSE_BULK_CHUNK_SIZE" in out and "https://contoso.crm.dynamics.com" in out
     assert "hidden-value" not in out and "(set)" in out
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "printed"),
+    [
+        (InvalidInput("--since needs --until"), 2, "abm: --since needs --until"),
+        (SettingsError("DATAVERSE_URL is required"), 2, "abm: DATAVERSE_URL is required"),
+        (NotFound("account x is not in the mirror"), 1, "abm: account x is not in the mirror"),
+        (Refused("not a webhook"), 1, "abm: not a webhook"),
+        (DataverseServerError("unavailable", status=503), 1, "abm: Dataverse: unavailable"),
+    ],
+)
+def test_each_error_kind_ends_the_command_with_the_status_of_its_kind(
+    error: Exception, status: int, printed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def command() -> int:
+        raise error
+
+    assert run_command(command) == status
+    assert capsys.readouterr().err.startswith(printed)
+
+
+def test_a_bug_keeps_its_traceback() -> None:
+    def command() -> int:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        run_command(command)

@@ -8,7 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import azure.functions as func
 import pytest
+
+from abm.errors import NotFound, Refused, TooLarge
+from abm.jobs.events import EventInputError
+from abm.jobs.interactions import InteractionInputError
+from abm.jobs.journeys import JourneyCheckError
+from abm.settings import SettingsError
+from abm.views.params import InsightsInputError
+from dataverse.errors import DataverseBadRequest
+from function_app.responses import answers_errors, status_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,3 +101,48 @@ def test_every_function_with_its_trigger_route_auth_level_and_queues(indexed: di
 def test_the_marker_file_holds_nothing_but_its_docstring() -> None:
     tree = ast.parse((ROOT / "function_app.py").read_text())
     assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)  # a second app here would break indexing
+
+
+def failing_with(error: Exception) -> func.HttpResponse:
+    """What an HTTP function wrapped in `answers_errors` answers when it raises `error`."""
+
+    @answers_errors
+    def failing() -> func.HttpResponse:
+        raise error
+
+    return failing()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (TooLarge("the body is larger than 1,048,576 bytes"), 413),
+        (EventInputError("the body is not valid JSON"), 400),
+        (InsightsInputError("steps: unknown event type 'Nope'"), 400),
+        (NotFound("no stored event or dead letter x"), 404),
+        (Refused("the webhook cannot be registered"), 409),
+        (SettingsError("DATAVERSE_URL is required"), 503),
+        (JourneyCheckError("journey x: workflow y is not an activated on-demand workflow"), 503),
+        (DataverseBadRequest("A record with Full Name 'Jane Roe' exists", status=400, code="0x80040333"), 502),
+    ],
+)
+def test_each_error_kind_is_answered_with_the_status_of_its_kind(error: Exception, status: int) -> None:
+    answer = failing_with(error)
+    message = json.loads(answer.get_body())["error"]
+    assert answer.status_code == status == status_of(error) and message
+    assert "Jane" not in message  # a Dataverse failure is named by its kind, status and code, never its message
+
+
+def test_a_bad_input_answer_names_where_the_problem_is() -> None:
+    answer = failing_with(InteractionInputError("events[0].id", "is required"))
+    assert json.loads(answer.get_body()) == {"error": "events[0].id: is required", "path": "events[0].id"}
+
+
+def test_a_setting_missing_when_the_runtime_is_built_is_a_503_saying_so() -> None:
+    answer = failing_with(SettingsError("DATAVERSE_URL is required"))
+    assert json.loads(answer.get_body()) == {"error": "the app is not configured: DATAVERSE_URL is required"}
+
+
+def test_anything_else_is_a_bug_left_to_the_host() -> None:
+    with pytest.raises(KeyError):
+        failing_with(KeyError("x"))

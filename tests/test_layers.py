@@ -44,6 +44,16 @@ FORBIDDEN = {
     # dev tools: Dataverse's types and the service (the demo), never an entry point
     "devtools": {"azure", *ENTRY_POINTS},
 }
+# Concrete adapters: the service names them in its composition root (abm/bootstrap.py) only; everything else in it
+# (the jobs, the views, the admin jobs, settings, definitions, dry runs) takes their ports.
+CONCRETE_ADAPTERS = {
+    "statestore.sqlite",
+    "statestore.azure_tables",
+    "statestore.overlay",
+    "dataverse.transport",
+    "dataverse.recording",
+}
+COMPOSITION_ROOT = ROOT / "abm" / "bootstrap.py"
 # Calls that read the environment or the clock: the domain takes them as arguments instead.
 IMPURE_ATTRIBUTES = {
     ("os", "environ"),
@@ -84,6 +94,26 @@ def test_no_layer_imports_what_it_must_not(package: str) -> None:
         if violates(name, FORBIDDEN[package])
     }
     assert not bad
+
+
+def test_only_the_composition_root_names_concrete_adapters() -> None:
+    assert modules("abm/jobs") and modules("abm/views")
+    bad = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in modules("abm")
+        if path != COMPOSITION_ROOT
+        for name in imported(path)
+        if violates(name, CONCRETE_ADAPTERS)
+    }
+    assert not bad
+
+
+def test_the_composition_root_is_where_the_adapters_are_named() -> None:
+    assert {n for n in imported(COMPOSITION_ROOT) if violates(n, CONCRETE_ADAPTERS)} >= {
+        "statestore.sqlite",
+        "statestore.overlay",
+        "dataverse.recording",
+    }
 
 
 @pytest.mark.parametrize("package", DOMAIN)

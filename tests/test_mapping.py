@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from dataverse import mapping
-from dataverse.mapping import MappingConfig
+from dataverse.mapping import InteractionColumns, MappingConfig, Placement
+from journeys.segments import Member
 
 CONFIG = MappingConfig(consent_levels={587030000: 0, 587030003: 3})
 
@@ -119,3 +123,67 @@ def test_select_for_adds_the_columns_definitions_name() -> None:
     )
     columns = mapping.interaction_select(MappingConfig(), {"campaign", "abm_channel"})
     assert columns[-1] == "abm_channel" and columns.count("abm_campaign") == 1
+
+
+def test_only_a_contact_read_asks_for_the_lookup_name_annotation() -> None:
+    assert mapping.read_annotations("contact") == ("Microsoft.Dynamics.CRM.lookuplogicalname",)
+    assert all(mapping.read_annotations(kind) == () for kind in ("account", "lead", "abm_interaction", "opportunity"))
+
+
+def test_a_select_item_names_its_column_a_lookup_property_its_lookup() -> None:
+    assert [mapping.column_of(c) for c in ("_parentcustomerid_value", "donotbulkemail", "msdynmkt_value")] == [
+        "parentcustomerid",
+        "donotbulkemail",
+        "msdynmkt_value",
+    ]
+
+
+def test_a_segment_member_has_its_company_as_account_only_when_it_is_one() -> None:
+    row = {"contactid": "C1", "_parentcustomerid_value": "A1"}
+    assert mapping.segment_member(row) == Member("c1", "a1")
+    annotated = {**row, "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "contact"}
+    assert mapping.segment_member(annotated) == Member("c1", None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "row", "expected"),
+    [
+        ("account", {"accountid": "A1", "_parentaccountid_value": "A0"}, Placement("a1", account_id="a1")),
+        ("contact", {"contactid": "C1", "_parentcustomerid_value": "A1"}, Placement("c1", account_id="a1")),
+        (
+            "contact",
+            {
+                "contactid": "C1",
+                "_parentcustomerid_value": "C2",
+                "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "contact",
+            },
+            Placement("c1"),
+        ),
+        (
+            "lead",
+            {"leadid": "L1", "_parentaccountid_value": "A1", "_parentcontactid_value": "C1"},
+            Placement("l1", account_id="a1", contact_id="c1"),
+        ),
+        (
+            "opportunity",
+            {"opportunityid": "O1", "_parentaccountid_value": None, "_parentcontactid_value": "C1"},
+            Placement("o1", contact_id="c1"),
+        ),
+        (
+            "abm_interaction",
+            {"abm_interactionid": "I1", "_abm_contactid_value": "C1", "_parentaccountid_value": "A9"},
+            Placement("i1", contact_id="c1"),
+        ),
+        ("abm_leadscore", {"abm_leadscoreid": "S1", "_abm_leadid_value": "L1"}, Placement("s1", lead_id="l1")),
+        ("msdynmkt_contactpointconsent4", {"msdynmkt_contactpointconsent4id": "P1"}, Placement("p1")),
+    ],
+)
+def test_a_rows_placement_reads_the_lookups_that_file_it(kind: str, row: dict[str, Any], expected: Placement) -> None:
+    assert mapping.placement(kind, row, MappingConfig()) == expected
+
+
+def test_an_interactions_placement_follows_the_configured_contact_column() -> None:
+    config = MappingConfig(interactions=InteractionColumns(contact="new_personid"))
+    row = {"abm_interactionid": "I1", "_new_personid_value": "C7", "_abm_contactid_value": "C1"}
+    assert mapping.placement("abm_interaction", row, config) == Placement("i1", contact_id="c7")
+    assert mapping.interaction_select(config)[0] == "_new_personid_value"

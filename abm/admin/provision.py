@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from abm.admin.product_schema import ADDED_COLUMNS, CHANGE_TRACKED, PRODUCT_TABLES, ProductTable
+from abm.errors import Refused
 from dataverse.client import DataverseClient
 from dataverse.metadata import (
     ATTRIBUTE_TYPES,
@@ -52,7 +53,7 @@ CHANGE_TRACKING_HOWTO = (
 Kind = Literal["table", "column", "lookup", "key"]
 
 
-class ProvisionError(Exception):
+class ProvisionError(Refused):
     """Provisioning could not finish (a key index failed or did not become active in time); `report` says what was
     done before."""
 

@@ -24,12 +24,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from abm.errors import Refused
 from dataverse.auth import Secret
 from dataverse.batch import BatchRequest, ChangeSet
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError
-from dataverse.query import Query, and_, eq, or_
-from dataverse.tables import table
+from dataverse.mapping import column_of
+from dataverse.registration import (
+    ENDPOINTS,
+    STEPS,
+    FoundStep,
+    StepSettings,
+    endpoint_body,
+    endpoint_key_body,
+    read_endpoints,
+    read_message_filters,
+    read_messages,
+    read_steps,
+    step_body,
+    step_changes,
+)
 
 __all__ = [
     "MESSAGES",
@@ -46,23 +60,10 @@ MESSAGES = ("Create", "Update", "Delete")
 WEBHOOK_TABLES = ("contact", "account", "lead", "abm_interaction")
 DEFAULT_NAME = "abm-webhook"
 
-CONTRACT_WEBHOOK = 8
-AUTHTYPE_WEBHOOK_KEY = 4
-MESSAGE_FORMAT_JSON = 2
-MODE_ASYNCHRONOUS = 1
-STAGE_POST_OPERATION = 40
-DEPLOYMENT_SERVER = 0
-RANK = 1
-
-ENDPOINTS = table("serviceendpoint")
-STEPS = table("sdkmessageprocessingstep")
-SDK_MESSAGES = table("sdkmessage")
-FILTERS = table("sdkmessagefilter")
-
 Action = Literal["create", "update", "unchanged"]
 
 
-class RegistrationError(Exception):
+class RegistrationError(Refused):
     """The webhook cannot be registered as asked: the message names what is wrong and what to do."""
 
 
@@ -133,7 +134,7 @@ def filtering_from_selects(selects: Mapping[str, Sequence[str]]) -> dict[str, tu
     """Filtering attributes from the `$select` of each read: logical names, lookups as `x` rather than `_x_value`."""
     result: dict[str, tuple[str, ...]] = {}
     for table_name, columns in selects.items():
-        names = {c[1:-6] if c.startswith("_") and c.endswith("_value") else c for c in columns}
+        names = {column_of(c) for c in columns}
         result[table_name] = tuple(sorted(names))
     return result
 
@@ -152,13 +153,8 @@ def _check_url(url: str) -> None:
         )
 
 
-def _one_of(column: str, values: Sequence[Any]) -> Any:
-    return or_(*(eq(column, v) for v in values)) if len(values) > 1 else eq(column, values[0])
-
-
 def _message_ids(client: DataverseClient) -> dict[str, uuid.UUID]:
-    query = Query(SDK_MESSAGES.entity_set).select("sdkmessageid", "name").where(_one_of("name", MESSAGES))
-    found = {str(row["name"]): uuid.UUID(str(row["sdkmessageid"])) for row in client.iter_rows(query)}
+    found = read_messages(client, MESSAGES)
     missing = [m for m in MESSAGES if m not in found]
     if missing:
         raise RegistrationError(f"Dataverse has no SDK message named {', '.join(missing)}")
@@ -168,17 +164,12 @@ def _message_ids(client: DataverseClient) -> dict[str, uuid.UUID]:
 def _filter_ids(
     client: DataverseClient, messages: Mapping[str, uuid.UUID], tables: Sequence[str]
 ) -> dict[tuple[str, str], uuid.UUID]:
-    query = (
-        Query(FILTERS.entity_set)
-        .select("sdkmessagefilterid", "primaryobjecttypecode", "_sdkmessageid_value")
-        .where(and_(_one_of("_sdkmessageid_value", list(messages.values())), _one_of("primaryobjecttypecode", tables)))
-    )
     by_id = {id: name for name, id in messages.items()}
     found: dict[tuple[str, str], uuid.UUID] = {}
-    for row in client.iter_rows(query):
-        message = by_id.get(uuid.UUID(str(row["_sdkmessageid_value"])))
+    for message_filter in read_message_filters(client, list(messages.values()), tables):
+        message = by_id.get(message_filter.message_id)
         if message is not None:
-            found[(message, str(row["primaryobjecttypecode"]))] = uuid.UUID(str(row["sdkmessagefilterid"]))
+            found[(message, message_filter.table)] = message_filter.id
     missing = [f"{m} of {t}" for t in tables for m in MESSAGES if (m, t) not in found]
     if missing:
         raise RegistrationError(
@@ -188,75 +179,18 @@ def _filter_ids(
     return found
 
 
-def _endpoint(client: DataverseClient, name: str) -> dict[str, Any] | None:
-    query = (
-        Query(ENDPOINTS.entity_set)
-        .select("serviceendpointid", "name", "url", "contract", "authtype")
-        .where(eq("name", name))
-    )
-    rows = list(client.iter_rows(query))
-    if len(rows) > 1:
-        raise RegistrationError(f"{len(rows)} service endpoints are named {name!r}: delete all but one, or use --name")
-    if rows and rows[0].get("contract") != CONTRACT_WEBHOOK:
+def _endpoint_id(client: DataverseClient, name: str) -> uuid.UUID | None:
+    """The id of the webhook endpoint of this name, None when there is none."""
+    endpoints = read_endpoints(client, name)
+    if len(endpoints) > 1:
         raise RegistrationError(
-            f"the service endpoint {name!r} is not a webhook (contract {rows[0].get('contract')}): use another --name"
+            f"{len(endpoints)} service endpoints are named {name!r}: delete all but one, or use --name"
         )
-    return rows[0] if rows else None
-
-
-def _existing_steps(client: DataverseClient, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    columns = (
-        "sdkmessageprocessingstepid",
-        "name",
-        "mode",
-        "stage",
-        "rank",
-        "supporteddeployment",
-        "asyncautodelete",
-        "filteringattributes",
-        "statecode",
-        "_eventhandler_value",
-        "_sdkmessageid_value",
-        "_sdkmessagefilterid_value",
-    )
-    query = Query(STEPS.entity_set).select(*columns).where(_one_of("name", names))
-    found: dict[str, list[dict[str, Any]]] = {}
-    for row in client.iter_rows(query):
-        found.setdefault(str(row["name"]), []).append(row)
-    return found
-
-
-def _normal(attributes: str | None) -> str:
-    return ",".join(sorted(a.strip().lower() for a in (attributes or "").split(",") if a.strip()))
-
-
-def _same_id(value: Any, expected: uuid.UUID | None) -> bool:
-    return expected is not None and bool(value) and uuid.UUID(str(value)) == expected
-
-
-def _step_changes(
-    row: Mapping[str, Any],
-    desired: Mapping[str, Any],
-    endpoint_id: uuid.UUID | None,
-    message_id: uuid.UUID,
-    filter_id: uuid.UUID,
-) -> tuple[str, ...]:
-    changes = [
-        name
-        for name in ("mode", "stage", "rank", "supporteddeployment", "asyncautodelete")
-        if row.get(name) != desired[name]
-    ]
-    if _normal(row.get("filteringattributes")) != _normal(desired["filteringattributes"]):
-        changes.append("filteringattributes")
-    if row.get("statecode") not in (None, 0):
-        changes.append("statecode")
-    if not _same_id(row.get("_eventhandler_value"), endpoint_id):
-        changes.append("eventhandler")
-    if not _same_id(row.get("_sdkmessageid_value"), message_id):
-        changes.append("sdkmessageid")
-    if not _same_id(row.get("_sdkmessagefilterid_value"), filter_id):
-        changes.append("sdkmessagefilterid")
-    return tuple(changes)
+    if endpoints and not endpoints[0].is_webhook:
+        raise RegistrationError(
+            f"the service endpoint {name!r} is not a webhook (contract {endpoints[0].contract}): use another --name"
+        )
+    return endpoints[0].id if endpoints else None
 
 
 def register_webhook(
@@ -283,54 +217,40 @@ def register_webhook(
         raise RegistrationError("the webhook name must be 1 to 200 characters")
     messages = _message_ids(client)
     filters = _filter_ids(client, messages, tables)
-    endpoint = _endpoint(client, name)
-    endpoint_id = uuid.UUID(str(endpoint["serviceendpointid"])) if endpoint else None
+    endpoint_id = _endpoint_id(client, name)
     wanted = [(m, t) for t in tables for m in MESSAGES]
-    existing = _existing_steps(client, [step_name(name, m, t) for m, t in wanted])
+    existing = read_steps(client, [step_name(name, m, t) for m, t in wanted])
     report = RegistrationReport(
         dry_run=dry_run,
         name=name,
         url=url,
-        endpoint_action="update" if endpoint else "create",
+        endpoint_action="update" if endpoint_id else "create",
         endpoint_id=endpoint_id,
     )
-    endpoint_ref = f"/{ENDPOINTS.entity_set}({endpoint_id})" if endpoint_id else "$1"
+    endpoint_ref = endpoint_id or "$1"  # an endpoint created in the change set is referred to by its Content-ID
     writes: list[BatchRequest] = []
     for message, table_name in wanted:
         title = step_name(name, message, table_name)
         columns = filtering_attributes.get(table_name, ()) if message == "Update" else ()
         filtering = ",".join(sorted(set(columns))) or None
-        desired: dict[str, Any] = {
-            "name": title,
-            "description": f"ABM engine: {message} of {table_name} to the webhook {name} (registered by abm)",
-            "mode": MODE_ASYNCHRONOUS,
-            "stage": STAGE_POST_OPERATION,
-            "rank": RANK,
-            "supporteddeployment": DEPLOYMENT_SERVER,
-            "asyncautodelete": True,
-            "filteringattributes": filtering,
-        }
-        binds = {
-            "eventhandler_serviceendpoint@odata.bind": endpoint_ref,
-            "sdkmessageid@odata.bind": f"/{SDK_MESSAGES.entity_set}({messages[message]})",
-            "sdkmessagefilterid@odata.bind": f"/{FILTERS.entity_set}({filters[(message, table_name)]})",
-        }
-        rows = existing.get(title, [])
-        report.duplicates += [str(r["sdkmessageprocessingstepid"]) for r in rows[1:]]
-        if not rows:
+        desired = StepSettings(
+            title, f"ABM engine: {message} of {table_name} to the webhook {name} (registered by abm)", filtering
+        )
+        message_id, filter_id = messages[message], filters[(message, table_name)]
+        found: list[FoundStep] = existing.get(title, [])
+        report.duplicates += [str(step.id) for step in found[1:]]
+        if not found:
             report.steps.append(StepPlan(title, message, table_name, filtering, "create"))
-            writes.append(BatchRequest("POST", STEPS.entity_set, {**desired, **binds}))
+            body = step_body(desired, endpoint_ref, message_id, filter_id)
+            writes.append(BatchRequest("POST", STEPS.entity_set, body))
             continue
-        row = rows[0]
-        step_id = uuid.UUID(str(row["sdkmessageprocessingstepid"]))
-        changes = _step_changes(row, desired, endpoint_id, messages[message], filters[(message, table_name)])
+        step_id = found[0].id
+        changes = step_changes(found[0], desired, endpoint_id, message_id, filter_id)
         if not changes:
             report.steps.append(StepPlan(title, message, table_name, filtering, "unchanged", id=step_id))
             continue
         report.steps.append(StepPlan(title, message, table_name, filtering, "update", changes, step_id))
-        patch = {**desired, **binds}
-        if "statecode" in changes:
-            patch |= {"statecode": 0, "statuscode": 1}
+        patch = step_body(desired, endpoint_ref, message_id, filter_id, enable="statecode" in changes)
         writes.append(BatchRequest("PATCH", f"{STEPS.entity_set}({step_id})", patch, headers={"If-Match": "*"}))
     if not dry_run:
         assert key is not None
@@ -347,20 +267,13 @@ def _write(
     steps: list[BatchRequest],
 ) -> None:
     """The endpoint and the steps in one change set: all written, or nothing."""
-    auth = {"authtype": AUTHTYPE_WEBHOOK_KEY, "authvalue": key.reveal()}
     if endpoint_id is None:
-        body = {
-            "name": report.name,
-            "description": "Webhook of the ABM engine (registered by abm register-webhook)",
-            "url": report.url,
-            "contract": CONTRACT_WEBHOOK,
-            "messageformat": MESSAGE_FORMAT_JSON,
-            **auth,
-        }
+        body = endpoint_body(report.name, report.url, key.reveal())
         endpoint = BatchRequest("POST", ENDPOINTS.entity_set, body, content_id="1")
     else:
         path = f"{ENDPOINTS.entity_set}({endpoint_id})"
-        endpoint = BatchRequest("PATCH", path, {"url": report.url, **auth}, headers={"If-Match": "*"})
+        body = endpoint_key_body(key.reveal(), url=report.url)
+        endpoint = BatchRequest("PATCH", path, body, headers={"If-Match": "*"})
     (outcome,) = client.batch([ChangeSet([endpoint, *steps])])
     if not outcome.ok:
         error = outcome.error or DataverseError("Dataverse did not run the registration change set")

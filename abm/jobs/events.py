@@ -30,19 +30,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from abm.dry_run import DryRunClient
+from abm.dry_run import DryRun
+from abm.errors import MAX_BODY_BYTES, InvalidInput, NotFound, check_body_size
 from abm.jobs.interactions import IngestResult, ingest, parse_events
 from abm.jobs.mirror import KINDS, Mirror, mirror_queries
 from abm.jobs.pipeline import Engine, RunReport, evaluate
 from abm.jobs.sync import ShardMessage, forget, run_shard
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError, WebhookContextError
-from dataverse.mapping import LOOKUP_NAME, MappingConfig
+from dataverse.mapping import MappingConfig, read_annotations
 from dataverse.query import in_
 from dataverse.tables import table
 from dataverse.webhook import decode_context
-from statestore.overlay import OverlayStore
-from statestore.port import DeadLetter, StateStore, StoredEvent
+from statestore.port import DeadLetter, EventLog, MirrorAndErasure, StateStore, StoredEvent
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -51,7 +51,6 @@ __all__ = [
     "EventInputError",
     "Receipt",
     "ReplayResult",
-    "UpstreamError",
     "dead_letter_event",
     "describe_error",
     "process_event",
@@ -61,20 +60,14 @@ __all__ = [
 ]
 
 log = logging.getLogger("abm.events")
-MAX_BODY_BYTES = 1024 * 1024
-UpstreamError = DataverseError  # what entry points answer with 502: Dataverse failed, not the caller
 WATCHED_TABLES = ("contact", "account", "lead", "abm_interaction")
 WATCHED_MESSAGES = ("Create", "Update", "Delete")
 INGEST = "Ingest"  # the message of a stored batch of interaction events
 Record = tuple[str, str, str]  # (table, id, message): a row an event or a replay is about
 
 
-class EventInputError(ValueError):
-    """Bad input from a caller: `status` is the HTTP status to answer with, the message names the problem."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class EventInputError(InvalidInput):
+    """A webhook delivery or a replay request that cannot be accepted; the message names the problem."""
 
 
 @dataclass(frozen=True)
@@ -94,15 +87,14 @@ class Receipt:
         return {k: v for k, v in {"status": self.status, "id": self.event_id, "reason": self.reason}.items() if v}
 
 
-def receive_webhook(store: StateStore, body: bytes, headers: Mapping[str, str], *, now: datetime) -> Receipt:
-    """Check, deduplicate and store one delivery. `EventInputError` (400/413) for a body that cannot be a
+def receive_webhook(store: EventLog, body: bytes, headers: Mapping[str, str], *, now: datetime) -> Receipt:
+    """Check, deduplicate and store one delivery. `TooLarge` or `EventInputError` for a body that cannot be a
     RemoteExecutionContext; an unknown table or message is accepted and ignored (so Dataverse stops retrying)."""
-    if len(body) > MAX_BODY_BYTES:
-        raise EventInputError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+    check_body_size(body)
     try:
         event = decode_context(body, headers, max_bytes=MAX_BODY_BYTES)
     except WebhookContextError as exc:
-        raise EventInputError(400, f"not a RemoteExecutionContext: {exc}") from None
+        raise EventInputError(f"not a RemoteExecutionContext: {exc}") from None
     name, message = event.primary_entity_name, event.message_name
     if name not in WATCHED_TABLES or message not in WATCHED_MESSAGES:
         log.info("webhook ignored: %s of %s is not watched", message, name)
@@ -122,7 +114,7 @@ def receive_webhook(store: StateStore, body: bytes, headers: Mapping[str, str], 
     return receipt
 
 
-def _record(store: StateStore, event: StoredEvent) -> Receipt:
+def _record(store: EventLog, event: StoredEvent) -> Receipt:
     """Store a new event (`accepted`); a redelivery is `requeued` while the stored one is still pending (its queue
     message may be lost), else a `duplicate` that needs nothing."""
     if store.record_event(event):
@@ -136,7 +128,7 @@ def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, 
     Dataverse no longer has leaves the mirror. Returns the partitions touched."""
     query = mirror_queries(engine.config, engine.models, engine.segments, engine.journeys)[kind]
     key, touched = table(kind).primary_key, set[str]()
-    annotations = (LOOKUP_NAME,) if kind == "contact" else ()
+    annotations = read_annotations(kind)
     for start in range(0, len(ids), 100):
         chunk = ids[start : start + 100]
         rows = list(
@@ -149,7 +141,7 @@ def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, 
     return touched
 
 
-def touch(client: DataverseClient, store: StateStore, engine: Engine, records: Iterable[Record]) -> set[str]:
+def touch(client: DataverseClient, store: MirrorAndErasure, engine: Engine, records: Iterable[Record]) -> set[str]:
     """Apply changes to the mirror: deletions forgotten, every other record re-read (100 ids per read and table);
     returns the partitions touched."""
     mirror = Mirror(store, engine.config)
@@ -178,12 +170,11 @@ def _records(event: StoredEvent) -> list[Record]:
 
 
 def receive_interactions(
-    client: DataverseClient, store: StateStore, body: bytes, *, now: datetime, config: MappingConfig
+    client: DataverseClient, store: EventLog, body: bytes, *, now: datetime, config: MappingConfig
 ) -> tuple[IngestResult, Receipt]:
     """`POST /api/interactions`: validate the batch, write it (idempotent by the sender's event ids), and store it as
     an event whose processing re-scores the accounts it touches. `InteractionInputError` names the bad path."""
-    if len(body) > MAX_BODY_BYTES:
-        raise EventInputError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+    check_body_size(body)
     events = parse_events(body, now=now)
     result = ingest(client, events, now=now, mapping=config)
     key = "interactions:" + hashlib.sha256(body).hexdigest()
@@ -225,7 +216,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
-def dead_letter_event(store: StateStore, event_id: str, *, now: datetime, error: str | None = None) -> None:
+def dead_letter_event(store: EventLog, event_id: str, *, now: datetime, error: str | None = None) -> None:
     """After the last retry (the poison queue): the event becomes a dead letter with its payload and last error."""
     event = store.event(event_id)
     if event is None:
@@ -266,14 +257,14 @@ class ReplayResult:
         return result
 
 
-def _records_of(store: StateStore, request: Mapping[str, Any]) -> tuple[list[Record], list[str]]:
+def _records_of(store: EventLog, request: Mapping[str, Any]) -> tuple[list[Record], list[str]]:
     """The records a replay request names, and the dead letters it clears when it succeeds. A window runs each
     record once, with the latest message received for it."""
     if "event" in request:
         event_id = str(request["event"])
         event = store.event(event_id)
         if event is None:
-            raise EventInputError(404, f"no stored event or dead letter {event_id}")
+            raise NotFound(f"no stored event or dead letter {event_id}")
         cleared = [event_id] if store.dead_letter(event_id) else []
         return _records(event), cleared
     if "table" in request:
@@ -292,25 +283,25 @@ def replay(
     request: Mapping[str, Any],
     *,
     now: datetime,
-    dry_run: bool = False,
+    dry_run: DryRun | None = None,
 ) -> ReplayResult:
     """Run a stored or dead-lettered event, one record, or every record of a time window again.
 
     `request` has exactly one of: `event` (an event or dead-letter id), `table` + `id`, or `since` + `until`
-    (aware datetimes). With `dry_run` nothing is written, to Dataverse or to the state store, and the result lists
+    (aware datetimes). With `dry_run` (composed over `client` and `store` by `abm.bootstrap.build_dry_run`) the
+    replay runs on its client and store: nothing is written, to Dataverse or to the state store, and the result lists
     the exact writes the replay would send."""
-    run_client: DataverseClient = DryRunClient(client) if dry_run else client
-    run_store: StateStore = OverlayStore(store) if dry_run else store
+    run_client, run_store = (dry_run.client, dry_run.store) if dry_run else (client, store)
     letter = store.dead_letter(str(request["event"])) if "event" in request else None
     if letter is not None and letter.kind == "shard":
         report = run_shard(run_client, run_store, engine, ShardMessage.from_json(letter.payload))
         if not dry_run:
             store.remove_dead_letter(letter.id)
-        return _result(run_client, dry_run, [], 0, report)
+        return _result(dry_run, [], 0, report)
     records, cleared = _records_of(store, request)
     for kind, _, _ in records:
         if kind not in WATCHED_TABLES:
-            raise EventInputError(400, f"table {kind!r} is not one of {', '.join(WATCHED_TABLES)}")
+            raise EventInputError(f"table {kind!r} is not one of {', '.join(WATCHED_TABLES)}")
     touched = touch(run_client, run_store, engine, records)
     report = _evaluate(run_client, run_store, engine, touched, now)
     if not dry_run:
@@ -318,45 +309,44 @@ def replay(
             store.remove_dead_letter(letter_id)
             store.mark_event(letter_id, "done")
     shown = [{"table": k, "id": i, "message": m} for k, i, m in records]
-    return _result(run_client, dry_run, shown, len(touched), report)
+    return _result(dry_run, shown, len(touched), report)
 
 
-def _result(
-    client: DataverseClient, dry_run: bool, records: list[dict[str, str]], partitions: int, report: RunReport
-) -> ReplayResult:
-    writes = client.writes if isinstance(client, DryRunClient) else []
+def _result(dry_run: DryRun | None, records: list[dict[str, str]], partitions: int, report: RunReport) -> ReplayResult:
+    writes = list(dry_run.writes) if dry_run else []
     summary = {"writes": report.writes, "requests": report.requests.get("total", 0)}
-    return ReplayResult(dry_run, records, partitions, writes, summary)
+    return ReplayResult(dry_run is not None, records, partitions, writes, summary)
 
 
 def parse_replay_request(body: bytes) -> tuple[dict[str, Any], bool]:
     """The JSON body of `POST /api/replay`: `{"event": ID}`, `{"table": T, "id": GUID}` or `{"since": ISO,
-    "until": ISO}`, plus `"dry_run": true|false`. `EventInputError` (400) names what is wrong."""
+    "until": ISO}`, plus `"dry_run": true|false`. `TooLarge` or `EventInputError` names what is wrong."""
+    check_body_size(body)
     try:
         data = json.loads(body or b"{}")
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
-        raise EventInputError(400, "the body is not valid JSON") from None
+        raise EventInputError("the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise EventInputError(400, "the body must be a JSON object")
+        raise EventInputError("the body must be a JSON object")
     dry_run = data.pop("dry_run", False)
     if not isinstance(dry_run, bool):
-        raise EventInputError(400, "dry_run must be true or false")
+        raise EventInputError("dry_run must be true or false")
     shapes = {frozenset({"event"}), frozenset({"table", "id"}), frozenset({"since", "until"})}
     if frozenset(data) not in shapes:
-        raise EventInputError(400, 'give one of {"event"}, {"table", "id"} or {"since", "until"} (and dry_run)')
+        raise EventInputError('give one of {"event"}, {"table", "id"} or {"since", "until"} (and dry_run)')
     if "event" in data and not (isinstance(data["event"], str) and 0 < len(data["event"]) <= 200):
-        raise EventInputError(400, "event must be an event id")
+        raise EventInputError("event must be an event id")
     if "table" in data:
         if data["table"] not in WATCHED_TABLES:
-            raise EventInputError(400, f"table must be one of {', '.join(WATCHED_TABLES)}")
+            raise EventInputError(f"table must be one of {', '.join(WATCHED_TABLES)}")
         try:
             data["id"] = str(uuid.UUID(str(data["id"])))
         except ValueError:
-            raise EventInputError(400, "id must be a GUID") from None
+            raise EventInputError("id must be a GUID") from None
     if "since" in data:
         data["since"], data["until"] = _moment(data["since"], "since"), _moment(data["until"], "until")
         if data["since"] >= data["until"]:
-            raise EventInputError(400, "since must be before until")
+            raise EventInputError("since must be before until")
     return data, dry_run
 
 
@@ -364,7 +354,7 @@ def _moment(value: object, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise EventInputError(400, f"{name} must be an ISO 8601 date-time with a time zone") from None
+        raise EventInputError(f"{name} must be an ISO 8601 date-time with a time zone") from None
     if moment.tzinfo is None:
-        raise EventInputError(400, f"{name} must carry a time zone (e.g. Z)")
+        raise EventInputError(f"{name} must carry a time zone (e.g. Z)")
     return moment

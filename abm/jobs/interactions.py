@@ -24,11 +24,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from abm.definitions import SCHEMAS
+from abm.errors import MAX_BODY_BYTES, InvalidInput
 from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
-from dataverse.mapping import InteractionColumns, MappingConfig
-from dataverse.query import Query, in_
-from dataverse.tables import fit, table, text_length
+from dataverse.mapping import MappingConfig
+from dataverse.rows import IDEMPOTENCY_KEY, InteractionWrite, existing_ids, interaction_row
+from dataverse.tables import table, text_length
 
 __all__ = [
     "EVENT_NAMESPACE",
@@ -43,13 +44,10 @@ __all__ = [
 
 log = logging.getLogger("abm.interactions")
 
-MAX_BODY_BYTES = 1_048_576  # 1 MiB; the HTTP layer should refuse a larger body before reading it all
 FUTURE_TOLERANCE = timedelta(days=1)  # clocks differ; an event further ahead is a sender's bug
 EARLIEST = datetime(1753, 1, 1, tzinfo=UTC)  # the earliest date-time Dataverse stores
 EVENT_NAMESPACE = uuid.UUID("0c5b1f0e-7a43-4d8e-9b61-2f4e8a9d3c57")
-KEY_COLUMN = "abm_idempotencykey"  # the product's table: "<source>/<id>", to find a sender's event again
-NAME_COLUMN = "abm_name"  # the product's table: its primary name column
-CONTACT_CHECK_CHUNK = 100
+KEY_COLUMN = IDEMPOTENCY_KEY  # the product's table: "<source>/<id>", to find a sender's event again
 
 INTERACTIONS = table("abm_interaction")
 CONTACTS = table("contact")
@@ -62,7 +60,7 @@ _PATTERNS = {
 }
 
 
-class InteractionInputError(ValueError):
+class InteractionInputError(InvalidInput):
     """A batch that cannot be accepted (a 4xx answer): `path` is a JSON path such as `events[3].occurred_on` ("$"
     for the body as a whole); `reason` says what is wrong without repeating the value."""
 
@@ -264,33 +262,25 @@ def parse_events(body: bytes, *, now: datetime) -> list[InteractionEvent]:
     return events
 
 
-def _row(event: InteractionEvent, columns: InteractionColumns) -> dict[str, Any]:
-    """The interaction row of an event, in the configured columns; the contact bound through its lookup."""
+def _write(event: InteractionEvent) -> InteractionWrite:
+    """The interaction row an event becomes: named by its type and campaign (else asset, else source)."""
     label = event.campaign or event.asset or event.source
-    row: dict[str, Any] = {
-        INTERACTIONS.primary_key: str(event.row_id),
-        NAME_COLUMN: f"{event.type}: {label}",
-        KEY_COLUMN: event.key,
-        f"{columns.contact}@odata.bind": f"/{CONTACTS.entity_set}({event.contact_id.lower()})",
-        columns.type: event.type,
-        columns.occurred_on: event.occurred_on.astimezone(UTC).replace(microsecond=0),
-    }
-    values: Mapping[str, str | None] = {name: getattr(event, name) for name in _OPTIONAL}
-    for name, column in columns.attributes.items():
-        if values.get(name) is not None:
-            row[column] = values[name]
-    return fit(INTERACTIONS, row)
+    return InteractionWrite(
+        id=event.row_id,
+        key=event.key,
+        name=f"{event.type}: {label}",
+        contact_id=event.contact_id,
+        type=event.type,
+        occurred_on=event.occurred_on,
+        attributes={name: getattr(event, name) for name in _OPTIONAL},
+    )
 
 
 def _missing_contacts(client: DataverseClient, contact_ids: Sequence[str]) -> set[str]:
     """The contact ids that are not rows of `contacts`: one read per 100 ids."""
     wanted = sorted(set(contact_ids))
-    found: set[str] = set()
-    for start in range(0, len(wanted), CONTACT_CHECK_CHUNK):
-        chunk = [uuid.UUID(c) for c in wanted[start : start + CONTACT_CHECK_CHUNK]]
-        query = Query(CONTACTS.entity_set).select(CONTACTS.primary_key).where(in_(CONTACTS.primary_key, chunk))
-        found.update(str(row[CONTACTS.primary_key]).lower() for row in client.iter_rows(query))
-    return set(wanted) - found
+    found = existing_ids(client, CONTACTS, [uuid.UUID(c) for c in wanted])
+    return set(wanted) - {str(i) for i in found}
 
 
 def ingest(
@@ -316,7 +306,7 @@ def ingest(
         index = next(i for i, event in enumerate(events) if event.contact_id.lower() in missing)
         raise InteractionInputError(f"events[{index}].contact_id", "no contact with this id exists in Dataverse")
     columns = (mapping or MappingConfig()).interactions
-    rows = [_row(event, columns) for _, event in unique]
+    rows = [interaction_row(_write(event), columns) for _, event in unique]
     created = create_idempotent(client, INTERACTIONS, rows) if rows else 0
     result = IngestResult(received=len(events), created=created, duplicates=len(events) - created, contacts=contacts)
     log.info(

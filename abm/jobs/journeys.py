@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from abm.errors import NotConfigured
 from abm.jobs.workflows import WorkflowRun, start_workflows
 from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
-from dataverse.query import Query, in_
-from dataverse.tables import fit, table
+from dataverse.rows import ActivityWrite, LeadWrite, activity_row, email_is_open, lead_row, send_email
+from dataverse.tables import table
+from dataverse.workflows import read_workflows
 from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
 from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
 from scoring.records import Account, Contact, Interaction
-from statestore.port import ProgressRow, StateStore
+from statestore.port import EffectLedger, ProgressAndEffects, ProgressRow
 
 __all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
 
@@ -39,7 +41,7 @@ _TABLES = {"task": "task", "phonecall": "phonecall", "appointment": "appointment
 _WRITE_KEYS = {"task": "tasks", "phonecall": "phonecalls", "appointment": "appointments", "email": "emails"}
 
 
-class JourneyCheckError(ValueError):
+class JourneyCheckError(NotConfigured):
     """A journey that cannot run against this org: the message names the journey, the tile and the reason."""
 
 
@@ -49,23 +51,17 @@ def check_workflows(client: DataverseClient, journeys: Sequence[Journey]) -> Non
     tiles = [(j, t) for j in journeys if j.live for t in j.tiles if isinstance(t, LaunchWorkflowTile)]
     if not tiles:
         return
-    ids = sorted({uuid.UUID(t.workflow) for _, t in tiles})
-    query = (
-        Query(table("workflow").entity_set)
-        .select("primaryentity", "ondemand", "statecode")
-        .where(in_("workflowid", ids))
-    )
-    found = {str(row["workflowid"]).lower(): row for row in client.iter_rows(query)}
+    found = read_workflows(client, [t.workflow for _, t in tiles])
     for journey, tile in tiles:
-        row = found.get(tile.workflow.lower())
+        workflow = found.get(tile.workflow.lower())
         where = f"journey {journey.name!r}, tile {tile.id!r}: workflow {tile.workflow}"
-        if row is None:
+        if workflow is None:
             raise JourneyCheckError(f"{where} does not exist in the org")
-        if not row.get("ondemand") or row.get("statecode") != 1:
+        if not workflow.runs_on_demand:
             raise JourneyCheckError(f"{where} is not an activated on-demand workflow")
-        if row.get("primaryentity") != tile.for_each:
+        if workflow.primary_entity != tile.for_each:
             raise JourneyCheckError(
-                f"{where} runs on {row.get('primaryentity')}, but the tile launches it for each {tile.for_each}"
+                f"{where} runs on {workflow.primary_entity}, but the tile launches it for each {tile.for_each}"
             )
 
 
@@ -95,36 +91,22 @@ class JourneyRun:
         return writes
 
 
-def _bind(logical_name: str, id: str) -> str:
-    return f"/{table(logical_name).entity_set}({id})"
-
-
 def _per_contact(effect: Effect) -> bool:
     return f"/{effect.tile_id}/contact/" in effect.key
 
 
-def _body(effect: Effect, contacts: Mapping[str, Contact], accounts: Mapping[str, Account]) -> dict[str, Any]:
-    body: dict[str, Any] = {"subject": effect.subject, "abm_idempotencykey": effect.key}
-    if effect.owner_id:
-        body["ownerid@odata.bind"] = _bind("systemuser", effect.owner_id)
+def _row(effect: Effect, contacts: Mapping[str, Contact], accounts: Mapping[str, Account]) -> dict[str, Any]:
+    """The row an effect creates, its id derived from its key: a lead (for each contact: the contact's, copying its
+    details; for each account: the account's), or an activity regarding its row."""
+    id, key, subject, owner_id = effect_id(effect.key), effect.key, effect.subject, effect.owner_id
     if effect.kind == "lead":
         contact = contacts.get(effect.contact_id or "") if _per_contact(effect) else None
         account = accounts.get(effect.account_id or "")
-        if contact is not None:
-            body["parentcontactid@odata.bind"] = _bind("contact", contact.id)
-            for column in ("firstname", "lastname", "emailaddress1", "jobtitle"):
-                if contact.attributes.get(column):
-                    body[column] = contact.attributes[column]
-        if account is not None:
-            body["parentaccountid@odata.bind"] = _bind("account", account.id)
-            body["companyname"] = account.attributes.get("name")
-        return body
-    if effect.body is not None:
-        body["description"] = effect.body
-    if effect.regarding is not None:
-        logical, id = effect.regarding
-        body[f"regardingobjectid_{logical}_{effect.kind}@odata.bind"] = _bind(logical, id)
-    return body
+        return lead_row(LeadWrite(id, key, subject, owner_id=owner_id, contact=contact, account=account))
+    write = ActivityWrite(
+        effect.kind, id, key, subject, description=effect.body, owner_id=owner_id, regarding=effect.regarding
+    )
+    return activity_row(write)
 
 
 def _workflow_run(effect: Effect) -> WorkflowRun:
@@ -133,19 +115,18 @@ def _workflow_run(effect: Effect) -> WorkflowRun:
     return WorkflowRun(effect.key, effect.workflow_id, effect.entity[1])
 
 
-def _send_emails(client: DataverseClient, store: StateStore, effects: Sequence[Effect]) -> int:
+def _send_emails(client: DataverseClient, store: EffectLedger, effects: Sequence[Effect]) -> int:
     """SendEmail for recorded emails not sent yet. SendEmail is not idempotent: the email's state is read first
     (an email already sent is only recorded as such), so a rerun after a crash never sends twice."""
     keys = [f"{e.key}/send" for e in effects]
     done = store.effects_done(keys)
     sent = 0
-    emails = table("email")
     for key, effect in zip(keys, effects, strict=True):
         if key in done:
             continue
         email_id = effect_id(effect.key)
-        if client.get(emails, email_id, select=["statecode"]).get("statecode") == 0:
-            client.call_action("SendEmail", {"IssueSend": True, "TrackingToken": ""}, bound=(emails, email_id))
+        if email_is_open(client, email_id):
+            send_email(client, email_id)
             sent += 1
         store.record_effects([(key, str(email_id))])
     return sent
@@ -153,7 +134,7 @@ def _send_emails(client: DataverseClient, store: StateStore, effects: Sequence[E
 
 def write_effects(
     client: DataverseClient,
-    store: StateStore,
+    store: EffectLedger,
     effects: Sequence[Effect],
     contacts: Mapping[str, Contact],
     accounts: Mapping[str, Account],
@@ -169,9 +150,7 @@ def write_effects(
         batch = [e for e in pending if e.kind == kind]
         if not batch:
             continue
-        target = table(_TABLES[kind])
-        rows = [fit(target, {**_body(e, contacts, accounts), target.primary_key: str(effect_id(e.key))}) for e in batch]
-        made = create_idempotent(client, target, rows)
+        made = create_idempotent(client, table(_TABLES[kind]), [_row(e, contacts, accounts) for e in batch])
         store.record_effects((e.key, str(effect_id(e.key))) for e in batch)
         if made:
             created[kind] += made
@@ -202,7 +181,7 @@ def _counts_by_account(
 
 def run_journeys(
     client: DataverseClient,
-    store: StateStore,
+    store: ProgressAndEffects,
     journeys: Sequence[Journey],
     members: Mapping[str, Sequence[Member]],
     *,

@@ -7,8 +7,9 @@ a partition of their own (`contact:<id>`, ...). A full sync fills the mirror fro
 and webhooks keep it current, and every change reports the partitions it touched, so that only those accounts are
 evaluated again.
 
-Rows are kept as Dataverse returned them (the selected columns, lookups as `_x_value`); `dataverse.mapping` turns
-them into domain records when a run loads a scope, so the mapping stays in one place.
+Rows are kept as Dataverse returned them (the selected columns, lookups as Dataverse names them); `dataverse.mapping`
+turns them into domain records when a run loads a scope and says where each one belongs (`mapping.placement`), so
+the mapping stays in one place.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any
 
-from abm.jobs.scoring import COMPARED
 from dataverse import mapping
-from dataverse.mapping import MappingConfig
+from dataverse.mapping import MappingConfig, Placement
 from dataverse.query import Query
+from dataverse.scores import SCORE_SELECT, ScoreRecord, score_record
 from dataverse.tables import table
 from journeys.model import Journey
 from journeys.model import columns_needed as journey_columns
@@ -28,7 +29,7 @@ from journeys.segments import Segment
 from journeys.segments import columns_needed as segment_columns
 from scoring.model import ScoringModel, columns_needed
 from scoring.records import Account, Contact, Interaction, Lead, Opportunity
-from statestore.port import MirrorRow, StateStore
+from statestore.port import MirrorAndErasure, MirrorRow
 
 __all__ = ["CONSENT", "KINDS", "Mirror", "Scope", "Snapshot", "mirror_queries"]
 
@@ -38,10 +39,8 @@ SCORE = "abm_leadscore"
 # the contact's.
 KINDS = ("account", "contact", "lead", "abm_interaction", "opportunity", SCORE, CONSENT)
 _CONSENT_PARTITION = "~consent"
-_OWN_ACCOUNT = ("lead", "opportunity")  # kinds with a parent account lookup of their own, before their contact's
 # The accounts an evaluation covers: every partition (None), a set of partitions, or a test on a partition (a shard).
 Scope = Collection[str] | Callable[[str], bool] | None
-SCORE_COLUMNS = ("_abm_leadid_value", "abm_model", *COMPARED)  # what the write-back compares a new score with
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class Snapshot:
     leads: list[Lead]
     interactions: list[Interaction]
     opportunities: list[Opportunity]
-    scores: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    scores: dict[tuple[str, str], ScoreRecord] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -87,28 +86,26 @@ def mirror_queries(
         "lead": query("lead", mapping.select_for("lead", needed.get("lead", ()))),
         "abm_interaction": query("abm_interaction", mapping.interaction_select(config, needed.get("interaction", ()))),
         "opportunity": query("opportunity", mapping.select_for("opportunity", needed.get("opportunity", ()))),
-        SCORE: query(SCORE, SCORE_COLUMNS),
+        SCORE: query(SCORE, SCORE_SELECT),  # what the write-back compares a new score with
     }
     if config.consent_source == "contactpointconsent":
-        queries[CONSENT] = query(CONSENT, ("msdynmkt_contactpointvalue", "msdynmkt_contactpointtype", "msdynmkt_value"))
+        queries[CONSENT] = query(CONSENT, mapping.CONSENT_SELECT)
     return queries
-
-
-def _lower(value: Any) -> str | None:
-    return str(value).lower() if value else None
 
 
 class Mirror:
     """Reads and writes the mirror in one state store: applies changes (reporting the partitions they touched) and
     loads the records of a scope."""
 
-    def __init__(self, store: StateStore, config: MappingConfig | None = None) -> None:
+    def __init__(self, store: MirrorAndErasure, config: MappingConfig | None = None) -> None:
         self.store = store
         self.config = config or MappingConfig()
-        self._keys = {name: table(name).primary_key for name in KINDS}
 
     def row_id(self, kind: str, row: Mapping[str, Any]) -> str:
-        return str(row[self._keys[kind]]).lower()
+        return mapping.row_id(table(kind), row)
+
+    def _place(self, kind: str, row: Mapping[str, Any]) -> Placement:
+        return mapping.placement(kind, row, self.config)
 
     # ---- partitions ----
 
@@ -119,35 +116,24 @@ class Mirror:
         found |= {i: row.partition for i, row in self.store.mirror_rows("contact", missing).items()}
         return found
 
-    def _contact_column(self, kind: str) -> str:
-        """The lookup to the contact of a lead, an opportunity or an interaction."""
-        return f"_{self.config.interactions.contact}_value" if kind == "abm_interaction" else "_parentcontactid_value"
-
     def partitions_of(self, kind: str, rows: Sequence[Mapping[str, Any]], contacts: Mapping[str, str]) -> list[str]:
         """The partition of each row (contacts: the partitions of contacts applied in the same batch). A lead or an
         opportunity sits in its parent account's, else its contact's (so an account's insights see it), else its
         own; an interaction in its contact's."""
-        ids = [self.row_id(kind, row) for row in rows]
+        placed = [self._place(kind, row) for row in rows]
         if kind == "account":
-            return ids
+            return [p.id for p in placed]
         if kind == "contact":
-            return [mapping.company_account(row) or f"contact:{i}" for i, row in zip(ids, rows, strict=True)]
+            return [p.account_id or f"contact:{p.id}" for p in placed]
         if kind == CONSENT:
             return [_CONSENT_PARTITION] * len(rows)
         if kind == SCORE:
-            leads = self.store.mirror_rows("lead", {_lower(r.get("_abm_leadid_value")) or "" for r in rows})
-            return [
-                leads[lead].partition if (lead := _lower(r.get("_abm_leadid_value"))) in leads else f"lead:{lead}"
-                for r in rows
-            ]
-        column = self._contact_column(kind)
-        owners = self._contact_partitions({c for r in rows if (c := _lower(r.get(column)))}, contacts)
-        result = []
-        for i, row in zip(ids, rows, strict=True):
-            account = _lower(row.get("_parentaccountid_value")) if kind in _OWN_ACCOUNT else None
-            contact = _lower(row.get(column))
-            result.append(account or (owners.get(contact) if contact else None) or f"{kind}:{i}")
-        return result
+            leads = self.store.mirror_rows("lead", {p.lead_id or "" for p in placed})
+            return [leads[p.lead_id].partition if p.lead_id in leads else f"lead:{p.lead_id}" for p in placed]
+        owners = self._contact_partitions({p.contact_id for p in placed if p.contact_id}, contacts)
+        return [
+            p.account_id or (owners.get(p.contact_id) if p.contact_id else None) or f"{kind}:{p.id}" for p in placed
+        ]
 
     # ---- changes ----
 
@@ -175,17 +161,14 @@ class Mirror:
         opportunity only without a parent account of its own), and their leads' scores."""
         touched: set[str] = set()
         for kind in ("lead", "opportunity", "abm_interaction"):
-            column = self._contact_column(kind)
-            rows = [r for r in self.store.mirror(kind, old) if (_lower(r.data.get(column)) or "") in moved]
-            if kind in _OWN_ACCOUNT:
-                rows = [r for r in rows if not r.data.get("_parentaccountid_value")]
+            placed = ((r, self._place(kind, r.data)) for r in self.store.mirror(kind, old))
+            rows = [r for r, p in placed if (p.contact_id or "") in moved and p.account_id is None]
             if rows:
                 touched |= self.apply(kind, [r.data for r in rows], dict(moved))
             if kind == "lead" and rows:
                 lead_ids = {r.id for r in rows}
-                scores = [
-                    r.data for r in self.store.mirror(SCORE, old) if _lower(r.data.get("_abm_leadid_value")) in lead_ids
-                ]
+                stored = self.store.mirror(SCORE, old)
+                scores = [r.data for r in stored if self._place(SCORE, r.data).lead_id in lead_ids]
                 touched |= self.apply(SCORE, scores)
         return touched
 
@@ -198,8 +181,8 @@ class Mirror:
         self.store.delete_mirror(kind, before)
         touched = {row.partition for row in before.values()}
         if kind == "contact":
-            column = f"_{self.config.interactions.contact}_value"
-            gone = [r.id for r in self.store.mirror("abm_interaction", touched) if _lower(r.data.get(column)) in before]
+            interactions = self.store.mirror("abm_interaction", touched)
+            gone = [r.id for r in interactions if self._place("abm_interaction", r.data).contact_id in before]
             self.store.delete_mirror("abm_interaction", gone)
         return touched
 
@@ -208,11 +191,10 @@ class Mirror:
         row = self.store.mirror_rows("contact", [contact_id]).get(contact_id)
         if row is None:
             return []
-        column = f"_{self.config.interactions.contact}_value"
         return [
             r.id
             for r in self.store.mirror("abm_interaction", [row.partition])
-            if _lower(r.data.get(column)) == contact_id
+            if self._place("abm_interaction", r.data).contact_id == contact_id
         ]
 
     # ---- loading ----
@@ -238,8 +220,6 @@ class Mirror:
         interactions = [mapping.interaction(r.data, key, config) for r in self.rows("abm_interaction", scope)]
         interactions.sort(key=lambda i: (i.occurred_on, i.id))
         opportunities = [mapping.opportunity(r.data) for r in self.rows("opportunity", scope)]
-        scores = {
-            (str(r.data.get("_abm_leadid_value")).lower(), str(r.data.get("abm_model"))): r.data
-            for r in self.rows(SCORE, scope)
-        }
+        stored = (score_record(r.data) for r in self.rows(SCORE, scope))
+        scores = {(s.lead_id, s.model): s for s in stored}
         return Snapshot(accounts, contacts, leads, interactions, opportunities, scores)

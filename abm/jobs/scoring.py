@@ -16,49 +16,40 @@ the flag follows in the same run: a workflow should not rely on reading the flag
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from abm.errors import NotConfigured
 from abm.jobs.workflows import WorkflowRun, start_workflows, workflow_problems
 from dataverse.client import DataverseClient
-from dataverse.query import Query, eq
-from dataverse.tables import table
+from dataverse.scores import (
+    PredictiveScore,
+    PredictiveWrite,
+    SalesReadyFlag,
+    ScoreRecord,
+    ScoreWrite,
+    flag_sales_ready,
+    read_predictive,
+    read_scores,
+    upsert_predictive,
+    upsert_scores,
+)
 from scoring.engine import LeadScore, ScoringRun
 from scoring.records import Lead
-from statestore.port import StateStore
+from statestore.port import EffectLedger
 
 __all__ = [
     "HandoffCheckError",
     "ScoreWrites",
     "check_handoff_workflow",
-    "existing_scores",
     "handoff_key",
-    "mirror_rows",
-    "score_rows",
+    "predictive_writes",
     "write_scores",
 ]
 
-SCORES = table("abm_leadscore")
-COMPARED = (
-    "abm_score",
-    "abm_grade",
-    "abm_salesready",
-    "abm_modelversion",
-    "abm_consentrule",
-    "abm_fitforautomateddecisions",
-    "abm_explanation",
-)
 
-
-PREDICTIVE = table("msdyn_predictivescore")
-GRADE_CODES = {"A": 0, "B": 1, "C": 2, "D": 3}  # msdyn_grade; other grade names are written as no grade
-IMPROVING, STEADY, DECLINING, NOT_ENOUGH_INFO = 0, 1, 2, 3  # msdyn_scoretrend
-
-
-class HandoffCheckError(ValueError):
+class HandoffCheckError(NotConfigured):
     """The configured sales-ready hand-off workflow cannot run in this org: the message names it and the reason."""
 
 
@@ -94,96 +85,20 @@ def check_handoff_workflow(client: DataverseClient, workflow_id: str) -> None:
         raise HandoffCheckError(f"sales-ready hand-off workflow {workflow_id} {problem}")
 
 
-def explanation_json(score: LeadScore) -> str:
-    """The explanation as stored: stable JSON (sorted keys), so equal explanations compare equal as text."""
-    items = [
-        {
-            "rule": c.rule,
-            "group": c.group,
-            "points": c.points,
-            "occurrences": c.occurrences,
-            "matched": list(c.matched),
-        }
-        for c in score.explanation
-    ]
-    return json.dumps(items, sort_keys=True, ensure_ascii=False)
-
-
-def score_rows(scores: Iterable[LeadScore], now: datetime) -> list[dict[str, Any]]:
-    """One `abm_leadscores` row per score, addressed by its alternate key (abm_leadid, abm_model)."""
-    return [
-        {
-            "abm_leadid": s.lead_id,
-            "abm_model": s.model,
-            "abm_leadid@odata.bind": f"/leads({s.lead_id})",
-            "abm_score": s.score,
-            "abm_grade": s.grade,
-            "abm_salesready": s.sales_ready,
-            "abm_modelversion": s.model_version,
-            "abm_consentrule": s.consent_rule,
-            "abm_fitforautomateddecisions": s.fit_for_automated_decisions,
-            "abm_explanation": explanation_json(s),
-            "abm_scoredon": now,
-        }
-        for s in scores
-    ]
-
-
-def existing_scores(client: DataverseClient) -> dict[tuple[str, str], dict[str, Any]]:
-    """The stored scores by (lead id, model name), with the columns a change is judged on."""
-    query = Query(SCORES.entity_set).select("_abm_leadid_value", "abm_model", *COMPARED)
-    return {
-        (str(row["_abm_leadid_value"]).lower(), str(row["abm_model"])): row
-        for row in client.iter_rows(query)
-        if row.get("_abm_leadid_value")
-    }
-
-
-def _changed(row: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
-    return stored is None or any(row[column] != stored.get(column) for column in COMPARED)
-
-
-def mirror_rows(
-    scores: Iterable[LeadScore], model: str, stored: Mapping[str, Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """`msdyn_predictivescores` rows (one per lead, by the key entity id + type) for one model's changed scores,
-    with the trend against the stored score."""
-    rows = []
-    for score in scores:
-        if score.model != model:
-            continue
-        grade = GRADE_CODES.get((score.grade or "").upper())
-        previous = stored.get(score.lead_id)
-        before = previous.get("msdyn_score") if previous else None
-        if previous is not None and before == score.score and previous.get("msdyn_grade") == grade:
-            continue
-        if before is None:
-            trend = NOT_ENOUGH_INFO
-        else:
-            trend = IMPROVING if score.score > before else DECLINING if score.score < before else STEADY
-        rows.append(
-            {
-                "msdyn_entityid": score.lead_id,
-                "msdyn_entitytype": "lead",
-                "msdyn_score": score.score,
-                "msdyn_grade": grade,
-                "msdyn_scoretrend": trend,
-            }
-        )
-    return rows
+def predictive_writes(
+    scores: Iterable[LeadScore], model: str, stored: Mapping[str, PredictiveScore]
+) -> list[PredictiveWrite]:
+    """One model's scores to copy into `msdyn_predictivescores` (one row per lead): those whose score or grade
+    differs from the stored copy, each with that copy for the trend."""
+    writes = (PredictiveWrite(s.lead_id, s.score, s.grade, stored.get(s.lead_id)) for s in scores if s.model == model)
+    return [w for w in writes if not w.unchanged]
 
 
 def _mirror(client: DataverseClient, run: ScoringRun, model: str) -> int:
-    query = (
-        Query(PREDICTIVE.entity_set)
-        .select("msdyn_entityid", "msdyn_score", "msdyn_grade")
-        .where(eq("msdyn_entitytype", "lead"))
-    )
-    stored = {str(row["msdyn_entityid"]).lower(): row for row in client.iter_rows(query)}
-    rows = mirror_rows(run.scores, model, stored)
-    if rows:
-        client.upsert_multiple(PREDICTIVE, rows, key=("msdyn_entityid", "msdyn_entitytype"))
-    return len(rows)
+    writes = predictive_writes(run.scores, model, read_predictive(client))
+    if writes:
+        upsert_predictive(client, writes)
+    return len(writes)
 
 
 def write_scores(
@@ -193,9 +108,9 @@ def write_scores(
     *,
     now: datetime,
     mirror_model: str | None = None,
-    stored: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    stored: Mapping[tuple[str, str], ScoreRecord] | None = None,
     handoff_workflow: str | None = None,
-    store: StateStore | None = None,
+    store: EffectLedger | None = None,
 ) -> ScoreWrites:
     """Upsert the changed scores in bulk, start the hand-off workflow for the leads that became sales-ready (when
     configured; it needs `store`), flag those leads, and mirror one model into `msdyn_predictivescores` when asked
@@ -207,18 +122,16 @@ def write_scores(
     newly = sorted(run.sales_ready_leads() - already)
     if handoff_workflow and newly:
         check_handoff_workflow(client, handoff_workflow)
-    stored = existing_scores(client) if stored is None else stored
-    rows = [r for r in score_rows(run.scores, now) if _changed(r, stored.get((r["abm_leadid"], r["abm_model"])))]
-    if rows:
-        client.upsert_multiple(SCORES, rows, key=("abm_leadid", "abm_model"))
+    stored = read_scores(client) if stored is None else stored
+    writes = [w for w in (ScoreWrite(s, now) for s in run.scores) if w.differs_from(stored.get(w.key))]
+    if writes:
+        upsert_scores(client, writes)
     handoffs: int | None = None
     if handoff_workflow:
         assert store is not None
         runs = [WorkflowRun(handoff_key(handoff_workflow, lead_id), handoff_workflow, lead_id) for lead_id in newly]
         handoffs = start_workflows(client, store, runs)[1] if runs else 0
     if newly:
-        client.update_multiple(
-            table("lead"), [{"leadid": lead_id, "abm_salesready": True, "abm_salesreadyon": now} for lead_id in newly]
-        )
+        flag_sales_ready(client, [SalesReadyFlag(lead_id, now) for lead_id in newly])
     mirrored = _mirror(client, run, mirror_model) if mirror_model else None
-    return ScoreWrites(upserted=len(rows), leads_flagged=len(newly), mirrored=mirrored, handoffs=handoffs)
+    return ScoreWrites(upserted=len(writes), leads_flagged=len(newly), mirrored=mirrored, handoffs=handoffs)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dataverse.client import DataverseClient
-from dataverse.mapping import LOOKUP_NAME, company_account
+from dataverse.mapping import read_annotations, segment_member
 from dataverse.segment_query import segment_query
 from journeys.segments import Member, Segment
 
@@ -15,10 +15,8 @@ __all__ = ["evaluate_segment", "evaluate_segments", "segment_report"]
 
 def evaluate_segment(client: DataverseClient, segment: Segment) -> list[Member]:
     """The segment's members, as Dataverse answers its query (paged); sorted like `journeys.segments.members`."""
-    found = []
-    for row in client.iter_rows(segment_query(segment), annotations=[LOOKUP_NAME]):
-        found.append(Member(str(row["contactid"]).lower(), company_account(row)))
-    return sorted(found)
+    rows = client.iter_rows(segment_query(segment), annotations=read_annotations("contact"))
+    return sorted(segment_member(row) for row in rows)
 
 
 def evaluate_segments(client: DataverseClient, segments: Sequence[Segment]) -> dict[str, list[Member]]:

@@ -33,14 +33,22 @@ from abm.jobs.pipeline import Engine, RunReport, evaluate
 from abm.jobs.workflows import resume_workflows
 from dataverse.client import DataverseClient
 from dataverse.errors import ChangeTrackingTokenExpired, DataverseError
-from dataverse.mapping import LOOKUP_NAME, MappingConfig
+from dataverse.mapping import MappingConfig, read_annotations
 from dataverse.pages import Removed, Upserted
 from dataverse.query import Query
 from journeys.model import Journey
 from journeys.segments import Segment
 from scoring.model import ScoringModel
-from statestore.port import DeadLetter, ShardRun, StateStore, iso, parse_iso
-from statestore.sqlite import SqliteStateStore
+from statestore.port import (
+    DeadLetter,
+    EffectLedger,
+    EventLog,
+    FanOutAndCheckpoints,
+    ShardRun,
+    StateStore,
+    iso,
+    parse_iso,
+)
 
 __all__ = [
     "SHARD_LEASE",
@@ -156,17 +164,13 @@ def read_into_mirror(client: DataverseClient, store: StateStore, engine: Engine,
     return _read_full(client, mirror, queries, fingerprint)
 
 
-def _annotations(kind: str) -> tuple[str, ...]:
-    return (LOOKUP_NAME,) if kind == "contact" else ()
-
-
 def _read_full(client: DataverseClient, mirror: Mirror, queries: Mapping[str, Query], fingerprint: str) -> Sync:
     mirror.store.clear_mirror()
     checkpoints, count, contacts = {COLUMNS: fingerprint}, 0, dict[str, str]()
     for kind in KINDS:
         if kind not in queries:
             continue
-        feed = client.read_changes(queries[kind], annotations=_annotations(kind))
+        feed = client.read_changes(queries[kind], annotations=read_annotations(kind))
         count += _apply_feed(mirror, kind, feed, contacts)
         assert feed.delta_link is not None, "a change-tracking read ends with a delta link"
         checkpoints[_delta(kind)] = feed.delta_link
@@ -185,7 +189,7 @@ def _read_changes(
         link = links.get(kind)
         if link is None:
             continue
-        feed = client.read_changes(link, annotations=_annotations(kind))
+        feed = client.read_changes(link, annotations=read_annotations(kind))
         count += _apply_feed(mirror, kind, feed, contacts)
         checkpoints[_delta(kind)] = feed.delta_link or link
     return Sync("incremental", count, checkpoints)
@@ -199,7 +203,7 @@ def refresher(client: DataverseClient, mirror: Mirror, checkpoints: dict[str, st
         link = checkpoints.get(_delta(kind))
         if link is None:
             return
-        feed = client.read_changes(link, annotations=_annotations(kind))
+        feed = client.read_changes(link, annotations=read_annotations(kind))
         _apply_feed(mirror, kind, feed, {})
         checkpoints[_delta(kind)] = feed.delta_link or link
 
@@ -247,7 +251,7 @@ def sync(
     return replace(report, requests=client.stats.as_dict(), sync=read.as_dict())
 
 
-def _resume_workflows(client: DataverseClient, store: StateStore) -> None:
+def _resume_workflows(client: DataverseClient, store: EffectLedger) -> None:
     """Resume what dead runs left; a Dataverse error is logged, never the end of this run (it retries next time)."""
     try:
         started, newly = resume_workflows(client, store)
@@ -261,7 +265,7 @@ def _resume_workflows(client: DataverseClient, store: StateStore) -> None:
 
 def _resume(
     client: DataverseClient,
-    store: StateStore,
+    store: FanOutAndCheckpoints,
     run: ShardRun,
     *,
     now: datetime,
@@ -286,7 +290,7 @@ def _resume(
     )
 
 
-def store_dead_shard(store: StateStore, body: bytes, *, attempts: int, now: datetime) -> ShardMessage:
+def store_dead_shard(store: EventLog, body: bytes, *, attempts: int, now: datetime) -> ShardMessage:
     """After the last retry (the poison queue): the shard becomes a dead letter carrying its message, so that
     `abm replay --event shard:<run>:<n>` can run it again."""
     shard = ShardMessage.from_json(body)
@@ -323,6 +327,7 @@ def run_shard(client: DataverseClient, store: StateStore, engine: Engine, messag
 
 def run_main_job(
     client: DataverseClient,
+    state: StateStore,
     *,
     now: datetime,
     models: Sequence[ScoringModel] = (),
@@ -330,12 +335,11 @@ def run_main_job(
     mirror_model: str | None = None,
     segments: Sequence[Segment] = (),
     journeys: Sequence[Journey] = (),
-    state: StateStore | None = None,
     send_emails: bool = False,
     handoff_workflow: str | None = None,
 ) -> RunReport:
-    """A full sync of these definitions into `state` (a fresh in-memory store by default): the main job `abm demo`
-    runs, for callers holding definitions rather than an `Engine`."""
+    """A full sync of these definitions into `state`: the main job `abm demo` runs, for callers holding definitions
+    rather than an `Engine`."""
     engine = Engine(
         models=models,
         segments=segments,
@@ -345,4 +349,4 @@ def run_main_job(
         send_emails=send_emails,
         handoff_workflow=handoff_workflow,
     )
-    return sync(client, state or SqliteStateStore(), engine, now=now, full=True)
+    return sync(client, state, engine, now=now, full=True)

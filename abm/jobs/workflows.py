@@ -12,17 +12,14 @@ sales-ready hand-off.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dataverse.batch import BatchRequest
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseServerError
-from dataverse.query import Query, in_
-from dataverse.tables import table
-from statestore.port import Intent, StateStore, iso, parse_iso
+from dataverse.workflows import execute_workflow, read_system_jobs, read_workflows, started_job
+from statestore.port import EffectLedger, Intent, iso, parse_iso
 
 __all__ = ["CLAIM_LEASE", "REFUSED", "WorkflowRun", "resume_workflows", "start_workflows", "workflow_problems"]
 
@@ -45,21 +42,16 @@ def workflow_problems(client: DataverseClient, expected: Mapping[str, str | None
     cannot (does not exist, not an activated on-demand workflow, another primary table), by lower-case id. One read."""
     if not expected:
         return {}
-    query = (
-        Query(table("workflow").entity_set)
-        .select("primaryentity", "ondemand", "statecode")
-        .where(in_("workflowid", sorted({uuid.UUID(w) for w in expected})))
-    )
-    found = {str(row["workflowid"]).lower(): row for row in client.iter_rows(query)}
+    found = read_workflows(client, expected)
     problems: dict[str, str] = {}
-    for workflow, entity in expected.items():
-        row = found.get(workflow.lower())
-        if row is None:
-            problems[workflow.lower()] = "does not exist in the org"
-        elif not row.get("ondemand") or row.get("statecode") != 1:
-            problems[workflow.lower()] = "is not an activated on-demand workflow"
-        elif entity is not None and row.get("primaryentity") != entity:
-            problems[workflow.lower()] = f"runs on {row.get('primaryentity')}, not on {entity}"
+    for workflow_id, entity in expected.items():
+        workflow = found.get(workflow_id.lower())
+        if workflow is None:
+            problems[workflow_id.lower()] = "does not exist in the org"
+        elif not workflow.runs_on_demand:
+            problems[workflow_id.lower()] = "is not an activated on-demand workflow"
+        elif entity is not None and workflow.primary_entity != entity:
+            problems[workflow_id.lower()] = f"runs on {workflow.primary_entity}, not on {entity}"
     return problems
 
 
@@ -69,16 +61,10 @@ def _find_jobs(client: DataverseClient, runs: Sequence[WorkflowRun]) -> dict[str
     for start in range(0, len(runs), 100):
         chunk = runs[start : start + 100]
         wanted = {(r.workflow_id.lower(), r.entity_id.lower()): r.key for r in chunk}
-        query = (
-            Query(table("asyncoperation").entity_set)
-            .select("asyncoperationid", "_regardingobjectid_value", "_workflowactivationid_value")
-            .where(in_("_workflowactivationid_value", sorted({uuid.UUID(w) for w, _ in wanted})))
-            .where(in_("_regardingobjectid_value", sorted({uuid.UUID(e) for _, e in wanted})))
-        )
-        for row in client.iter_rows(query):
-            pair = (str(row["_workflowactivationid_value"]).lower(), str(row["_regardingobjectid_value"]).lower())
+        for job in read_system_jobs(client, [w for w, _ in wanted], [e for _, e in wanted]):
+            pair = (job.workflow_id, job.regarding_id)
             if pair in wanted:
-                found.setdefault(wanted[pair], str(row["asyncoperationid"]))
+                found.setdefault(wanted[pair], job.id)
     return found
 
 
@@ -93,7 +79,7 @@ def _fresh(intent: Intent, now: datetime) -> bool:
 
 
 def _claims(
-    store: StateStore, client: DataverseClient, runs: Sequence[WorkflowRun], moment: datetime
+    store: EffectLedger, client: DataverseClient, runs: Sequence[WorkflowRun], moment: datetime
 ) -> tuple[dict[str, str], list[WorkflowRun]]:
     """Sort runs into those already started (key → job) and those this call must start (claimed).
 
@@ -128,7 +114,7 @@ def _claims(
 
 def start_workflows(
     client: DataverseClient,
-    store: StateStore,
+    store: EffectLedger,
     runs: Sequence[WorkflowRun],
     attempts: int = 3,
 ) -> tuple[dict[str, str], int]:
@@ -153,14 +139,7 @@ def start_workflows(
                 chunk = [r for r in chunk if r.key not in jobs]
                 if not chunk:
                     break
-            requests = [
-                BatchRequest(
-                    "POST",
-                    f"workflows({r.workflow_id})/Microsoft.Dynamics.CRM.ExecuteWorkflow",
-                    {"EntityId": r.entity_id},
-                )
-                for r in chunk
-            ]
+            requests = [execute_workflow(r.workflow_id, r.entity_id) for r in chunk]
             try:
                 outcomes = client.batch(requests, continue_on_error=True)
             except (DataverseConnectionError, DataverseServerError):
@@ -168,8 +147,7 @@ def start_workflows(
                     raise
                 continue  # the batch may or may not have run: look for its jobs before trying again
             for run, outcome in zip(chunk, outcomes, strict=True):
-                body = outcome.responses[0].body if outcome.ok and outcome.responses else None
-                job = str(body.get("Id") or body.get("asyncoperationid") or "") if isinstance(body, dict) else ""
+                job = started_job(outcome.responses[0].body if outcome.ok and outcome.responses else None)
                 if outcome.ok:
                     started[run.key] = job
                     newly += 1
@@ -185,7 +163,7 @@ def start_workflows(
     return started, newly
 
 
-def resume_workflows(client: DataverseClient, store: StateStore) -> tuple[dict[str, str], int]:
+def resume_workflows(client: DataverseClient, store: EffectLedger) -> tuple[dict[str, str], int]:
     """Finish what dead runs left (the timer runs this first): each intent without a job whose claim is older than
     `CLAIM_LEASE` is resolved (its system job looked up, else the workflow started), if its workflow can still run
     (one read); one that cannot stays open and is named in the log. Returns what `start_workflows` returns."""

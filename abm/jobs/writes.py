@@ -14,21 +14,15 @@ from typing import Any
 
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseDuplicate
-from dataverse.query import Query, in_
+from dataverse.mapping import row_id
+from dataverse.rows import existing_ids
 from dataverse.tables import Table
 
 __all__ = ["create_idempotent"]
 
 
-def _existing(client: DataverseClient, table: Table, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these ids are rows already: one read per 100 ids."""
-    found: set[uuid.UUID] = set()
-    for start in range(0, len(ids), 100):
-        query = (
-            Query(table.entity_set).select(table.primary_key).where(in_(table.primary_key, ids[start : start + 100]))
-        )
-        found.update(uuid.UUID(str(row[table.primary_key])) for row in client.iter_rows(query))
-    return found
+def _id(table: Table, row: Mapping[str, Any]) -> uuid.UUID:
+    return uuid.UUID(row_id(table, row))
 
 
 def create_idempotent(client: DataverseClient, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -44,9 +38,8 @@ def create_idempotent(client: DataverseClient, table: Table, rows: Sequence[Mapp
         pass
     else:
         return len(rows)
-    pk = table.primary_key
-    existing = _existing(client, table, sorted({uuid.UUID(str(row[pk])) for row in rows}))
-    missing = [row for row in rows if uuid.UUID(str(row[pk])) not in existing]
+    existing = existing_ids(client, table, sorted({_id(table, row) for row in rows}))
+    missing = [row for row in rows if _id(table, row) not in existing]
     if not missing:
         return 0
     try:
@@ -54,9 +47,9 @@ def create_idempotent(client: DataverseClient, table: Table, rows: Sequence[Mapp
     except DataverseDuplicate:
         made = 0
         for row in missing:
-            body = {k: v for k, v in row.items() if k != pk}
+            body = {k: v for k, v in row.items() if k != table.primary_key}
             with contextlib.suppress(DataverseDuplicate):
-                client.create(table, body, id=uuid.UUID(str(row[pk])))
+                client.create(table, body, id=_id(table, row))
                 made += 1
         return made
     return len(missing)

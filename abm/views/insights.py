@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from abm.errors import NotFound
 from abm.jobs.mirror import Mirror, Scope
 from abm.jobs.pipeline import Engine
 from abm.views.params import InsightsInputError, check_names, cohort_settings, date_range, flow_settings, path_settings
-from dataverse import mapping
 from insights.cohorts import CohortSettings, Criteria, MetricTest, cohort_table
 from insights.flows import FlowSettings, flow
 from insights.kpis import INTERACTION_KPIS, JourneyEntry, account_kpis
@@ -33,7 +33,7 @@ from insights.timeline import (
 )
 from journeys.engine import COUNTERS
 from scoring.records import Account, Contact, Lead, Opportunity, StoredScore
-from statestore.port import StateStore, iso
+from statestore.port import MirrorAndErasure, MirrorAndProgress, ProgressStore, StateStore, iso
 
 __all__ = [
     "Dataset",
@@ -51,7 +51,7 @@ __all__ = [
 TOP_ACCOUNTS = 10  # accounts the report shows KPIs of (the most engaged in the range)
 
 
-class InsightsNotFoundError(LookupError):
+class InsightsNotFoundError(NotFound):
     """The account or journey asked about is not known (404)."""
 
 
@@ -71,19 +71,19 @@ class Dataset:
         return {e.type for e in self.events} | set(MILESTONES) | set(INTERACTION_KPIS.values())
 
 
-def load(store: StateStore, engine: Engine, scope: Scope = None) -> Dataset:
+def load(store: MirrorAndErasure, engine: Engine, scope: Scope = None) -> Dataset:
     snapshot = Mirror(store, engine.config).load(scope)
     return Dataset(
         accounts={a.id: a for a in snapshot.accounts},
         contacts=snapshot.contacts,
         leads=snapshot.leads,
         opportunities=snapshot.opportunities,
-        scores=[mapping.stored_score(row) for row in snapshot.scores.values()],
+        scores=[score.as_stored() for score in snapshot.scores.values()],
         events=timeline(snapshot.contacts, snapshot.leads, snapshot.opportunities, snapshot.interactions),
     )
 
 
-def _entries(store: StateStore, engine: Engine) -> list[JourneyEntry]:
+def _entries(store: ProgressStore, engine: Engine) -> list[JourneyEntry]:
     """Every journey entry, from every journey's saved progress (`account_kpis` keeps an account's own)."""
     return [
         JourneyEntry(journey.name, p.contact_id, p.started_at or p.entered_at)
@@ -119,7 +119,7 @@ def account_insights(
     return _kpis(data, _entries(store, engine), account, span)
 
 
-def journey_insights(store: StateStore, engine: Engine, name: str, params: Mapping[str, str]) -> dict[str, Any]:
+def journey_insights(store: MirrorAndProgress, engine: Engine, name: str, params: Mapping[str, str]) -> dict[str, Any]:
     """`GET /api/insights/journeys/{name}?account=ID`: the journey's tile counts, for one account or for all."""
     check_names("journey", params)
     journey = next((j for j in engine.journeys if j.name == name), None)
@@ -145,19 +145,19 @@ def journey_insights(store: StateStore, engine: Engine, name: str, params: Mappi
     }
 
 
-def cohorts(store: StateStore, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def cohorts(store: MirrorAndErasure, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/cohorts`: a cohort table (see `abm.views.params` for the parameters)."""
     data = load(store, engine)
     return cohort_table(data.events, cohort_settings(params, now, data.known_types())).as_dict()
 
 
-def flows(store: StateStore, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def flows(store: MirrorAndErasure, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/flows`: a flow anchored on an event type or dimension item."""
     data = load(store, engine)
     return flow(data.events, flow_settings(params, now, data.known_types())).as_dict()
 
 
-def paths(store: StateStore, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def paths(store: MirrorAndErasure, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/paths`: conversion between steps with fallout, and one account's own path."""
     data = load(store, engine)
     settings = path_settings(params, now, data.known_types())

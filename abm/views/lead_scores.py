@@ -2,43 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from abm.jobs.scoring import COMPARED, SCORES
 from dataverse.client import DataverseClient
-from dataverse.query import Query, eq
+from dataverse.scores import read_lead_scores, score_document, score_record
+from scoring.explain import explain
 
 __all__ = ["format_scores", "lead_scores"]
 
-COLUMNS = ("abm_model", *COMPARED, "abm_scoredon")
-
 
 def lead_scores(client: DataverseClient, lead_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The lead's score rows, one per model, with the explanation decoded; ordered by model name."""
-    query = Query(SCORES.entity_set).select(*COLUMNS).where(eq("_abm_leadid_value", lead_id))
-    rows = []
-    for row in client.iter_rows(query.orderby("abm_model")):
-        explanation = json.loads(row.get("abm_explanation") or "[]")
-        rows.append({column: row.get(column) for column in COLUMNS} | {"abm_explanation": explanation})
-    return rows
+    """The lead's scores, one per model in name order, as `abm score --json` prints them: the stored columns by
+    logical name, the explanation decoded (one read)."""
+    return [score_document(record) for record in read_lead_scores(client, lead_id)]
 
 
-def format_scores(lead_id: uuid.UUID, rows: list[dict[str, Any]]) -> str:
-    """Readable lines: per model the score, grade and flags, then each rule that fired and why."""
-    if not rows:
+def format_scores(lead_id: uuid.UUID, scores: Sequence[Mapping[str, Any]]) -> str:
+    """Readable lines, per model (`scoring.explain`): the score, grade and consent rule, when it was scored, then
+    each rule that fired and why. `scores` as `lead_scores` answers them."""
+    if not scores:
         return f"lead {lead_id}: no scores (not open, not targeted, below consent, or not scored yet)"
-    lines = [f"lead {lead_id}"]
-    for row in rows:
-        ready = "sales-ready" if row["abm_salesready"] else "not sales-ready"
-        fit = "" if row["abm_fitforautomateddecisions"] else "; not fit for automated decisions about individuals"
-        lines.append(
-            f"  {row['abm_model']} (v{row['abm_modelversion']}): {row['abm_score']} points, grade "
-            f"{row['abm_grade'] or '-'}, {ready}; consent rule {row['abm_consentrule']}{fit}; "
-            f"scored {row['abm_scoredon']}"
-        )
-        for item in row["abm_explanation"]:
-            occurrences = f" x{item['occurrences']}" if item["occurrences"] > 1 else ""
-            lines.append(f"    {item['points']:+d}  {item['rule']}{occurrences}: {'; '.join(item['matched'])}")
-    return "\n".join(lines)
+    records = [replace(score_record(score), lead_id=str(lead_id)) for score in scores]
+    return "\n".join(explain(r.as_lead_score(), scored_on=r.scored_on) for r in records)

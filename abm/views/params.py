@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any, Literal, TypeVar
 
+from abm.errors import InvalidInput
 from insights.cohorts import CohortSettings, Criteria, MetricTest
 from insights.flows import FlowContainer, FlowDimension, FlowOccurrence, FlowSettings
 from insights.paths import PathSettings, PercentOf
@@ -78,7 +79,7 @@ _PEOPLE: tuple[FlowContainer, ...] = ("account", "contact")  # flows and paths f
 _PERCENTS: tuple[PercentOf, ...] = ("start", "previous")
 
 
-class InsightsInputError(ValueError):
+class InsightsInputError(InvalidInput):
     """A parameter is missing, unknown or malformed; the message names it."""
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from abm.bootstrap import build_dry_run
+from abm.errors import InvalidInput
 from abm.jobs.events import (
-    EventInputError,
     dead_letter_event,
     process_event,
     receive_interactions,
@@ -27,6 +28,7 @@ from dataverse.errors import DataverseServerError
 from dataverse.query import Query, eq
 from dataverse.tables import table
 from devtools.emulator.server import Emulator
+from function_app.responses import status_of
 from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import (
     NOW,
@@ -111,9 +113,9 @@ def test_a_trimmed_delivery_is_processed_from_the_row_itself(synced: Any) -> Non
 )
 def test_bad_deliveries_are_refused_naming_the_problem_and_store_nothing(body: bytes, status: int) -> None:
     store = SqliteStateStore()
-    with pytest.raises(EventInputError) as caught:
+    with pytest.raises(InvalidInput) as caught:
         receive_webhook(store, body, {}, now=NOW)
-    assert caught.value.status == status and str(caught.value)
+    assert status_of(caught.value) == status and str(caught.value)
     assert store.events() == []
 
 
@@ -191,7 +193,7 @@ def test_a_dry_run_replay_lists_the_exact_writes_and_writes_nothing(synced: Any)
     mirror_before = store.mirror_rows("contact", [contact])
     progress_before = {j.name: store.progress(j.name) for j in engine.journeys}
     run = fresh_client(emulator)
-    dry = replay(run, store, engine, {"table": "contact", "id": contact}, now=NOW, dry_run=True)
+    dry = replay(run, store, engine, {"table": "contact", "id": contact}, now=NOW, dry_run=build_dry_run(run, store))
     assert run.stats.as_dict()["by_method"].keys() == {"GET"}
     assert dataverse_state(client) == dataverse_before
     assert store.mirror_rows("contact", [contact]) == mirror_before
@@ -211,10 +213,11 @@ def test_a_window_replay_runs_each_record_of_the_events_received_in_it_once(sync
     for _ in range(2):
         receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
     window = {"since": NOW - timedelta(hours=1), "until": NOW + timedelta(hours=1)}
-    result = replay(fresh_client(emulator), store, demo_engine(), window, now=NOW, dry_run=True)
+    run = fresh_client(emulator)
+    result = replay(run, store, demo_engine(), window, now=NOW, dry_run=build_dry_run(run, store))
     assert result.records == [{"table": "contact", "id": contact, "message": "Update"}]
     later = {"since": NOW + timedelta(hours=1), "until": NOW + timedelta(hours=2)}
-    assert replay(fresh_client(emulator), store, demo_engine(), later, now=NOW, dry_run=True).records == []
+    assert replay(run, store, demo_engine(), later, now=NOW, dry_run=build_dry_run(run, store)).records == []
 
 
 def engagement_scores(client: DataverseClient) -> dict[str, tuple[int, str]]:
@@ -291,7 +294,8 @@ def test_a_stored_batch_keeps_the_row_ids_only_and_a_window_replay_rereads_them(
     assert len(rows) == result.created == 2
     receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
     window = {"since": NOW - timedelta(hours=1), "until": NOW + timedelta(hours=1)}
-    dry = replay(fresh_client(emulator), store, engine, window, now=NOW, dry_run=True)
+    run = fresh_client(emulator)
+    dry = replay(run, store, engine, window, now=NOW, dry_run=build_dry_run(run, store))
     assert sorted((r["table"], r["id"]) for r in dry.records) == sorted(
         [("contact", contact)] + [("abm_interaction", row) for row in rows]
     )
@@ -323,5 +327,6 @@ def test_a_batch_stored_whole_by_an_earlier_version_is_still_replayed_by_its_row
     assert stored is not None
     rows = json.loads(stored.payload)["interactions"]
     store.conn.execute("UPDATE events SET payload = ? WHERE id = ?", (body, receipt.event_id))  # the old format
-    dry = replay(fresh_client(emulator), store, demo_engine(), {"event": receipt.event_id}, now=NOW, dry_run=True)
+    run = fresh_client(emulator)
+    dry = replay(run, store, demo_engine(), {"event": receipt.event_id}, now=NOW, dry_run=build_dry_run(run, store))
     assert sorted(r["id"] for r in dry.records) == sorted(rows)

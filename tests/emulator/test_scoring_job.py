@@ -15,6 +15,7 @@ from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator
 from devtools.emulator.store import Store
 from scoring.model import parse_model
+from statestore.sqlite import SqliteStateStore
 from tests.emulator.conftest import CONTOSO, MULLER, OBRIEN
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -69,7 +70,8 @@ def add_leads(store: Store) -> None:
 
 def run(emulator: Emulator, **options: Any) -> dict[str, Any]:
     with DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client:
-        report = run_main_job(client, now=NOW, models=[parse_model(MODEL)], config=CONFIG, **options)
+        state = SqliteStateStore()
+        report = run_main_job(client, state, now=NOW, models=[parse_model(MODEL)], config=CONFIG, **options)
     return report.as_dict()
 
 
@@ -135,7 +137,8 @@ def test_consent_can_come_from_contact_point_consent_rows(store: Store, emulator
     )
     config = MappingConfig(consent_source="contactpointconsent", contactpoint_levels={534120001: 5, 534120002: 0})
     with DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client:
-        report = run_main_job(client, now=NOW, models=[parse_model(MODEL)], config=config).as_dict()
+        state = SqliteStateStore()
+        report = run_main_job(client, state, now=NOW, models=[parse_model(MODEL)], config=config).as_dict()
     summary = report["scoring"]["models"]["purchasers"]
     assert (summary["scored"], summary["below_consent"]) == (1, 1)  # O'Brien opted in; Müller has no consent row
     assert report["requests"]["by_table"]["msdynmkt_contactpointconsent4s"] == 1

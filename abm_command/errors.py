@@ -1,0 +1,34 @@
+"""How the `abm` command ends on an error: the service's error kinds to exit statuses, once, in a table.
+
+0 is success. A service error (`abm.errors`) or a Dataverse failure is printed on stderr as `abm: <message>` and
+ends the command with the status `EXIT_STATUSES` gives its kind: 2 for what the user can fix in the command line or
+the configuration, 1 for what is not there or what the org refuses. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from abm.errors import InvalidInput, NotConfigured, NotFound, Refused, ServiceError, UpstreamError
+
+__all__ = ["EXIT_STATUSES", "run_command"]
+
+# Error kind -> (exit status, what the message starts with). The most specific kind an error is decides.
+EXIT_STATUSES: dict[type[Exception], tuple[int, str]] = {
+    InvalidInput: (2, ""),
+    NotConfigured: (2, ""),
+    NotFound: (1, ""),
+    Refused: (1, ""),
+    UpstreamError: (1, "Dataverse: "),
+}
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run a command; its exit status, or the status of the error that ended it (printed on stderr)."""
+    try:
+        return command()
+    except (ServiceError, UpstreamError) as exc:
+        status, prefix = next(EXIT_STATUSES[kind] for kind in type(exc).__mro__ if kind in EXIT_STATUSES)
+        print(f"abm: {prefix}{exc}", file=sys.stderr)
+        return status

@@ -1,0 +1,267 @@
+"""The Table Storage and blob plumbing of the Azure state store (`statestore.azure_tables`): the connection and its
+tables, keys, entities, transactions, keyed lookups, and values too large for a property.
+
+Keys are escaped by `table_key` (Table keys may not hold / \\ # ? or control characters); the original values are kept
+as properties and are what is read back. Text or bytes over `INLINE_LIMIT` (a property holds 64 KiB, text counted
+in UTF-16) go to a blob in `{prefix}-payloads`; the entity keeps the blob's name in `{field}_blob`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError, UpdateMode
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+__all__ = [
+    "FILTER_KEYS",
+    "INLINE_LIMIT",
+    "MAX_TRIES",
+    "REPLACE",
+    "AzureStorage",
+    "Op",
+    "blobs_of",
+    "compact_json",
+    "delete_op",
+    "digest",
+    "key_after",
+    "new_entity",
+    "pair_key",
+    "table_key",
+    "upsert_op",
+]
+
+INLINE_LIMIT = 30 * 1024  # bytes as stored (UTF-16 for text); a property holds 64 KiB, an entity 1 MiB
+BATCH_SIZE = 100  # entities per transaction (the service's limit, all in one partition)
+BATCH_BYTES = 2 * 1024 * 1024  # payload per transaction, well under the service's 4 MiB
+FILTER_KEYS = 14  # row keys per OR query: with the partition, the service's 15 comparisons per filter
+SCAN_ABOVE = 200  # keys looked up in a bounded partition: above this, read the whole partition instead
+KEY_LIMIT = 200  # escaped key parts longer than this are replaced by a hash (keys hold at most 1 KiB)
+PARALLEL = 4  # transactions or queries in flight at once (round trips overlap; the SDK's work holds the GIL)
+MAX_TRIES = 20  # optimistic concurrency: rereads before giving up
+
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,51}")
+_TABLES = (
+    "progress",
+    "handled",
+    "counts",
+    "effects",
+    "intents",
+    "checkpoints",
+    "mirror",
+    "mirrorindex",
+    "runs",
+    "shards",
+    "events",
+    "deadletters",
+)
+REPLACE = {"mode": UpdateMode.REPLACE}
+
+Op = tuple[str, dict[str, Any], Mapping[str, Any]]
+
+
+def table_key(value: str) -> str:
+    """A PartitionKey/RowKey for any text: letters, digits, - and _ kept, every other character as ~XX per UTF-8
+    byte (so never / \\ # ? ' % or control characters, and never !, the separator of composite keys); injective."""
+    escaped = "".join(c if c in _SAFE else "".join(f"~{b:02X}" for b in c.encode()) for c in value)
+    if len(escaped) > KEY_LIMIT:
+        return "~h" + hashlib.sha256(value.encode()).hexdigest()
+    return escaped
+
+
+def pair_key(first: str, second: str) -> str:
+    return f"{table_key(first)}!{table_key(second)}"
+
+
+def key_after(prefix: str) -> str:
+    """The first key after every key starting with `prefix` (which ends with "!")."""
+    return prefix[:-1] + '"'
+
+
+def digest(*parts: str) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _stored_size(value: str | bytes) -> int:
+    return len(value) if isinstance(value, bytes) else len(value.encode("utf-16-le"))
+
+
+def _approx_size(entity: Mapping[str, Any]) -> int:
+    """An upper bound of the entity's size in a transaction's JSON body."""
+    size = 256
+    for name, value in entity.items():
+        if isinstance(value, str):
+            size += len(name) + len(json.dumps(value))
+        elif isinstance(value, bytes):
+            size += len(name) + len(value) * 4 // 3 + 64
+        else:
+            size += len(name) + 64
+    return size
+
+
+def blobs_of(entity: Mapping[str, Any]) -> set[str]:
+    return {str(value) for name, value in entity.items() if name.endswith("_blob") and value}
+
+
+def new_entity(pk: str, rk: str, **properties: Any) -> dict[str, Any]:
+    return {"PartitionKey": pk, "RowKey": rk, **properties}
+
+
+def upsert_op(entity: dict[str, Any]) -> Op:
+    return ("upsert", entity, REPLACE)
+
+
+def delete_op(pk: str, rk: str) -> Op:
+    return ("delete", {"PartitionKey": pk, "RowKey": rk}, {})
+
+
+def compact_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class AzureStorage:
+    """One storage account: a table per kind of state (see `statestore.azure_tables` for the layout) and a container
+    for large values, with the transactions, lookups and blob handling the roles share."""
+
+    def __init__(self, connection_string: str, prefix: str) -> None:
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError("state prefix must be 1 to 52 lower-case letters and digits, starting with a letter")
+        try:
+            self._service = TableServiceClient.from_connection_string(connection_string)
+            self._blob_service = BlobServiceClient.from_connection_string(connection_string)
+        except ValueError:
+            raise ValueError("the storage connection string is malformed") from None  # never echo it: it has a key
+        tables = {name: self._service.create_table_if_not_exists(f"{prefix}{name}") for name in _TABLES}
+        self._progress = tables["progress"]
+        self._handled = tables["handled"]
+        self._counts = tables["counts"]
+        self._effects = tables["effects"]
+        self._intents = tables["intents"]
+        self._checkpoints = tables["checkpoints"]
+        self._mirror = tables["mirror"]
+        self._index = tables["mirrorindex"]
+        self._runs = tables["runs"]
+        self._shards = tables["shards"]
+        self._events = tables["events"]
+        self._letters = tables["deadletters"]
+        self._tables = list(tables.values())
+        self._container: ContainerClient = self._blob_service.get_container_client(f"{prefix}-payloads")
+        with contextlib.suppress(ResourceExistsError):
+            self._container.create_container()
+
+    def close(self) -> None:
+        for table in self._tables:
+            table.close()
+        self._container.close()
+        self._service.close()
+        self._blob_service.close()
+
+    def _transact(self, table: TableClient, ops: Iterable[Op], *, conflicts: bool = False) -> list[Op]:
+        """Submit upserts/deletes (or creates/updates) as transactions: grouped by partition, at most BATCH_SIZE
+        entities and BATCH_BYTES each, the last operation per key kept, a few transactions at a time. A transaction
+        failing on a delete of a row already gone is redone one by one. With `conflicts`, the operations of
+        transactions that failed on a concurrent change (404, 409, 412) are returned instead of raised."""
+        groups: dict[str, dict[str, Op]] = {}
+        for op in ops:
+            groups.setdefault(op[1]["PartitionKey"], {})[op[1]["RowKey"]] = op
+        batches: list[list[Op]] = []
+        for group in groups.values():
+            batch: list[Op] = []
+            size = 0
+            for op in group.values():
+                grows = _approx_size(op[1])
+                if batch and (len(batch) == BATCH_SIZE or size + grows > BATCH_BYTES):
+                    batches.append(batch)
+                    batch, size = [], 0
+                batch.append(op)
+                size += grows
+            if batch:
+                batches.append(batch)
+        if len(batches) <= 1:
+            return [op for batch in batches for op in self._submit(table, batch, conflicts=conflicts)]
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            done = pool.map(lambda batch: self._submit(table, batch, conflicts=conflicts), batches)
+            return [op for failed in done for op in failed]
+
+    @staticmethod
+    def _submit(table: TableClient, batch: list[Op], *, conflicts: bool) -> list[Op]:
+        try:
+            table.submit_transaction(batch)
+        except TableTransactionError as error:
+            if conflicts and error.status_code in (404, 409, 412):
+                return batch
+            if error.status_code != 404 or any(op[0] not in ("delete", "upsert") for op in batch):
+                raise
+            for op, entity, options in batch:
+                if op == "delete":
+                    table.delete_entity(entity["PartitionKey"], entity["RowKey"])  # a missing row is no error
+                else:
+                    table.upsert_entity(entity, **options)
+        return []
+
+    @classmethod
+    def _lookup(cls, table: TableClient, pk: str, rks: Sequence[str]) -> list[TableEntity]:
+        """The entities of one partition with these row keys; for more than SCAN_ABOVE keys, the partition read
+        once (used where a partition is bounded: a kind's mirror index, a journey's counts)."""
+        if len(rks) <= SCAN_ABOVE:
+            return cls._find(table, pk, rks)
+        wanted = set(rks)
+        everything = table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})
+        return [entity for entity in everything if entity["RowKey"] in wanted]
+
+    @staticmethod
+    def _find(table: TableClient, pk: str, rks: Sequence[str], select: list[str] | None = None) -> list[TableEntity]:
+        """The entities of one partition with these row keys: OR queries of FILTER_KEYS keys, a few in parallel."""
+        chunks = [rks[start : start + FILTER_KEYS] for start in range(0, len(rks), FILTER_KEYS)]
+
+        def query(chunk: Sequence[str]) -> list[TableEntity]:
+            names = [f"r{i}" for i in range(len(chunk))]
+            # The SDK substitutes @names only as whole words (split on spaces), hence the spaced parentheses.
+            wanted = " or ".join(f"RowKey eq @{name}" for name in names)
+            parameters: dict[str, Any] = {"pk": pk, **dict(zip(names, chunk, strict=True))}
+            return list(
+                table.query_entities(f"PartitionKey eq @pk and ( {wanted} )", parameters=parameters, select=select)
+            )
+
+        if len(chunks) <= 1:
+            return query(chunks[0]) if chunks else []
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            return [entity for found in pool.map(query, chunks) for entity in found]
+
+    def _stash(self, entity: dict[str, Any], field: str, value: str | bytes | None, blob: str) -> str | None:
+        """Put `value` in the entity, or in blob `blob` (named in `{field}_blob`) when too large; the blob if used."""
+        if value is None:
+            return None
+        if _stored_size(value) <= INLINE_LIMIT:
+            entity[field] = value
+            return None
+        self._container.upload_blob(blob, value.encode() if isinstance(value, str) else value, overwrite=True)
+        entity[f"{field}_blob"] = blob
+        return blob
+
+    def _bytes(self, entity: Mapping[str, Any], field: str) -> bytes | None:
+        blob = entity.get(f"{field}_blob")
+        if blob:
+            return self._container.download_blob(blob).readall()
+        value = entity.get(field)
+        return None if value is None else bytes(value)
+
+    def _text(self, entity: Mapping[str, Any], field: str) -> str | None:
+        blob = entity.get(f"{field}_blob")
+        if blob:
+            return self._container.download_blob(blob).readall().decode()
+        value = entity.get(field)
+        return None if value is None else str(value)
+
+    def _drop_blobs(self, names: Iterable[str]) -> None:
+        for name in set(names):
+            with contextlib.suppress(ResourceNotFoundError):
+                self._container.delete_blob(name)
