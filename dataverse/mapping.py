@@ -108,7 +108,7 @@ def _maybe_when(value: Any) -> datetime | None:
 
 def when(value: Any) -> datetime:
     """A Web API date-time (`2026-11-23T08:00:00Z`) as an aware datetime in UTC."""
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(str(value))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

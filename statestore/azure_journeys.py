@@ -22,7 +22,7 @@ from statestore.azure_storage import (
     table_key,
     upsert_op,
 )
-from statestore.port import Intent, ProgressRow, iso_micro, parse_iso
+from statestore.port import Intent, Progress, iso_micro, parse_iso
 
 __all__ = ["AzureEffectLedger", "AzureProgress"]
 
@@ -32,10 +32,10 @@ _NO_SLASH = "~"  # the effects partition for keys without "/" (never the result 
 class AzureProgress(AzureStorage):
     """Journey progress by journey and contact, handled (tile, account) pairs, and tile counts by account."""
 
-    def progress(self, journey: str) -> list[ProgressRow]:
+    def progress(self, journey: str) -> list[Progress]:
         entities = self._progress.query_entities("PartitionKey eq @pk", parameters={"pk": table_key(journey)})
         rows = [
-            ProgressRow(
+            Progress(
                 e["contact_id"],
                 e.get("tile_id"),
                 parse_iso(e["entered_at"]),
@@ -53,7 +53,7 @@ class AzureProgress(AzureStorage):
     def save_journey(
         self,
         journey: str,
-        progress: Iterable[ProgressRow],
+        progress: Iterable[Progress],
         handled: Iterable[tuple[str, str]],
         counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
     ) -> None:

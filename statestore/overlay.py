@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from statestore.port import DeadLetter, Intent, MirrorRow, ProgressRow, ShardRun, StateStore, StoredEvent
+from statestore.port import DeadLetter, Intent, MirrorRow, Progress, ShardRun, StateStore, StoredEvent
 from statestore.sqlite import SqliteStateStore
 
 __all__ = ["OverlayStore"]
@@ -35,7 +35,7 @@ class _Layers:
 class _ProgressThrough(_Layers):
     """Journey progress: the real store's, with what the dry run saved over it (by contact), counts added up."""
 
-    def progress(self, journey: str) -> list[ProgressRow]:
+    def progress(self, journey: str) -> list[Progress]:
         mine = {p.contact_id: p for p in self.top.progress(journey)}
         rows = [p for p in self.base.progress(journey) if p.contact_id not in self._forgotten]
         merged = {p.contact_id: p for p in rows} | mine
@@ -47,7 +47,7 @@ class _ProgressThrough(_Layers):
     def save_journey(
         self,
         journey: str,
-        progress: Iterable[ProgressRow],
+        progress: Iterable[Progress],
         handled: Iterable[tuple[str, str]],
         counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
     ) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from journeys.engine import Progress  # a contact's place in a journey is stored as the engine holds it
+
 __all__ = [
     "Checkpoints",
     "DeadLetter",
@@ -37,8 +39,8 @@ __all__ = [
     "MirrorAndProgress",
     "MirrorRow",
     "MirrorStore",
+    "Progress",
     "ProgressAndEffects",
-    "ProgressRow",
     "ProgressStore",
     "ShardRun",
     "StateStore",
@@ -48,17 +50,6 @@ __all__ = [
     "parse_iso",
     "wall_clock",
 ]
-
-
-@dataclass(frozen=True)
-class ProgressRow:
-    """One contact's place in one journey: its tile since `entered_at`, and in the journey since `started_at`."""
-
-    contact_id: str
-    tile_id: str | None
-    entered_at: datetime
-    finished: bool
-    started_at: datetime | None = None  # read back as `entered_at` from progress saved before it was kept
 
 
 @dataclass(frozen=True)
@@ -131,14 +122,14 @@ class ProgressStore(Protocol):
     """Journey progress: each contact's place in each journey, the (tile, account) pairs already handled (an
     account-based tile acts once per account), and the tile counts by account."""
 
-    def progress(self, journey: str) -> list[ProgressRow]: ...
+    def progress(self, journey: str) -> list[Progress]: ...
 
     def handled(self, journey: str) -> set[tuple[str, str]]: ...
 
     def save_journey(
         self,
         journey: str,
-        progress: Iterable[ProgressRow],
+        progress: Iterable[Progress],
         handled: Iterable[tuple[str, str]],
         counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
     ) -> None: ...
@@ -293,7 +284,7 @@ def wall_clock() -> datetime:
 
 def parse_iso(text: str) -> datetime:
     """The inverse of `iso`."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 def iso(moment: datetime) -> str:

@@ -14,7 +14,7 @@ from statestore.port import (
     DeadLetter,
     Intent,
     MirrorRow,
-    ProgressRow,
+    Progress,
     ShardRun,
     StoredEvent,
     iso,
@@ -82,7 +82,7 @@ class SqliteStateStore:
                 raise
             self.conn.execute("COMMIT")
 
-    def progress(self, journey: str) -> list[ProgressRow]:
+    def progress(self, journey: str) -> list[Progress]:
         with self._lock:
             rows = self.conn.execute(
                 "SELECT contact_id, tile_id, entered_at, finished, started_at FROM progress WHERE journey = ? "
@@ -90,7 +90,7 @@ class SqliteStateStore:
                 (journey,),
             ).fetchall()
         return [
-            ProgressRow(contact, tile, parse_iso(entered), bool(finished), parse_iso(started or entered))
+            Progress(contact, tile, parse_iso(entered), bool(finished), parse_iso(started or entered))
             for contact, tile, entered, finished, started in rows
         ]
 
@@ -102,7 +102,7 @@ class SqliteStateStore:
     def save_journey(
         self,
         journey: str,
-        progress: Iterable[ProgressRow],
+        progress: Iterable[Progress],
         handled: Iterable[tuple[str, str]],
         counts: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
     ) -> None:

@@ -27,7 +27,7 @@ from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
-from statestore.port import ProgressRow, StateStore
+from statestore.port import Progress, StateStore
 
 _NS = uuid.UUID("6f1c3c1e-8d0a-4c36-9d59-2f1f0f6a1b7e")
 
@@ -179,6 +179,6 @@ def mirror_into(state: StateStore, engine: Engine) -> None:
             state.save_checkpoints(read_into_mirror(client, state, engine, full=True).checkpoints)
     finally:
         store.close()
-    progress = [ProgressRow(c, "opened", JOURNEY_ENTRY, False, JOURNEY_ENTRY) for c in (A1, A2)]
+    progress = [Progress(c, "opened", JOURNEY_ENTRY, False, JOURNEY_ENTRY) for c in (A1, A2)]
     counts = {A: {"opened": {"entered": 2}}, B: {"opened": {"entered": 1, "false": 1}}}
     state.save_journey("abm-nurture", progress, [], counts)

@@ -25,7 +25,7 @@ from statestore.port import (
     Intent,
     MirrorRow,
     MirrorStore,
-    ProgressRow,
+    Progress,
     ProgressStore,
     ShardRun,
     StateStore,
@@ -39,7 +39,7 @@ WHEN = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 def test_progress_and_handled_survive_a_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "state.sqlite")
     store = SqliteStateStore(path)
-    rows = [ProgressRow("c1", "t1", WHEN, False, WHEN), ProgressRow("c2", None, WHEN, True, WHEN)]
+    rows = [Progress("c1", "t1", WHEN, False, WHEN), Progress("c2", None, WHEN, True, WHEN)]
     store.save_journey("j", rows, [("t2", "a1")])
     store.close()
     again = SqliteStateStore(path)
@@ -113,8 +113,8 @@ def base() -> Iterator[SqliteStateStore]:
     store.close()
 
 
-def at(contact: str, tile: str | None) -> ProgressRow:
-    return ProgressRow(contact, tile, WHEN, False, WHEN)
+def at(contact: str, tile: str | None) -> Progress:
+    return Progress(contact, tile, WHEN, False, WHEN)
 
 
 def test_a_dry_run_reads_progress_through_and_keeps_its_own(base: SqliteStateStore) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from statestore.azure_tables import AzureStateStore
-from statestore.port import DeadLetter, Intent, MirrorRow, ProgressRow, ShardRun, StateStore, StoredEvent
+from statestore.port import DeadLetter, Intent, MirrorRow, Progress, ShardRun, StateStore, StoredEvent
 from statestore.sqlite import SqliteStateStore
 
 WHEN = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
@@ -66,24 +66,24 @@ def letter(id: str, at: datetime, record: str = "", **changes: object) -> DeadLe
 
 
 def test_progress_is_replaced_per_contact_and_journeys_are_independent(store: StateStore) -> None:
-    store.save_journey("j", [ProgressRow("c1", "t1", WHEN, False, WHEN), ProgressRow("c2", None, WHEN, True, WHEN)], [])
-    store.save_journey("j", [ProgressRow("c1", "t2", WHEN + timedelta(hours=1), False, WHEN)], [])
-    store.save_journey("other/journey", [ProgressRow("c1", "t9", WHEN, True, WHEN)], [])
+    store.save_journey("j", [Progress("c1", "t1", WHEN, False, WHEN), Progress("c2", None, WHEN, True, WHEN)], [])
+    store.save_journey("j", [Progress("c1", "t2", WHEN + timedelta(hours=1), False, WHEN)], [])
+    store.save_journey("other/journey", [Progress("c1", "t9", WHEN, True, WHEN)], [])
     assert store.progress("j") == [
-        ProgressRow("c1", "t2", WHEN + timedelta(hours=1), False, WHEN),
-        ProgressRow("c2", None, WHEN, True, WHEN),
+        Progress("c1", "t2", WHEN + timedelta(hours=1), False, WHEN),
+        Progress("c2", None, WHEN, True, WHEN),
     ]
-    assert store.progress("other/journey") == [ProgressRow("c1", "t9", WHEN, True, WHEN)]
+    assert store.progress("other/journey") == [Progress("c1", "t9", WHEN, True, WHEN)]
     assert store.progress("none") == []
 
 
 def test_progress_without_a_journey_entry_time_reads_back_with_its_tile_entry_time(store: StateStore) -> None:
-    store.save_journey("j", [ProgressRow("c1", "t1", WHEN + timedelta(hours=2), False)], [])
+    store.save_journey("j", [Progress("c1", "t1", WHEN + timedelta(hours=2), False)], [])
     assert store.progress("j")[0].started_at == WHEN + timedelta(hours=2)
 
 
 def test_progress_is_sorted_by_contact_and_takes_any_contact_id(store: StateStore) -> None:
-    rows = [ProgressRow(contact, "t1", WHEN, False, WHEN) for contact in AWKWARD]
+    rows = [Progress(contact, "t1", WHEN, False, WHEN) for contact in AWKWARD]
     store.save_journey("j", reversed(rows), [])
     assert store.progress("j") == sorted(rows, key=lambda row: row.contact_id)
 
@@ -425,9 +425,9 @@ def test_dead_letters_are_added_listed_oldest_first_and_removed(store: StateStor
 
 def test_forgetting_a_contact_removes_its_progress_workflow_runs_events_and_dead_letters(store: StateStore) -> None:
     store.save_journey(
-        "j1", [ProgressRow("c1", "t1", WHEN, False, WHEN), ProgressRow("c2", "t1", WHEN, False, WHEN)], [("t1", "a")]
+        "j1", [Progress("c1", "t1", WHEN, False, WHEN), Progress("c2", "t1", WHEN, False, WHEN)], [("t1", "a")]
     )
-    store.save_journey("j2", [ProgressRow("c1", "t3", WHEN, True, WHEN)], [])
+    store.save_journey("j2", [Progress("c1", "t3", WHEN, True, WHEN)], [])
     for e in [event("e1", WHEN, "c1"), event("e2", WHEN, "i1"), event("e3", WHEN, "c2"), event("e4", WHEN, "i2")]:
         store.record_event(e)
     for d in [letter("d1", WHEN, "c1"), letter("d2", WHEN, "i2"), letter("d3", WHEN, "c2"), letter("d4", WHEN)]:
@@ -436,7 +436,7 @@ def test_forgetting_a_contact_removes_its_progress_workflow_runs_events_and_dead
     store.record_intent(Intent("k2", "w1", "c2", None))
     store.forget_contact("c1", ["i1", "i2", "i9"])
     assert store.intent("k1") is None and store.intent("k2") == Intent("k2", "w1", "c2", None)
-    assert store.progress("j1") == [ProgressRow("c2", "t1", WHEN, False, WHEN)]
+    assert store.progress("j1") == [Progress("c2", "t1", WHEN, False, WHEN)]
     assert store.progress("j2") == []
     assert store.handled("j1") == {("t1", "a")}
     assert [e.id for e in store.events()] == ["e3"]

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from abm.errors import Refused
+from abm.jobs.events import WATCHED_MESSAGES, WATCHED_TABLES
 from dataverse.auth import Secret
 from dataverse.batch import BatchRequest, ChangeSet
 from dataverse.client import DataverseClient
@@ -56,8 +57,9 @@ __all__ = [
     "step_name",
 ]
 
-MESSAGES = ("Create", "Update", "Delete")
-WEBHOOK_TABLES = ("contact", "account", "lead", "abm_interaction")
+# What the webhook receiver watches is what gets registered: one list, the receiver's.
+MESSAGES = WATCHED_MESSAGES
+WEBHOOK_TABLES = WATCHED_TABLES
 DEFAULT_NAME = "abm-webhook"
 
 Action = Literal["create", "update", "unchanged"]

@@ -352,7 +352,7 @@ def parse_replay_request(body: bytes) -> tuple[dict[str, Any], bool]:
 
 def _moment(value: object, name: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(value))
     except ValueError:
         raise EventInputError(f"{name} must be an ISO 8601 date-time with a time zone") from None
     if moment.tzinfo is None:

@@ -190,7 +190,7 @@ def _too_long_for_dataverse(events: Sequence[Mapping[str, Any]]) -> InteractionI
 def _occurred_on(text: str, index: int, now: datetime) -> datetime:
     path = f"events[{index}].occurred_on"
     try:
-        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.upper())
     except ValueError:
         raise InteractionInputError(path, "is not a valid date-time") from None
     if moment.tzinfo is None:  # the schema's pattern requires an offset; kept for events built in code

@@ -21,17 +21,17 @@ from datetime import datetime
 from typing import Any
 
 from abm.errors import NotConfigured
-from abm.jobs.workflows import WorkflowRun, start_workflows
+from abm.jobs.workflows import WorkflowRun, start_workflows, workflow_problem
 from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.rows import ActivityWrite, LeadWrite, activity_row, email_is_open, lead_row, send_email
 from dataverse.tables import table
 from dataverse.workflows import read_workflows
-from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
+from journeys.engine import COUNTERS, Effect, JourneyState, advance
 from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
 from scoring.records import Account, Contact, Interaction
-from statestore.port import EffectLedger, ProgressAndEffects, ProgressRow
+from statestore.port import EffectLedger, ProgressAndEffects
 
 __all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
 
@@ -53,16 +53,9 @@ def check_workflows(client: DataverseClient, journeys: Sequence[Journey]) -> Non
         return
     found = read_workflows(client, [t.workflow for _, t in tiles])
     for journey, tile in tiles:
-        workflow = found.get(tile.workflow.lower())
-        where = f"journey {journey.name!r}, tile {tile.id!r}: workflow {tile.workflow}"
-        if workflow is None:
-            raise JourneyCheckError(f"{where} does not exist in the org")
-        if not workflow.runs_on_demand:
-            raise JourneyCheckError(f"{where} is not an activated on-demand workflow")
-        if workflow.primary_entity != tile.for_each:
-            raise JourneyCheckError(
-                f"{where} runs on {workflow.primary_entity}, but the tile launches it for each {tile.for_each}"
-            )
+        problem = workflow_problem(found.get(tile.workflow.lower()), tile.for_each)
+        if problem is not None:
+            raise JourneyCheckError(f"journey {journey.name!r}, tile {tile.id!r}: workflow {tile.workflow} {problem}")
 
 
 def effect_id(key: str) -> uuid.UUID:
@@ -211,9 +204,7 @@ def run_journeys(
             continue
         saved = [p for p in store.progress(journey.name) if not scoped or p.contact_id in by_contact]
         state = JourneyState(
-            progress={
-                p.contact_id: Progress(p.contact_id, p.tile_id, p.entered_at, p.finished, p.started_at) for p in saved
-            },
+            progress={p.contact_id: p for p in saved},
             handled=frozenset(store.handled(journey.name)),
         )
         step = advance(
@@ -230,10 +221,7 @@ def run_journeys(
         result.created.update(
             write_effects(client, store, step.effects, by_contact, by_account, now=now, send_emails=send_emails)
         )
-        rows = [
-            ProgressRow(p.contact_id, p.tile_id, p.entered_at, p.finished, p.started_at)
-            for p in step.state.progress.values()
-        ]
+        rows = list(step.state.progress.values())
         counts = _counts_by_account(step.counts, step.counts_by_account)
         store.save_journey(journey.name, rows, step.state.handled, counts)
         totals = store.tile_counts(journey.name)

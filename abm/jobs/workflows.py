@@ -18,10 +18,18 @@ from datetime import datetime, timedelta
 
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseConnectionError, DataverseServerError
-from dataverse.workflows import execute_workflow, read_system_jobs, read_workflows, started_job
+from dataverse.workflows import Workflow, execute_workflow, read_system_jobs, read_workflows, started_job
 from statestore.port import EffectLedger, Intent, iso, parse_iso
 
-__all__ = ["CLAIM_LEASE", "REFUSED", "WorkflowRun", "resume_workflows", "start_workflows", "workflow_problems"]
+__all__ = [
+    "CLAIM_LEASE",
+    "REFUSED",
+    "WorkflowRun",
+    "resume_workflows",
+    "start_workflows",
+    "workflow_problem",
+    "workflow_problems",
+]
 
 log = logging.getLogger("abm.workflows")
 CLAIM_LEASE = timedelta(minutes=10)
@@ -43,16 +51,20 @@ def workflow_problems(client: DataverseClient, expected: Mapping[str, str | None
     if not expected:
         return {}
     found = read_workflows(client, expected)
-    problems: dict[str, str] = {}
-    for workflow_id, entity in expected.items():
-        workflow = found.get(workflow_id.lower())
-        if workflow is None:
-            problems[workflow_id.lower()] = "does not exist in the org"
-        elif not workflow.runs_on_demand:
-            problems[workflow_id.lower()] = "is not an activated on-demand workflow"
-        elif entity is not None and workflow.primary_entity != entity:
-            problems[workflow_id.lower()] = f"runs on {workflow.primary_entity}, not on {entity}"
-    return problems
+    problems = {id.lower(): workflow_problem(found.get(id.lower()), entity) for id, entity in expected.items()}
+    return {id: problem for id, problem in problems.items() if problem is not None}
+
+
+def workflow_problem(workflow: Workflow | None, entity: str | None) -> str | None:
+    """Why a workflow cannot be started on rows of `entity` (None: any table), or None when it can: the one rule for
+    journeys' launch-workflow tiles, the sales-ready hand-off and resumed runs."""
+    if workflow is None:
+        return "does not exist in the org"
+    if not workflow.runs_on_demand:
+        return "is not an activated on-demand workflow"
+    if entity is not None and workflow.primary_entity != entity:
+        return f"runs on {workflow.primary_entity}, not on {entity}"
+    return None
 
 
 def _find_jobs(client: DataverseClient, runs: Sequence[WorkflowRun]) -> dict[str, str]:

@@ -99,7 +99,7 @@ def _moment(name: str, text: str, *, end: bool) -> datetime:
         if len(text) == 10:
             moment = datetime.combine(date.fromisoformat(text), time(), UTC) + timedelta(days=1 if end else 0)
         else:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text)
             if parsed.tzinfo is None:
                 raise InsightsInputError(f"{name}: {text!r} has no time zone (add Z for UTC)")
             moment = parsed.astimezone(UTC)

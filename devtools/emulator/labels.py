@@ -181,7 +181,7 @@ def formatted(table: str, column: str, kind: str, value: Any) -> str | None:
     if kind == "int":
         return f"{int(value):,}"
     if kind == "datetime":
-        return _date_time(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        return _date_time(datetime.fromisoformat(str(value)))
     if kind == "date":
         return _date(date.fromisoformat(str(value)[:10]))
     return None

@@ -95,7 +95,7 @@ def _typed(table: TableDef, name: str, kind: str, value: Any) -> Any:
         return int(value)
     if kind == "datetime":
         try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(str(value))
         except ValueError:
             raise wrong from None
         if parsed.tzinfo is None:
