@@ -1,4 +1,5 @@
-"""Composition root: builds the Dataverse client, the state store and the engine from `Settings`, and composes dry runs.
+"""Composition root: builds the Dataverse client, the state store and the run setup (definitions and options) from
+`Settings`, and composes dry runs.
 
 Entry points (the Function app, the `abm` command) call these and nothing deeper. In a Functions worker the client
 is built once per process and shared, so its connection pool and MSAL token cache are reused across invocations.
@@ -16,7 +17,7 @@ from pathlib import Path
 from abm import __version__
 from abm.definitions import definition_files, load_journeys, load_scoring_models, load_segments, scoring_model_files
 from abm.dry_run import DryRun
-from abm.jobs.pipeline import Engine
+from abm.jobs.pipeline import RunSetup
 from abm.settings import Settings, SettingsError
 from dataverse.auth import (
     CertificateCredential,
@@ -43,8 +44,8 @@ __all__ = [
     "build_auth",
     "build_client",
     "build_dry_run",
-    "build_engine",
     "build_runtime",
+    "build_setup",
     "build_store",
     "journeys",
     "mapping_config",
@@ -123,14 +124,14 @@ def scoring_models(settings: Settings) -> list[ScoringModel]:
     return load_scoring_models(scoring_model_files(settings.definitions_dir))
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_setup(settings: Settings) -> RunSetup:
     """The definitions (validated) and the org-specific options a run evaluates with."""
-    return Engine(
+    return RunSetup(
         models=scoring_models(settings),
         segments=segments(settings),
         journeys=journeys(settings),
         config=mapping_config(settings),
-        mirror_model=settings.predictive_score_model or None,
+        predictive_model=settings.predictive_score_model or None,
         send_emails=settings.send_emails == "true",
         handoff_workflow=settings.sales_ready_workflow or None,
     )
@@ -160,12 +161,12 @@ def build_dry_run(client: DataverseClient, store: StateStore) -> DryRun:
 
 @dataclass(frozen=True)
 class Runtime:
-    """What every function needs: the settings, the Dataverse client, the state store, the engine."""
+    """What every function needs: the settings, the Dataverse client, the state store, the run setup."""
 
     settings: Settings
     client: DataverseClient
     store: StateStore
-    engine: Engine
+    setup: RunSetup
 
     def dry_run(self) -> DryRun:
         """This runtime's client and store composed into a dry run (`build_dry_run`)."""
@@ -173,13 +174,13 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    return Runtime(settings, build_client(settings), build_store(settings), build_engine(settings))
+    return Runtime(settings, build_client(settings), build_store(settings), build_setup(settings))
 
 
 @functools.cache
 def _cached_runtime() -> Runtime:
     settings = Settings.from_env()
-    return Runtime(settings, shared_client(), build_store(settings), build_engine(settings))
+    return Runtime(settings, shared_client(), build_store(settings), build_setup(settings))
 
 
 def shared_runtime() -> Runtime:

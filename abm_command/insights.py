@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from abm.bootstrap import build_engine, build_store
-from abm.jobs.pipeline import Engine
+from abm.bootstrap import build_setup, build_store
+from abm.jobs.pipeline import RunSetup
 from abm.settings import Settings, SettingsError, environment
 from abm.views.insights import account_insights, cohorts, flows, journey_insights, paths, report_data
 from abm.views.params import as_params, date_range
@@ -86,31 +86,31 @@ def _params(args: argparse.Namespace) -> dict[str, str]:
     return as_params({k: v for k, v in vars(args).items() if k not in _COMMON})
 
 
-def _sources(args: argparse.Namespace) -> tuple[StateStore, Engine]:
+def _sources(args: argparse.Namespace) -> tuple[StateStore, RunSetup]:
     if args.db:
         if not Path(f"{args.db}.state").is_file():
             raise SettingsError(f"--db {args.db}: no state store {args.db}.state (run abm demo --db {args.db} first)")
         demo = Settings.from_env({"ABM_SQLITE_PATH": f"{args.db}.state"})  # the demo's store and definitions
-        return build_store(demo), build_engine(demo)
+        return build_store(demo), build_setup(demo)
     settings = Settings.from_env(environment(args.settings))
-    return build_store(settings), build_engine(settings)
+    return build_store(settings), build_setup(settings)
 
 
 def run(args: argparse.Namespace) -> int:
     """Answer one analysis (the parameter errors propagate as `InsightsInputError`, printed by the caller)."""
-    store, engine = _sources(args)
+    store, setup = _sources(args)
     now = datetime.now(UTC)
     params = _params(args)
     asks: dict[str, Callable[[], dict[str, Any]]] = {
-        "account": lambda: account_insights(store, engine, args.id, params, now),
-        "journey": lambda: journey_insights(store, engine, args.name, params),
-        "cohorts": lambda: cohorts(store, engine, params, now),
-        "flows": lambda: flows(store, engine, params, now),
-        "paths": lambda: paths(store, engine, params, now),
+        "account": lambda: account_insights(store, setup, args.id, params, now),
+        "journey": lambda: journey_insights(store, setup, args.name, params),
+        "cohorts": lambda: cohorts(store, setup, params, now),
+        "flows": lambda: flows(store, setup, params, now),
+        "paths": lambda: paths(store, setup, params, now),
     }
     if args.analysis == "report":
         end = date_range({"to": args.to}, now).end if args.to else now
-        path = write_report(args.out, report_data(store, engine, end))
+        path = write_report(args.out, report_data(store, setup, end))
         print(json.dumps({"report": str(path)}) if args.json else f"wrote {path}")
         return 0
     answer = asks[args.analysis]()

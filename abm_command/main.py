@@ -262,9 +262,9 @@ def _sync(args: argparse.Namespace) -> int:
     messages: list[str] = []
     now = datetime.now(UTC)
     report = sync(
-        client, store, runtime.engine, now=now, full=args.full, shards=runtime.settings.shards, enqueue=messages.extend
+        client, store, runtime.setup, now=now, full=args.full, shards=runtime.settings.shards, enqueue=messages.extend
     )
-    shard_reports = [run_shard(client, store, runtime.engine, ShardMessage.from_json(m)) for m in messages]
+    shard_reports = [run_shard(client, store, runtime.setup, ShardMessage.from_json(m)) for m in messages]
     result = report.as_dict()
     if shard_reports:  # no queue here: the shards run one after the other in this process
         result["writes"] = merge_writes(*(r.writes for r in shard_reports))
@@ -324,7 +324,7 @@ def _replay(args: argparse.Namespace) -> int:
     parsed, dry_run = parse_replay_request(json.dumps(request).encode())
     runtime = _runtime(args)
     dry = runtime.dry_run() if dry_run else None
-    result = replay(runtime.client, runtime.store, runtime.engine, parsed, now=datetime.now(UTC), dry_run=dry)
+    result = replay(runtime.client, runtime.store, runtime.setup, parsed, now=datetime.now(UTC), dry_run=dry)
     body = result.as_dict()
     if args.json:
         print(json.dumps(body, default=str))

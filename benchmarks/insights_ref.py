@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from abm.bootstrap import build_engine
+from abm.bootstrap import build_setup
 from abm.jobs.sync import read_into_mirror
 from abm.settings import Settings
 from abm.views.insights import account_insights, cohorts, flows, paths, report_data
@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="ref")
     args = parser.parse_args()
-    engine = build_engine(Settings.from_env({}))
+    setup = build_setup(Settings.from_env({}))
     with tempfile.TemporaryDirectory() as scratch:
         state = SqliteStateStore(str(Path(scratch) / "state.sqlite"))
         source = Store()
@@ -56,18 +56,18 @@ def main() -> None:
             Emulator(source, EmulatorIdentity(CALLER_USER_ID)) as emulator,
             DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client,
         ):
-            read, fill = timed(lambda: read_into_mirror(client, state, engine, full=True))
+            read, fill = timed(lambda: read_into_mirror(client, state, setup, full=True))
             state.save_checkpoints(read.checkpoints)
         source.close()
         account = next(iter(state.mirror("account"))).id
         cohort = {"include": "OpportunityCreated", "return": "OpportunityWon", "container": "opportunity"}
         anchored = {"ends_with": "MarketingQualified", "dimension": "content_type"}
         calls: dict[str, Callable[[], Any]] = {
-            "account": lambda: account_insights(state, engine, account, {}, NOW),
-            "cohorts": lambda: cohorts(state, engine, cohort, NOW),
-            "flows": lambda: flows(state, engine, anchored, NOW),
-            "paths": lambda: paths(state, engine, {"steps": "FormSubmitted,LeadCreated,OpportunityCreated"}, NOW),
-            "report": lambda: write_report(Path(scratch) / "report.html", report_data(state, engine, NOW)),
+            "account": lambda: account_insights(state, setup, account, {}, NOW),
+            "cohorts": lambda: cohorts(state, setup, cohort, NOW),
+            "flows": lambda: flows(state, setup, anchored, NOW),
+            "paths": lambda: paths(state, setup, {"steps": "FormSubmitted,LeadCreated,OpportunityCreated"}, NOW),
+            "report": lambda: write_report(Path(scratch) / "report.html", report_data(state, setup, NOW)),
         }
         seconds = {name: timed(call)[1] for name, call in calls.items()}
         state.close()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from abm.bootstrap import mapping_config, scoring_models
 from abm.jobs.mirror import Mirror
-from abm.jobs.pipeline import Engine
+from abm.jobs.pipeline import RunSetup
 from abm.jobs.scoring import write_scores
 from abm.jobs.sync import read_into_mirror
 from abm.settings import Settings
@@ -50,7 +50,7 @@ def main() -> None:
         client = DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth())
         started = time.perf_counter()
         state = SqliteStateStore()
-        read_into_mirror(client, state, Engine(models=models, config=config))
+        read_into_mirror(client, state, RunSetup(models=models, config=config))
         snapshot = Mirror(state, config).load()
         timings["read_and_map"] = time.perf_counter() - started
         started = time.perf_counter()

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from abm.bootstrap import build_engine
+from abm.bootstrap import build_setup
 from abm.jobs.events import process_event, receive_webhook
 from abm.jobs.mirror import KINDS, mirror_queries
 from abm.jobs.sync import sync
@@ -56,7 +56,7 @@ def lower_bound(read_rows: dict[str, int], writes: dict[str, dict[str, int]]) ->
 def run(store: SqliteStateStore, emulator: Emulator, *, now: datetime) -> tuple[dict[str, Any], float]:
     client = DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth())
     started = time.perf_counter()
-    report = sync(client, store, build_engine(Settings.from_env({})), now=now)
+    report = sync(client, store, build_setup(Settings.from_env({})), now=now)
     return report.as_dict(), time.perf_counter() - started
 
 
@@ -100,7 +100,7 @@ def main() -> None:
         receipt = receive_webhook(state, body, {}, now=later)
         assert receipt.event_id is not None
         received = time.perf_counter() - started
-        report = process_event(client, state, build_engine(Settings.from_env({})), receipt.event_id, now=later)
+        report = process_event(client, state, build_setup(Settings.from_env({})), receipt.event_id, now=later)
         webhook_seconds = time.perf_counter() - started
         scores = Query(table("abm_leadscore").entity_set).select("abm_leadscoreid")
         total_scores = sum(1 for _ in editor.iter_rows(scores))

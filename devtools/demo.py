@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TextIO
 
-from abm.bootstrap import build_engine
+from abm.bootstrap import build_setup
 from abm.jobs.pipeline import RunReport
 from abm.jobs.sync import read_into_mirror, sync
 from abm.settings import Settings
@@ -79,7 +79,7 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
     Progress goes to `progress` (default: stderr at call time)."""
     progress = progress or sys.stderr
     # The demo's tenant speaks the default consent values, whatever the org's are: the definitions with defaults.
-    engine = build_engine(Settings.from_env({}))
+    setup = build_setup(Settings.from_env({}))
     state = SqliteStateStore(f"{options.db}.state" if options.db else None)
     store = Store(options.db)
     try:
@@ -91,13 +91,13 @@ def run_demo(options: DemoOptions, *, now: datetime, progress: TextIO | None = N
         with Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator:
             config = TransportConfig(org_url=emulator.org_url, backoff_initial=0.05, backoff_max=1.0)
             with DataverseClient(config, NoAuth()) as client:
-                report = sync(client, state, engine, now=now, full=True)  # the main job: a full sync
+                report = sync(client, state, setup, now=now, full=True)  # the main job: a full sync
                 if options.report is None:
                     return report
                 # The run's own writes (scores, sales-ready flags, leads) reach the mirror as the next timer run
                 # would bring them; these reads come after the job's, so they are not in its request count.
-                state.save_checkpoints(read_into_mirror(client, state, engine).checkpoints)
-                path = write_report(options.report, report_data(state, engine, now))
+                state.save_checkpoints(read_into_mirror(client, state, setup).checkpoints)
+                path = write_report(options.report, report_data(state, setup, now))
                 return replace(report, report=str(path))
     finally:
         state.close()

@@ -30,29 +30,29 @@ def _answer(
 @bp.route(route="insights/accounts/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def insights_account(req: func.HttpRequest) -> func.HttpResponse:
     account = req.route_params.get("id", "")
-    return _answer(lambda r, params, now: account_insights(r.store, r.engine, account, params, now), req)
+    return _answer(lambda r, params, now: account_insights(r.store, r.setup, account, params, now), req)
 
 
 @bp.function_name("insights_journey")
 @bp.route(route="insights/journeys/{name}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def insights_journey(req: func.HttpRequest) -> func.HttpResponse:
     name = req.route_params.get("name", "")
-    return _answer(lambda r, params, _now: journey_insights(r.store, r.engine, name, params), req)
+    return _answer(lambda r, params, _now: journey_insights(r.store, r.setup, name, params), req)
 
 
 @bp.function_name("insights_cohorts")
 @bp.route(route="insights/cohorts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def insights_cohorts(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda r, params, now: cohorts(r.store, r.engine, params, now), req)
+    return _answer(lambda r, params, now: cohorts(r.store, r.setup, params, now), req)
 
 
 @bp.function_name("insights_flows")
 @bp.route(route="insights/flows", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def insights_flows(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda r, params, now: flows(r.store, r.engine, params, now), req)
+    return _answer(lambda r, params, now: flows(r.store, r.setup, params, now), req)
 
 
 @bp.function_name("insights_paths")
 @bp.route(route="insights/paths", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def insights_paths(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda r, params, now: paths(r.store, r.engine, params, now), req)
+    return _answer(lambda r, params, now: paths(r.store, r.setup, params, now), req)

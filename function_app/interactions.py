@@ -28,7 +28,7 @@ bp = func.Blueprint()
 def post_interactions(req: func.HttpRequest, events: func.Out[str]) -> func.HttpResponse:
     runtime = shared_runtime()
     result, receipt = receive_interactions(
-        runtime.client, runtime.store, req.get_body(), now=datetime.now(UTC), config=runtime.engine.config
+        runtime.client, runtime.store, req.get_body(), now=datetime.now(UTC), config=runtime.setup.config
     )
     if receipt.queued and receipt.event_id:
         events.set(receipt.event_id)

@@ -21,5 +21,5 @@ def replay_events(req: func.HttpRequest) -> func.HttpResponse:
     request, dry_run = parse_replay_request(req.get_body())  # a body too large or malformed is refused first
     runtime = shared_runtime()
     dry = runtime.dry_run() if dry_run else None
-    result = replay(runtime.client, runtime.store, runtime.engine, request, now=datetime.now(UTC), dry_run=dry)
+    result = replay(runtime.client, runtime.store, runtime.setup, request, now=datetime.now(UTC), dry_run=dry)
     return json_response(result.as_dict())

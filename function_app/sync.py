@@ -36,7 +36,7 @@ def scheduled_sync(timer: func.TimerRequest, shards: func.Out[list[str]]) -> Non
         report = sync(
             runtime.client,
             runtime.store,
-            runtime.engine,
+            runtime.setup,
             now=datetime.now(UTC),
             shards=runtime.settings.shards,
             enqueue=enqueue,
@@ -50,7 +50,7 @@ def sync_shard(message: func.QueueMessage) -> None:
     runtime = shared_runtime()
     shard = ShardMessage.from_json(message.get_body())
     with without_row_values(f"shard {shard.shard} of run {shard.run_id}"):
-        report = run_shard(runtime.client, runtime.store, runtime.engine, shard)
+        report = run_shard(runtime.client, runtime.store, runtime.setup, shard)
     log.info("shard %s/%s of run %s: writes %s", shard.shard, shard.shards, shard.run_id, report.writes)
 
 

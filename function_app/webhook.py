@@ -41,7 +41,7 @@ def process_event_message(message: func.QueueMessage) -> None:
     runtime = shared_runtime()
     event_id = message.get_body().decode()
     with without_row_values(f"event {event_id}"):
-        report = process_event(runtime.client, runtime.store, runtime.engine, event_id, now=datetime.now(UTC))
+        report = process_event(runtime.client, runtime.store, runtime.setup, event_id, now=datetime.now(UTC))
     if report is not None:
         log.info("event %s processed: writes %s", event_id, report.writes)
 

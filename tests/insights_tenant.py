@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from abm.jobs.pipeline import Engine
+from abm.jobs.pipeline import RunSetup
 from abm.jobs.sync import read_into_mirror
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
@@ -165,7 +165,7 @@ def rows() -> dict[str, list[dict[str, Any]]]:
 JOURNEY_ENTRY = datetime(2026, 2, 3, tzinfo=UTC)  # a1 and a2 entered abm-nurture then
 
 
-def mirror_into(state: StateStore, engine: Engine) -> None:
+def mirror_into(state: StateStore, setup: RunSetup) -> None:
     """Fill a state store as a full sync of this tenant would (through an emulator on loopback), plus journey
     progress: a1 and a2 in abm-nurture since Feb 3; tile counts A: opened entered 2, B: opened entered 1, false 1."""
     store = Store()
@@ -176,7 +176,7 @@ def mirror_into(state: StateStore, engine: Engine) -> None:
             Emulator(store, EmulatorIdentity(CALLER_USER_ID)) as emulator,
             DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client,
         ):
-            state.save_checkpoints(read_into_mirror(client, state, engine, full=True).checkpoints)
+            state.save_checkpoints(read_into_mirror(client, state, setup, full=True).checkpoints)
     finally:
         store.close()
     progress = [Progress(c, "opened", JOURNEY_ENTRY, False, JOURNEY_ENTRY) for c in (A1, A2)]

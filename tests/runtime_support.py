@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from abm.bootstrap import build_engine
-from abm.jobs.pipeline import Engine
+from abm.bootstrap import build_setup
+from abm.jobs.pipeline import RunSetup
 from abm.settings import Settings
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
@@ -28,9 +28,9 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 ENTITY = "Entity:http://schemas.microsoft.com/xrm/2011/Contracts"
 
 
-def demo_engine() -> Engine:
+def demo_setup() -> RunSetup:
     """The demo definitions with the settings' defaults (the synthetic tenant speaks the default consent values)."""
-    return build_engine(Settings.from_env({}))
+    return build_setup(Settings.from_env({}))
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from abm.dry_run import DryRun
 from abm.errors import MAX_BODY_BYTES, InvalidInput, NotFound, check_body_size
 from abm.jobs.interactions import IngestResult, ingest, parse_events
 from abm.jobs.mirror import KINDS, Mirror, mirror_queries
-from abm.jobs.pipeline import Engine, RunReport, evaluate
+from abm.jobs.pipeline import RunReport, RunSetup, evaluate
 from abm.jobs.sync import ShardMessage, forget, run_shard
 from dataverse.client import DataverseClient
 from dataverse.errors import DataverseError, WebhookContextError
@@ -123,10 +123,10 @@ def _record(store: EventLog, event: StoredEvent) -> Receipt:
     return Receipt("requeued" if stored is not None and stored.status == "pending" else "duplicate", event.id)
 
 
-def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, ids: list[str]) -> set[str]:
+def _reread(client: DataverseClient, mirror: Mirror, setup: RunSetup, kind: str, ids: list[str]) -> set[str]:
     """Bring rows of the mirror up to date from Dataverse, with the mirror's own `$select`, 100 ids per read; a row
     Dataverse no longer has leaves the mirror. Returns the partitions touched."""
-    query = mirror_queries(engine.config, engine.models, engine.segments, engine.journeys)[kind]
+    query = mirror_queries(setup.config, setup.models, setup.segments, setup.journeys)[kind]
     key, touched = table(kind).primary_key, set[str]()
     annotations = read_annotations(kind)
     for start in range(0, len(ids), 100):
@@ -141,10 +141,10 @@ def _reread(client: DataverseClient, mirror: Mirror, engine: Engine, kind: str, 
     return touched
 
 
-def touch(client: DataverseClient, store: MirrorAndErasure, engine: Engine, records: Iterable[Record]) -> set[str]:
+def touch(client: DataverseClient, store: MirrorAndErasure, setup: RunSetup, records: Iterable[Record]) -> set[str]:
     """Apply changes to the mirror: deletions forgotten, every other record re-read (100 ids per read and table);
     returns the partitions touched."""
-    mirror = Mirror(store, engine.config)
+    mirror = Mirror(store, setup.config)
     touched: set[str] = set()
     reread: dict[str, list[str]] = {}
     for kind, id, message in records:
@@ -153,7 +153,7 @@ def touch(client: DataverseClient, store: MirrorAndErasure, engine: Engine, reco
         else:
             reread.setdefault(kind, []).append(id)
     for kind in sorted(reread, key=KINDS.index):  # contacts first: their rows place their leads and interactions
-        touched |= _reread(client, mirror, engine, kind, reread[kind])
+        touched |= _reread(client, mirror, setup, kind, reread[kind])
     return touched
 
 
@@ -183,13 +183,13 @@ def receive_interactions(
 
 
 def _evaluate(
-    client: DataverseClient, store: StateStore, engine: Engine, partitions: set[str], now: datetime
+    client: DataverseClient, store: StateStore, setup: RunSetup, partitions: set[str], now: datetime
 ) -> RunReport:
-    return evaluate(client, store, engine, now=now, scope=sorted(partitions))
+    return evaluate(client, store, setup, now=now, scope=sorted(partitions))
 
 
 def process_event(
-    client: DataverseClient, store: StateStore, engine: Engine, event_id: str, *, now: datetime
+    client: DataverseClient, store: StateStore, setup: RunSetup, event_id: str, *, now: datetime
 ) -> RunReport | None:
     """Process a stored event (the queue worker): mirror, then the touched accounts. An error is recorded on the
     event and raised again, so the queue retries; `dead_letter_event` takes it after the last retry."""
@@ -200,8 +200,8 @@ def process_event(
     if event.status == "done":
         return None
     try:
-        touched = touch(client, store, engine, _records(event))
-        report = _evaluate(client, store, engine, touched, now)
+        touched = touch(client, store, setup, _records(event))
+        report = _evaluate(client, store, setup, touched, now)
     except Exception as exc:
         store.mark_event(event_id, "pending", error=describe_error(exc))
         raise
@@ -279,7 +279,7 @@ def _records_of(store: EventLog, request: Mapping[str, Any]) -> tuple[list[Recor
 def replay(
     client: DataverseClient,
     store: StateStore,
-    engine: Engine,
+    setup: RunSetup,
     request: Mapping[str, Any],
     *,
     now: datetime,
@@ -294,7 +294,7 @@ def replay(
     run_client, run_store = (dry_run.client, dry_run.store) if dry_run else (client, store)
     letter = store.dead_letter(str(request["event"])) if "event" in request else None
     if letter is not None and letter.kind == "shard":
-        report = run_shard(run_client, run_store, engine, ShardMessage.from_json(letter.payload))
+        report = run_shard(run_client, run_store, setup, ShardMessage.from_json(letter.payload))
         if not dry_run:
             store.remove_dead_letter(letter.id)
         return _result(dry_run, [], 0, report)
@@ -302,8 +302,8 @@ def replay(
     for kind, _, _ in records:
         if kind not in WATCHED_TABLES:
             raise EventInputError(f"table {kind!r} is not one of {', '.join(WATCHED_TABLES)}")
-    touched = touch(run_client, run_store, engine, records)
-    report = _evaluate(run_client, run_store, engine, touched, now)
+    touched = touch(run_client, run_store, setup, records)
+    report = _evaluate(run_client, run_store, setup, touched, now)
     if not dry_run:
         for letter_id in cleared:
             store.remove_dead_letter(letter_id)

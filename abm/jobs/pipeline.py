@@ -1,4 +1,4 @@
-"""One evaluation of the engine over a scope of the mirror: segments, journeys, scoring, write-back, report.
+"""One evaluation of a run setup over a scope of the mirror: segments, journeys, scoring, write-back, report.
 
 The timer's sync evaluates every account (or one shard of them), a webhook or a replay only the accounts a change
 touched; all run this one function. It reads the records of its scope from the mirror (abm/mirror.py), evaluates the
@@ -26,18 +26,18 @@ from scoring.engine import score_run
 from scoring.model import ScoringModel
 from statestore.port import StateStore
 
-__all__ = ["Engine", "RunReport", "Scope", "evaluate", "merge_writes"]
+__all__ = ["RunReport", "RunSetup", "Scope", "evaluate", "merge_writes"]
 
 
 @dataclass(frozen=True)
-class Engine:
+class RunSetup:
     """What a run evaluates and how it writes: the definitions and the org-specific options."""
 
     models: Sequence[ScoringModel] = ()
     segments: Sequence[Segment] = ()
     journeys: Sequence[Journey] = ()
     config: MappingConfig = field(default_factory=MappingConfig)
-    mirror_model: str | None = None
+    predictive_model: str | None = None
     send_emails: bool = False
     handoff_workflow: str | None = None
 
@@ -87,7 +87,7 @@ def merge_writes(*writes: dict[str, dict[str, int]]) -> dict[str, dict[str, int]
 def evaluate(
     client: DataverseClient,
     store: StateStore,
-    engine: Engine,
+    setup: RunSetup,
     *,
     now: datetime,
     scope: Scope = None,
@@ -96,39 +96,39 @@ def evaluate(
 ) -> RunReport:
     """Evaluate the scope and write back; `refresh_leads` brings leads created by the journeys into the mirror so
     that this run scores them too. The report's `requests` is the client's count (give the run a client of its own)."""
-    mirror = Mirror(store, engine.config)
+    mirror = Mirror(store, setup.config)
     snapshot = mirror.load(scope)
     found: dict[str, list[Member]]
     if server_segments:
-        found = evaluate_segments(client, engine.segments)
+        found = evaluate_segments(client, setup.segments)
     else:
-        found = {s.name: members(s, snapshot.contacts, snapshot.accounts) for s in engine.segments}
+        found = {s.name: members(s, snapshot.contacts, snapshot.accounts) for s in setup.segments}
     journey_run = run_journeys(
         client,
         store,
-        engine.journeys,
+        setup.journeys,
         found,
         contacts=snapshot.contacts,
         accounts=snapshot.accounts,
         interactions=snapshot.interactions,
         now=now,
-        send_emails=engine.send_emails,
+        send_emails=setup.send_emails,
         scoped=scope is not None,
     )
     leads = snapshot.leads
     if journey_run.created["lead"] and refresh_leads is not None:  # score the leads just created, in this run
         refresh_leads()
         leads = mirror.load(scope).leads
-    run = score_run(engine.models, leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
+    run = score_run(setup.models, leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
     writes = write_scores(
         client,
         run,
         leads,
         now=now,
-        mirror_model=engine.mirror_model,
+        predictive_model=setup.predictive_model,
         stored=snapshot.scores,
         store=store,
-        handoff_workflow=engine.handoff_workflow,
+        handoff_workflow=setup.handoff_workflow,
     )
     return RunReport(
         now=now,

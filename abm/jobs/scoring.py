@@ -60,13 +60,13 @@ class ScoreWrites:
 
     upserted: int
     leads_flagged: int
-    mirrored: int | None = None
+    predictive_copied: int | None = None
     handoffs: int | None = None
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         writes = {"abm_leadscores": {"upserted": self.upserted}, "leads": {"updated": self.leads_flagged}}
-        if self.mirrored is not None:
-            writes["msdyn_predictivescores"] = {"upserted": self.mirrored}
+        if self.predictive_copied is not None:
+            writes["msdyn_predictivescores"] = {"upserted": self.predictive_copied}
         if self.handoffs is not None:
             writes["handoffs"] = {"started": self.handoffs}
         return writes
@@ -94,7 +94,7 @@ def predictive_writes(
     return [w for w in writes if not w.unchanged]
 
 
-def _mirror(client: DataverseClient, run: ScoringRun, model: str) -> int:
+def _copy_to_predictive(client: DataverseClient, run: ScoringRun, model: str) -> int:
     writes = predictive_writes(run.scores, model, read_predictive(client))
     if writes:
         upsert_predictive(client, writes)
@@ -107,7 +107,7 @@ def write_scores(
     leads: Sequence[Lead],
     *,
     now: datetime,
-    mirror_model: str | None = None,
+    predictive_model: str | None = None,
     stored: Mapping[tuple[str, str], ScoreRecord] | None = None,
     handoff_workflow: str | None = None,
     store: EffectLedger | None = None,
@@ -133,5 +133,7 @@ def write_scores(
         handoffs = start_workflows(client, store, runs)[1] if runs else 0
     if newly:
         flag_sales_ready(client, [SalesReadyFlag(lead_id, now) for lead_id in newly])
-    mirrored = _mirror(client, run, mirror_model) if mirror_model else None
-    return ScoreWrites(upserted=len(writes), leads_flagged=len(newly), mirrored=mirrored, handoffs=handoffs)
+    predictive_copied = _copy_to_predictive(client, run, predictive_model) if predictive_model else None
+    return ScoreWrites(
+        upserted=len(writes), leads_flagged=len(newly), predictive_copied=predictive_copied, handoffs=handoffs
+    )

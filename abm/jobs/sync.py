@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from abm.jobs.mirror import KINDS, Mirror, mirror_queries
-from abm.jobs.pipeline import Engine, RunReport, evaluate
+from abm.jobs.pipeline import RunReport, RunSetup, evaluate
 from abm.jobs.workflows import resume_workflows
 from dataverse.client import DataverseClient
 from dataverse.errors import ChangeTrackingTokenExpired, DataverseError
@@ -150,10 +150,10 @@ def forget(mirror: Mirror, kind: str, id: str) -> set[str]:
     return mirror.remove(kind, [id])
 
 
-def read_into_mirror(client: DataverseClient, store: StateStore, engine: Engine, *, full: bool = False) -> Sync:
+def read_into_mirror(client: DataverseClient, store: StateStore, setup: RunSetup, *, full: bool = False) -> Sync:
     """Bring the mirror up to date: a full read when needed (see the module docstring), else the changes."""
-    mirror = Mirror(store, engine.config)
-    queries = mirror_queries(engine.config, engine.models, engine.segments, engine.journeys)
+    mirror = Mirror(store, setup.config)
+    queries = mirror_queries(setup.config, setup.models, setup.segments, setup.journeys)
     fingerprint = _fingerprint(queries)
     links = {kind: store.checkpoint(_delta(kind)) for kind in queries}
     if not full and store.checkpoint(COLUMNS) == fingerprint and all(links.values()):
@@ -213,7 +213,7 @@ def refresher(client: DataverseClient, mirror: Mirror, checkpoints: dict[str, st
 def sync(
     client: DataverseClient,
     store: StateStore,
-    engine: Engine,
+    setup: RunSetup,
     *,
     now: datetime,
     full: bool = False,
@@ -227,7 +227,7 @@ def sync(
     open_run = store.open_run() if shards > 1 else None
     if open_run is not None:
         return _resume(client, store, open_run, now=now, enqueue=enqueue)
-    read = read_into_mirror(client, store, engine, full=full)
+    read = read_into_mirror(client, store, setup, full=full)
     if shards > 1 and enqueue is not None:
         run = ShardRun(str(uuid.uuid4()), shards, now, read.checkpoints)
         store.start_run(run)
@@ -238,11 +238,11 @@ def sync(
             requests=client.stats.as_dict(),
             sync={**read.as_dict(), "shards": shards, "run": run.id},
         )
-    mirror = Mirror(store, engine.config)
+    mirror = Mirror(store, setup.config)
     report = evaluate(
         client,
         store,
-        engine,
+        setup,
         now=now,
         server_segments=read.mode == "full",
         refresh_leads=refresher(client, mirror, read.checkpoints, "lead"),
@@ -307,13 +307,13 @@ def store_dead_shard(store: EventLog, body: bytes, *, attempts: int, now: dateti
     return shard
 
 
-def run_shard(client: DataverseClient, store: StateStore, engine: Engine, message: ShardMessage) -> RunReport:
+def run_shard(client: DataverseClient, store: StateStore, setup: RunSetup, message: ShardMessage) -> RunReport:
     """Evaluate one shard of a fanned-out run (idempotent), mark it done, and save the run's delta links when it
     was the last one: the state store's count of finished shards is what knows that all are done."""
     report = evaluate(
         client,
         store,
-        engine,
+        setup,
         now=message.now,
         scope=lambda partition: shard_of(partition, message.shards) == message.shard,
     )
@@ -332,21 +332,21 @@ def run_main_job(
     now: datetime,
     models: Sequence[ScoringModel] = (),
     config: MappingConfig | None = None,
-    mirror_model: str | None = None,
+    predictive_model: str | None = None,
     segments: Sequence[Segment] = (),
     journeys: Sequence[Journey] = (),
     send_emails: bool = False,
     handoff_workflow: str | None = None,
 ) -> RunReport:
     """A full sync of these definitions into `state`: the main job `abm demo` runs, for callers holding definitions
-    rather than an `Engine`."""
-    engine = Engine(
+    rather than a `RunSetup`."""
+    setup = RunSetup(
         models=models,
         segments=segments,
         journeys=journeys,
         config=config or MappingConfig(),
-        mirror_model=mirror_model,
+        predictive_model=predictive_model,
         send_emails=send_emails,
         handoff_workflow=handoff_workflow,
     )
-    return sync(client, state, engine, now=now, full=True)
+    return sync(client, state, setup, now=now, full=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from abm.errors import NotFound
 from abm.jobs.mirror import Mirror, Scope
-from abm.jobs.pipeline import Engine
+from abm.jobs.pipeline import RunSetup
 from abm.views.params import InsightsInputError, check_names, cohort_settings, date_range, flow_settings, path_settings
 from insights.cohorts import CohortSettings, Criteria, MetricTest, cohort_table
 from insights.flows import FlowSettings, flow
@@ -71,8 +71,8 @@ class Dataset:
         return {e.type for e in self.events} | set(MILESTONES) | set(INTERACTION_KPIS.values())
 
 
-def load(store: MirrorAndErasure, engine: Engine, scope: Scope = None) -> Dataset:
-    snapshot = Mirror(store, engine.config).load(scope)
+def load(store: MirrorAndErasure, setup: RunSetup, scope: Scope = None) -> Dataset:
+    snapshot = Mirror(store, setup.config).load(scope)
     return Dataset(
         accounts={a.id: a for a in snapshot.accounts},
         contacts=snapshot.contacts,
@@ -83,11 +83,11 @@ def load(store: MirrorAndErasure, engine: Engine, scope: Scope = None) -> Datase
     )
 
 
-def _entries(store: ProgressStore, engine: Engine) -> list[JourneyEntry]:
+def _entries(store: ProgressStore, setup: RunSetup) -> list[JourneyEntry]:
     """Every journey entry, from every journey's saved progress (`account_kpis` keeps an account's own)."""
     return [
         JourneyEntry(journey.name, p.contact_id, p.started_at or p.entered_at)
-        for journey in engine.journeys
+        for journey in setup.journeys
         for p in store.progress(journey.name)
     ]
 
@@ -106,23 +106,23 @@ def _kpis(data: Dataset, entries: list[JourneyEntry], account: Account, span: Da
 
 
 def account_insights(
-    store: StateStore, engine: Engine, account_id: str, params: Mapping[str, str], now: datetime
+    store: StateStore, setup: RunSetup, account_id: str, params: Mapping[str, str], now: datetime
 ) -> dict[str, Any]:
     """`GET /api/insights/accounts/{id}`: one account's KPIs over `from` .. `to`."""
     check_names("account", params)
     span = date_range(params, now)
     account_id = account_id.strip().lower()
-    data = load(store, engine, [account_id])
+    data = load(store, setup, [account_id])
     account = data.accounts.get(account_id)
     if account is None:
         raise InsightsNotFoundError(f"account {account_id} is not in the mirror")
-    return _kpis(data, _entries(store, engine), account, span)
+    return _kpis(data, _entries(store, setup), account, span)
 
 
-def journey_insights(store: MirrorAndProgress, engine: Engine, name: str, params: Mapping[str, str]) -> dict[str, Any]:
+def journey_insights(store: MirrorAndProgress, setup: RunSetup, name: str, params: Mapping[str, str]) -> dict[str, Any]:
     """`GET /api/insights/journeys/{name}?account=ID`: the journey's tile counts, for one account or for all."""
     check_names("journey", params)
-    journey = next((j for j in engine.journeys if j.name == name), None)
+    journey = next((j for j in setup.journeys if j.name == name), None)
     if journey is None:
         raise InsightsNotFoundError(f"journey {name!r} is not defined")
     account = params.get("account", "").strip().lower() or None
@@ -145,41 +145,41 @@ def journey_insights(store: MirrorAndProgress, engine: Engine, name: str, params
     }
 
 
-def cohorts(store: MirrorAndErasure, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def cohorts(store: MirrorAndErasure, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/cohorts`: a cohort table (see `abm.views.params` for the parameters)."""
-    data = load(store, engine)
+    data = load(store, setup)
     return cohort_table(data.events, cohort_settings(params, now, data.known_types())).as_dict()
 
 
-def flows(store: MirrorAndErasure, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def flows(store: MirrorAndErasure, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/flows`: a flow anchored on an event type or dimension item."""
-    data = load(store, engine)
+    data = load(store, setup)
     return flow(data.events, flow_settings(params, now, data.known_types())).as_dict()
 
 
-def paths(store: MirrorAndErasure, engine: Engine, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def paths(store: MirrorAndErasure, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/paths`: conversion between steps with fallout, and one account's own path."""
-    data = load(store, engine)
+    data = load(store, setup)
     settings = path_settings(params, now, data.known_types())
     if settings.account is not None and settings.account not in data.accounts:
         raise InsightsNotFoundError(f"account {settings.account} is not in the mirror")
     return journey_path(data.events, settings).as_dict()
 
 
-def report_data(store: StateStore, engine: Engine, now: datetime) -> dict[str, Any]:
+def report_data(store: StateStore, setup: RunSetup, now: datetime) -> dict[str, Any]:
     """What the HTML report shows, over twelve whole months up to the end of `now`'s day: the most engaged accounts'
     KPIs, monthly cohorts of opportunities created returning as won, the content types that lead to marketing
     qualification (to opportunity creation when nothing qualified in the range), the score distribution per model,
     and the journeys' tile counts."""
-    data = load(store, engine)
+    data = load(store, setup)
     span = DateRange(add(floor(now, "month"), "month", -11), add(floor(now, "day"), "day", 1))
     in_span = [e for e in data.events if e.at in span]
     engaged = Counter(e.account_id for e in in_span if not e.milestone and e.account_id)
     top = [data.accounts[a] for a, _ in sorted(engaged.items(), key=lambda i: (-i[1], i[0])) if a in data.accounts]
-    entries = _entries(store, engine)
+    entries = _entries(store, setup)
     created, won = Criteria((MetricTest(OPPORTUNITY_CREATED),)), Criteria((MetricTest(OPPORTUNITY_WON),))
     anchor = MARKETING_QUALIFIED if any(e.type == MARKETING_QUALIFIED for e in in_span) else OPPORTUNITY_CREATED
-    targets = {m.name: m.target for m in engine.models}
+    targets = {m.name: m.target for m in setup.models}
     return {
         "title": "ABM insights",
         "now": iso(now),
@@ -193,5 +193,5 @@ def report_data(store: StateStore, engine: Engine, now: datetime) -> dict[str, A
                 for name, distribution in score_distributions(data.scores).items()
             }
         },
-        "journeys": [journey_insights(store, engine, j.name, {}) for j in engine.journeys],
+        "journeys": [journey_insights(store, setup, j.name, {}) for j in setup.journeys],
     }

@@ -33,7 +33,7 @@ from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import (
     NOW,
     dataverse_state,
-    demo_engine,
+    demo_setup,
     fresh_client,
     outsider_contact,
     tenant,
@@ -47,7 +47,7 @@ CONTACTS = table("contact")
 def synced() -> Iterator[tuple[Emulator, DataverseClient, SqliteStateStore]]:
     with tenant() as (emulator, client):
         store = SqliteStateStore()
-        sync(fresh_client(emulator), store, demo_engine(), now=NOW)
+        sync(fresh_client(emulator), store, demo_setup(), now=NOW)
         yield emulator, client, store
 
 
@@ -60,7 +60,7 @@ def welcome_tasks(client: DataverseClient, contact_id: str) -> list[dict[str, An
 
 def test_a_webhook_delivered_three_times_and_out_of_order_has_exactly_one_effect(synced: Any) -> None:
     emulator, client, store = synced
-    engine = demo_engine()
+    setup = demo_setup()
     first = outsider_contact(client)
     before = welcome_tasks(client, first)
     client.update(CONTACTS, uuid.UUID(first), {"jobtitle": "CEO"})
@@ -73,7 +73,7 @@ def test_a_webhook_delivered_three_times_and_out_of_order_has_exactly_one_effect
     assert len({r.event_id for r in receipts}) == 2
     for receipt in receipts:  # the queue delivers each stored id (and, at least once, some twice)
         if receipt.event_id:
-            process_event(fresh_client(emulator), store, engine, receipt.event_id, now=NOW)
+            process_event(fresh_client(emulator), store, setup, receipt.event_id, now=NOW)
     assert len(welcome_tasks(client, first)) == len(before) + 1
     assert all(store.event(r.event_id).status == "done" for r in receipts if r.event_id)  # type: ignore[union-attr]
 
@@ -85,7 +85,7 @@ def test_processing_evaluates_only_the_accounts_the_change_touches(synced: Any) 
     receipt = receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
     assert receipt.event_id is not None
     run = fresh_client(emulator)
-    report = process_event(run, store, demo_engine(), receipt.event_id, now=NOW)
+    report = process_event(run, store, demo_setup(), receipt.event_id, now=NOW)
     assert report is not None
     assert report.tenant["contacts"] < 30  # one account's contacts, not the tenant's
     assert report.requests["total"] < 15  # one re-read, the workflow check, the writes
@@ -98,7 +98,7 @@ def test_a_trimmed_delivery_is_processed_from_the_row_itself(synced: Any) -> Non
     trimmed = webhook_body("Update", "contact", contact, str(uuid.uuid4()))
     receipt = receive_webhook(store, trimmed, {"x-ms-dynamics-msg-size-exceeded": "true"}, now=NOW)
     assert receipt.event_id is not None
-    process_event(fresh_client(emulator), store, demo_engine(), receipt.event_id, now=NOW)
+    process_event(fresh_client(emulator), store, demo_setup(), receipt.event_id, now=NOW)
     assert store.mirror_rows("contact", [contact])[contact].data["jobtitle"] == "CTO"
 
 
@@ -140,18 +140,18 @@ def test_without_an_operation_id_the_body_hash_deduplicates_and_never_merges_two
 
 def test_deleting_a_contact_forgets_its_events_progress_and_interactions(synced: Any) -> None:
     emulator, client, store = synced
-    engine = demo_engine()
+    setup = demo_setup()
     mirror = Mirror(store)
     in_journey = next(
-        p.contact_id for j in engine.journeys for p in store.progress(j.name) if mirror.interactions_of(p.contact_id)
+        p.contact_id for j in setup.journeys for p in store.progress(j.name) if mirror.interactions_of(p.contact_id)
     )
     update = receive_webhook(store, webhook_body("Update", "contact", in_journey, str(uuid.uuid4())), {}, now=NOW)
     assert update.event_id is not None and store.events(record_id=in_journey)
     client.delete(CONTACTS, uuid.UUID(in_journey))
     delete = receive_webhook(store, webhook_body("Delete", "contact", in_journey, str(uuid.uuid4())), {}, now=NOW)
     assert delete.event_id is not None
-    process_event(fresh_client(emulator), store, engine, delete.event_id, now=NOW)
-    assert all(p.contact_id != in_journey for j in engine.journeys for p in store.progress(j.name))
+    process_event(fresh_client(emulator), store, setup, delete.event_id, now=NOW)
+    assert all(p.contact_id != in_journey for j in setup.journeys for p in store.progress(j.name))
     assert store.events(record_id=in_journey) == []
     assert store.mirror_rows("contact", [in_journey]) == {}
     assert mirror.interactions_of(in_journey) == []
@@ -164,7 +164,7 @@ class Failing(DataverseClient):
 
 def test_a_failing_event_becomes_a_dead_letter_and_a_replay_runs_it(synced: Any) -> None:
     emulator, client, store = synced
-    engine = demo_engine()
+    setup = demo_setup()
     contact = outsider_contact(client)
     client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CEO"})
     receipt = receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
@@ -172,13 +172,13 @@ def test_a_failing_event_becomes_a_dead_letter_and_a_replay_runs_it(synced: Any)
     broken = Failing(fresh_client(emulator).transport.config)
     for _ in range(2):
         with pytest.raises(DataverseServerError):
-            process_event(broken, store, engine, receipt.event_id, now=NOW)
+            process_event(broken, store, setup, receipt.event_id, now=NOW)
     dead_letter_event(store, receipt.event_id, now=NOW)
     [letter] = store.dead_letters()
     assert letter.id == receipt.event_id and letter.attempts == 2 and "503" in letter.error
     assert letter.payload == webhook_body("Update", "contact", contact, receipt.event_id)
     before = welcome_tasks(client, contact)
-    result = replay(fresh_client(emulator), store, engine, {"event": letter.id}, now=NOW)
+    result = replay(fresh_client(emulator), store, setup, {"event": letter.id}, now=NOW)
     assert result.records == [{"table": "contact", "id": contact, "message": "Update"}]
     assert len(welcome_tasks(client, contact)) == len(before) + 1
     assert store.dead_letters() == []
@@ -186,22 +186,22 @@ def test_a_failing_event_becomes_a_dead_letter_and_a_replay_runs_it(synced: Any)
 
 def test_a_dry_run_replay_lists_the_exact_writes_and_writes_nothing(synced: Any) -> None:
     emulator, client, store = synced
-    engine = demo_engine()
+    setup = demo_setup()
     contact = outsider_contact(client)
     client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CEO"})  # no webhook: support replays the record
     dataverse_before = dataverse_state(client)
     mirror_before = store.mirror_rows("contact", [contact])
-    progress_before = {j.name: store.progress(j.name) for j in engine.journeys}
+    progress_before = {j.name: store.progress(j.name) for j in setup.journeys}
     run = fresh_client(emulator)
-    dry = replay(run, store, engine, {"table": "contact", "id": contact}, now=NOW, dry_run=build_dry_run(run, store))
+    dry = replay(run, store, setup, {"table": "contact", "id": contact}, now=NOW, dry_run=build_dry_run(run, store))
     assert run.stats.as_dict()["by_method"].keys() == {"GET"}
     assert dataverse_state(client) == dataverse_before
     assert store.mirror_rows("contact", [contact]) == mirror_before
-    assert {j.name: store.progress(j.name) for j in engine.journeys} == progress_before
+    assert {j.name: store.progress(j.name) for j in setup.journeys} == progress_before
     operations = [(w["operation"], w["target"]) for w in dry.writes]
     assert ("CreateMultiple", "tasks") in operations
     task_rows = next(w["rows"] for w in dry.writes if w["operation"] == "CreateMultiple" and w["target"] == "tasks")
-    real = replay(fresh_client(emulator), store, engine, {"table": "contact", "id": contact}, now=NOW)
+    real = replay(fresh_client(emulator), store, setup, {"table": "contact", "id": contact}, now=NOW)
     assert not real.dry_run
     created = dataverse_state(client)["task"] - dataverse_before["task"]
     assert created == {row["activityid"] for row in task_rows}  # the dry run named the very rows written
@@ -214,10 +214,10 @@ def test_a_window_replay_runs_each_record_of_the_events_received_in_it_once(sync
         receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
     window = {"since": NOW - timedelta(hours=1), "until": NOW + timedelta(hours=1)}
     run = fresh_client(emulator)
-    result = replay(run, store, demo_engine(), window, now=NOW, dry_run=build_dry_run(run, store))
+    result = replay(run, store, demo_setup(), window, now=NOW, dry_run=build_dry_run(run, store))
     assert result.records == [{"table": "contact", "id": contact, "message": "Update"}]
     later = {"since": NOW + timedelta(hours=1), "until": NOW + timedelta(hours=2)}
-    assert replay(run, store, demo_engine(), later, now=NOW, dry_run=build_dry_run(run, store)).records == []
+    assert replay(run, store, demo_setup(), later, now=NOW, dry_run=build_dry_run(run, store)).records == []
 
 
 def engagement_scores(client: DataverseClient) -> dict[str, tuple[int, str]]:
@@ -248,7 +248,7 @@ def test_a_webhook_on_a_lead_rewrites_its_score(synced: Any) -> None:
     client.update(table("lead"), uuid.UUID(lead), {"leadqualitycode": 1})  # sales rates it hot: +10 (hot-lead)
     receipt = receive_webhook(store, webhook_body("Update", "lead", lead, str(uuid.uuid4())), {}, now=NOW)
     assert receipt.event_id is not None
-    process_event(fresh_client(emulator), store, demo_engine(), receipt.event_id, now=NOW)
+    process_event(fresh_client(emulator), store, demo_setup(), receipt.event_id, now=NOW)
     after = engagement_scores(client)
     assert after[lead][0] == before[lead][0] + 10
     assert {k: v for k, v in after.items() if k != lead} == {k: v for k, v in before.items() if k != lead}
@@ -271,21 +271,21 @@ def clicks(contact: str, count: int, *, source: str = "mailer") -> bytes:
 
 def test_a_batch_of_interactions_rescores_the_lead_of_its_contact(synced: Any) -> None:
     emulator, client, store = synced
-    engine = demo_engine()
+    setup = demo_setup()
     lead, contact = scored_lead(client, store, below=40)
     before = engagement_scores(client)
-    result, receipt = receive_interactions(client, store, clicks(contact, 3), now=NOW, config=engine.config)
+    result, receipt = receive_interactions(client, store, clicks(contact, 3), now=NOW, config=setup.config)
     assert (result.created, receipt.status) == (3, "accepted")
     assert receipt.event_id is not None
-    process_event(fresh_client(emulator), store, engine, receipt.event_id, now=NOW)
+    process_event(fresh_client(emulator), store, setup, receipt.event_id, now=NOW)
     assert engagement_scores(client)[lead][0] == before[lead][0] + 15  # three clicks, 5 points each
 
 
 def test_a_stored_batch_keeps_the_row_ids_only_and_a_window_replay_rereads_them(synced: Any) -> None:
     emulator, client, store = synced
-    engine = demo_engine()
+    setup = demo_setup()
     _, contact = scored_lead(client, store, below=40)
-    result, receipt = receive_interactions(client, store, clicks(contact, 2), now=NOW, config=engine.config)
+    result, receipt = receive_interactions(client, store, clicks(contact, 2), now=NOW, config=setup.config)
     assert receipt.event_id is not None
     stored = store.event(receipt.event_id)
     assert stored is not None
@@ -295,7 +295,7 @@ def test_a_stored_batch_keeps_the_row_ids_only_and_a_window_replay_rereads_them(
     receive_webhook(store, webhook_body("Update", "contact", contact, str(uuid.uuid4())), {}, now=NOW)
     window = {"since": NOW - timedelta(hours=1), "until": NOW + timedelta(hours=1)}
     run = fresh_client(emulator)
-    dry = replay(run, store, engine, window, now=NOW, dry_run=build_dry_run(run, store))
+    dry = replay(run, store, setup, window, now=NOW, dry_run=build_dry_run(run, store))
     assert sorted((r["table"], r["id"]) for r in dry.records) == sorted(
         [("contact", contact)] + [("abm_interaction", row) for row in rows]
     )
@@ -311,8 +311,8 @@ def test_a_redelivery_of_an_event_still_pending_is_queued_again_and_processed_on
     assert (first.queued, again.queued, again.status, again.event_id) == (True, True, "requeued", first.event_id)
     assert first.event_id is not None
     run = fresh_client(emulator)
-    assert process_event(run, store, demo_engine(), first.event_id, now=NOW) is not None
-    assert process_event(run, store, demo_engine(), first.event_id, now=NOW) is None  # the second message: done
+    assert process_event(run, store, demo_setup(), first.event_id, now=NOW) is not None
+    assert process_event(run, store, demo_setup(), first.event_id, now=NOW) is None  # the second message: done
     late = receive_webhook(store, body, {}, now=NOW)
     assert (late.status, late.queued) == ("duplicate", False)
 
@@ -321,12 +321,12 @@ def test_a_batch_stored_whole_by_an_earlier_version_is_still_replayed_by_its_row
     emulator, client, store = synced
     _, contact = scored_lead(client, store, below=40)
     body = clicks(contact, 2, source="older")
-    result, receipt = receive_interactions(client, store, body, now=NOW, config=demo_engine().config)
+    result, receipt = receive_interactions(client, store, body, now=NOW, config=demo_setup().config)
     assert receipt.event_id is not None and result.created == 2
     stored = store.event(receipt.event_id)
     assert stored is not None
     rows = json.loads(stored.payload)["interactions"]
     store.conn.execute("UPDATE events SET payload = ? WHERE id = ?", (body, receipt.event_id))  # the old format
     run = fresh_client(emulator)
-    dry = replay(run, store, demo_engine(), {"event": receipt.event_id}, now=NOW, dry_run=build_dry_run(run, store))
+    dry = replay(run, store, demo_setup(), {"event": receipt.event_id}, now=NOW, dry_run=build_dry_run(run, store))
     assert sorted(r["id"] for r in dry.records) == sorted(rows)

@@ -11,7 +11,7 @@ import pytest
 from abm_command.main import main
 from statestore.sqlite import SqliteStateStore
 from tests import insights_tenant as t
-from tests.runtime_support import demo_engine
+from tests.runtime_support import demo_setup
 
 JAN_APR = ["--from", "2026-01-01", "--to", "2026-04-30"]
 
@@ -22,7 +22,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     db = str(tmp_path_factory.mktemp("cli") / "demo.sqlite")
     store = SqliteStateStore(f"{db}.state")
     try:
-        t.mirror_into(store, demo_engine())
+        t.mirror_into(store, demo_setup())
     finally:
         store.close()
     return db

@@ -38,7 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalHost
             env.setenv(name, value)
         bootstrap.reset()
         runtime = bootstrap.shared_runtime()
-        t.mirror_into(runtime.store, runtime.engine)
+        t.mirror_into(runtime.store, runtime.setup)
         keys = function_keys(Settings.from_env(values))
         with LocalHost(function_app.app, keys=keys, app_root=ROOT, settings=values) as host:
             yield host, runtime

@@ -24,7 +24,7 @@ from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from statestore.sqlite import SqliteStateStore
 from tests.emulator.conftest import CALLER
-from tests.runtime_support import NOW, abm_command, dataverse_state, demo_engine, fresh_client, tenant
+from tests.runtime_support import NOW, abm_command, dataverse_state, demo_setup, fresh_client, tenant
 
 HEADERS = {"Accept": "application/json"}
 LIMITS = "https://learn.microsoft.com/power-apps/developer/data-platform/api-limits"
@@ -185,12 +185,12 @@ def test_each_row_a_request_touches_adds_to_its_execution_time(
 def test_a_sync_under_a_tight_execution_time_limit_ends_as_one_without_it() -> None:
     # LIMITS, "Retry operations": a client that waits Retry-After and sends the request again loses nothing. 600 ms per
     # 1 s window against a sync that spends ~1,500 ms (5,000-row pages at 500 ms): reads and writes wait a second.
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, client):
-        sync(fresh_client(emulator), SqliteStateStore(), engine, now=NOW)
+        sync(fresh_client(emulator), SqliteStateStore(), setup, now=NOW)
         expected = dataverse_state(client)
     with tenant(guard=GuardConfig(limit_time_ms=600, limit_window=1)) as (emulator, client):
-        sync(fresh_client(emulator), SqliteStateStore(), engine, now=NOW)
+        sync(fresh_client(emulator), SqliteStateStore(), setup, now=NOW)
         assert emulator.guard.refused["0x80072321"] > 0
         assert dataverse_state(client) == expected
 

@@ -29,7 +29,7 @@ from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import (
     NOW,
     dataverse_state,
-    demo_engine,
+    demo_setup,
     fresh_client,
     outsider_contact,
     tenant,
@@ -135,7 +135,7 @@ def test_a_failing_event_is_listed_as_a_dead_letter_without_its_payload_then_rep
         event_id = receipt.event_id
         for _ in range(2):  # the queue's tries, Dataverse unreachable each time
             with pytest.raises(DataverseConnectionError) as failed:
-                process_event(unreachable_client(), store, demo_engine(), event_id, now=NOW)
+                process_event(unreachable_client(), store, demo_setup(), event_id, now=NOW)
         dead_letter_event(store, event_id, now=NOW)  # what the poison queue's worker does
 
         listed = run(capsys, "--settings", settings, "deadletters", "--json")["dead_letters"]
@@ -178,9 +178,9 @@ def app_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
 def test_a_dead_lettered_shard_replays_dry_without_writing_then_for_real_completing_its_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], app_settings: pytest.MonkeyPatch
 ) -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, client):
-        sync(fresh_client(emulator), SqliteStateStore(), engine, now=NOW)
+        sync(fresh_client(emulator), SqliteStateStore(), setup, now=NOW)
         expected = dataverse_state(client)  # an uninterrupted, unsharded run on an identical tenant
     with tenant() as (emulator, client):
         settings, state = local_settings(tmp_path, emulator)
@@ -188,9 +188,9 @@ def test_a_dead_lettered_shard_replays_dry_without_writing_then_for_real_complet
             app_settings.setenv(name, value)
         store = SqliteStateStore(str(state))
         queue: list[str] = []
-        sync(fresh_client(emulator), store, engine, now=NOW, shards=2, enqueue=queue.extend)
+        sync(fresh_client(emulator), store, setup, now=NOW, shards=2, enqueue=queue.extend)
         assert len(queue) == 2
-        run_shard(fresh_client(emulator), store, engine, ShardMessage.from_json(queue[0]))
+        run_shard(fresh_client(emulator), store, setup, ShardMessage.from_json(queue[0]))
         lost = ShardMessage.from_json(queue[1])
         dead_letter_shard(func.QueueMessage(id="poison-1", body=queue[1].encode()))  # the poison queue's worker
         letter_id = f"shard:{lost.run_id}:{lost.shard}"

@@ -101,7 +101,7 @@ def test_a_score_that_drops_is_rewritten_but_sales_ready_stays(store: Store, emu
 
 def test_mirroring_one_model_into_predictive_scores(store: Store, emulator: Emulator) -> None:
     add_leads(store)
-    first = run(emulator, mirror_model="purchasers")
+    first = run(emulator, predictive_model="purchasers")
     assert first["writes"]["msdyn_predictivescores"] == {"upserted": 1}
     with DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client:
         rows = list(
@@ -114,9 +114,9 @@ def test_mirroring_one_model_into_predictive_scores(store: Store, emulator: Emul
     assert [(r["msdyn_entityid"], r["msdyn_score"], r["msdyn_grade"], r["msdyn_scoretrend"]) for r in rows] == [
         ("f0000000-0000-4000-8000-000000000001", 20, 0, 3)
     ]
-    assert run(emulator, mirror_model="purchasers")["writes"]["msdyn_predictivescores"] == {"upserted": 0}
+    assert run(emulator, predictive_model="purchasers")["writes"]["msdyn_predictivescores"] == {"upserted": 0}
     store.update(TABLES["contact"], OBRIEN, {"jobtitle": "Engineer"})
-    run(emulator, mirror_model="purchasers")
+    run(emulator, predictive_model="purchasers")
     trend = store.select("SELECT msdyn_score, msdyn_scoretrend FROM msdyn_predictivescore")[0]
     assert (trend["msdyn_score"], trend["msdyn_scoretrend"]) == (0, 2)  # declining
 

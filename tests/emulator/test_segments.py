@@ -10,7 +10,7 @@ import pytest
 
 from abm.definitions import definition_files, load_segments
 from abm.jobs.mirror import Mirror, Snapshot
-from abm.jobs.pipeline import Engine
+from abm.jobs.pipeline import RunSetup
 from abm.jobs.segments import evaluate_segment
 from abm.jobs.sync import read_into_mirror
 from dataverse.auth import NoAuth
@@ -73,7 +73,7 @@ def world() -> Iterator[tuple[DataverseClient, Snapshot]]:
         client = DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth())
         config = MappingConfig(consent_levels={})
         state = SqliteStateStore()
-        read_into_mirror(client, state, Engine(segments=segments, config=config))
+        read_into_mirror(client, state, RunSetup(segments=segments, config=config))
         yield client, Mirror(state, config).load()
     store.close()
 

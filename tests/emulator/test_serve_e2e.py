@@ -47,7 +47,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalHost
             env.setenv(name, value)
         bootstrap.reset()
         runtime = bootstrap.shared_runtime()
-        sync(runtime.client, runtime.store, runtime.engine, now=NOW)
+        sync(runtime.client, runtime.store, runtime.setup, now=NOW)
         keys = function_keys(Settings.from_env(values))
         with LocalHost(function_app.app, keys=keys, app_root=ROOT, retry_delay=0.01, settings=values) as host:
             yield host, client

@@ -12,14 +12,14 @@ import pytest
 from abm.jobs import sync as sync_module
 from abm.jobs.interactions import InteractionEvent, ingest
 from abm.jobs.mirror import KINDS, Mirror
-from abm.jobs.pipeline import Engine
+from abm.jobs.pipeline import RunSetup
 from abm.jobs.sync import COLUMNS, ShardMessage, run_shard, sync
 from abm.jobs.workflows import CLAIM_LEASE
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table
 from statestore.sqlite import SqliteStateStore
-from tests.runtime_support import NOW, Clock, dataverse_state, demo_engine, fresh_client, outsider_contact, tenant
+from tests.runtime_support import NOW, Clock, dataverse_state, demo_setup, fresh_client, outsider_contact, tenant
 
 
 def checkpoints(store: SqliteStateStore) -> dict[str, str | None]:
@@ -27,15 +27,15 @@ def checkpoints(store: SqliteStateStore) -> dict[str, str | None]:
 
 
 def test_the_first_sync_is_full_the_next_incremental_and_writes_nothing_new() -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, _):
         store = SqliteStateStore()
-        first = sync(fresh_client(emulator), store, engine, now=NOW)
+        first = sync(fresh_client(emulator), store, setup, now=NOW)
         assert first.sync["mode"] == "full"
         assert first.writes["tasks"]["created"] > 0 and first.writes["abm_leadscores"]["upserted"] > 0
         assert all(checkpoints(store).values())
         again = fresh_client(emulator)
-        second = sync(again, store, engine, now=NOW)
+        second = sync(again, store, setup, now=NOW)
         assert second.sync["mode"] == "incremental"
         assert second.sync["changes"] > 0  # the first run's own writes come back through change tracking
         created = {t: c.get("created", 0) for t, c in second.writes.items() if t != "abm_leadscores"}
@@ -47,10 +47,10 @@ def test_the_first_sync_is_full_the_next_incremental_and_writes_nothing_new() ->
 
 
 def test_a_change_in_dataverse_reaches_the_journeys_and_scores_in_the_next_sync() -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, client):
         store = SqliteStateStore()
-        sync(fresh_client(emulator), store, engine, now=NOW)
+        sync(fresh_client(emulator), store, setup, now=NOW)
         contacts = table("contact")
         outsider = next(
             row
@@ -69,32 +69,32 @@ def test_a_change_in_dataverse_reaches_the_journeys_and_scores_in_the_next_sync(
         )
         before = len(list(client.iter_rows(welcomed)))
         client.update(contacts, uuid.UUID(contact_id), {"jobtitle": "CEO"})
-        report = sync(fresh_client(emulator), store, engine, now=NOW)
+        report = sync(fresh_client(emulator), store, setup, now=NOW)
         assert report.sync == {"mode": "incremental", "changes": report.sync["changes"]}
         assert Mirror(store).store.mirror_rows("contact", [contact_id])[contact_id].data["jobtitle"] == "CEO"
         assert len(list(client.iter_rows(welcomed))) == before + 1
 
 
 def test_an_expired_delta_link_falls_back_to_a_full_read() -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, _):
         store = SqliteStateStore()
-        sync(fresh_client(emulator), store, engine, now=NOW)
+        sync(fresh_client(emulator), store, setup, now=NOW)
         link = store.checkpoint("delta:contact")
         assert link is not None
         store.save_checkpoints({"delta:contact": link.split("$deltatoken=")[0] + "$deltatoken=999999999"})
-        report = sync(fresh_client(emulator), store, engine, now=NOW)
+        report = sync(fresh_client(emulator), store, setup, now=NOW)
         assert report.sync["mode"] == "full"
         assert store.checkpoint("delta:contact") != link
 
 
 def test_definitions_naming_other_columns_force_a_full_read() -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, _):
         store = SqliteStateStore()
-        sync(fresh_client(emulator), store, engine, now=NOW)
+        sync(fresh_client(emulator), store, setup, now=NOW)
         store.save_checkpoints({COLUMNS: "another-select"})
-        assert sync(fresh_client(emulator), store, engine, now=NOW).sync["mode"] == "full"
+        assert sync(fresh_client(emulator), store, setup, now=NOW).sync["mode"] == "full"
 
 
 class Killed(Exception):
@@ -119,21 +119,21 @@ def killed_after(client: DataverseClient, writes: int) -> DataverseClient:
 
 @pytest.mark.parametrize("writes", [1, 4, 9])
 def test_a_sync_killed_mid_run_and_run_again_ends_as_an_uninterrupted_one(writes: int) -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, client):
         store = SqliteStateStore()
-        sync(fresh_client(emulator), store, engine, now=NOW)
+        sync(fresh_client(emulator), store, setup, now=NOW)
         expected = dataverse_state(client)
-        progress = {j.name: store.progress(j.name) for j in engine.journeys}
+        progress = {j.name: store.progress(j.name) for j in setup.journeys}
     with tenant() as (emulator, client):
         store = SqliteStateStore()
         with pytest.raises(Killed):
-            sync(killed_after(fresh_client(emulator), writes), store, engine, now=NOW)
+            sync(killed_after(fresh_client(emulator), writes), store, setup, now=NOW)
         assert store.checkpoint(COLUMNS) is None  # no delta link saved for writes that did not all happen
-        again = sync(fresh_client(emulator), store, engine, now=NOW)
+        again = sync(fresh_client(emulator), store, setup, now=NOW)
         assert again.sync["mode"] == "full"
         assert dataverse_state(client) == expected
-        assert {j.name: store.progress(j.name) for j in engine.journeys} == progress
+        assert {j.name: store.progress(j.name) for j in setup.journeys} == progress
 
 
 def change_the_tenant(client: DataverseClient) -> str:
@@ -184,12 +184,12 @@ def mirror_contents(store: SqliteStateStore) -> dict[str, dict[Any, tuple[str, d
     return contents
 
 
-def engine_state(client: DataverseClient, store: SqliteStateStore, engine: Engine) -> dict[str, Any]:
+def engine_state(client: DataverseClient, store: SqliteStateStore, setup: RunSetup) -> dict[str, Any]:
     """What a run leaves behind: the rows written in Dataverse, the journeys' progress and tile counts, the mirror."""
     return {
         "dataverse": dataverse_state(client),
-        "progress": {j.name: store.progress(j.name) for j in engine.journeys},
-        "tile_counts": {j.name: store.tile_counts(j.name) for j in engine.journeys},
+        "progress": {j.name: store.progress(j.name) for j in setup.journeys},
+        "tile_counts": {j.name: store.tile_counts(j.name) for j in setup.journeys},
         "mirror": mirror_contents(store),
     }
 
@@ -197,18 +197,18 @@ def engine_state(client: DataverseClient, store: SqliteStateStore, engine: Engin
 @pytest.fixture(scope="module")
 def uninterrupted_incremental() -> dict[str, Any]:
     """A full sync, the changes, then an incremental sync that runs to its end: the state to end in."""
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, client):
         clock = Clock(NOW)
         store = SqliteStateStore(clock=clock)
-        sync(fresh_client(emulator), store, engine, now=NOW)
+        sync(fresh_client(emulator), store, setup, now=NOW)
         before = dataverse_state(client)
         lead = change_the_tenant(client)
         links = all_checkpoints(store)
         run = fresh_client(emulator)
-        report = sync(run, store, engine, now=NOW)
+        report = sync(run, store, setup, now=NOW)
         assert report.sync["mode"] == "incremental"
-        state = engine_state(client, store, engine)
+        state = engine_state(client, store, setup)
         # the changes are worth a test: an activity, a workflow and a new score written in this one run
         assert len(state["dataverse"]["task"]) == len(before["task"]) + 1
         assert len(state["dataverse"]["workflow_runs"]) == len(before["workflow_runs"]) + 1
@@ -218,8 +218,8 @@ def uninterrupted_incremental() -> dict[str, Any]:
         assert all_checkpoints(store) != links
         writes = run.stats.as_dict()["by_method"]["POST"]
         clock.advance(CLAIM_LEASE)
-        sync(fresh_client(emulator), store, engine, now=LATER)
-        return {"state": state, "writes": writes, "later": engine_state(client, store, engine)}
+        sync(fresh_client(emulator), store, setup, now=LATER)
+        return {"state": state, "writes": writes, "later": engine_state(client, store, setup)}
 
 
 # Write requests of that incremental run, in order: the welcome tasks, the welcome emails, the workflows' $batch,
@@ -234,23 +234,23 @@ def test_an_incremental_sync_killed_mid_run_keeps_its_delta_links_and_run_again_
     writes: int, uninterrupted_incremental: dict[str, Any]
 ) -> None:
     assert uninterrupted_incremental["writes"] == INCREMENTAL_WRITES
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, client):
         clock = Clock(NOW)
         store = SqliteStateStore(clock=clock)
-        sync(fresh_client(emulator), store, engine, now=NOW)
+        sync(fresh_client(emulator), store, setup, now=NOW)
         change_the_tenant(client)
         links = all_checkpoints(store)
         assert {f"delta:{kind}" for kind in ("account", "contact", "lead", "abm_interaction")} <= links.keys()
         dying = killed_after(fresh_client(emulator), writes)
         with pytest.raises(Killed):
-            sync(dying, store, engine, now=NOW)
+            sync(dying, store, setup, now=NOW)
         assert dying.stats.as_dict()["by_method"].get("POST", 0) == writes  # it died part-way, after these writes
         assert all_checkpoints(store) == links  # no delta link moved past writes that did not all happen
-        again = sync(fresh_client(emulator), store, engine, now=NOW)
+        again = sync(fresh_client(emulator), store, setup, now=NOW)
         assert again.sync["mode"] == "incremental"
         assert all_checkpoints(store) != links
-        state = engine_state(client, store, engine)
+        state = engine_state(client, store, setup)
         expected = uninterrupted_incremental["state"]
         if writes == WORKFLOW_WRITE:  # died holding the workflow's claim: the rerun leaves it for the claim's lease
             missing = set(expected["dataverse"]["workflow_runs"]) - set(state["dataverse"]["workflow_runs"])
@@ -261,60 +261,60 @@ def test_an_incremental_sync_killed_mid_run_keeps_its_delta_links_and_run_again_
         assert state["tile_counts"] == expected["tile_counts"]
         assert state["mirror"] == expected["mirror"]
         clock.advance(CLAIM_LEASE)
-        sync(fresh_client(emulator), store, engine, now=LATER)  # the next tick, after the lease: the same end
-        assert engine_state(client, store, engine) == uninterrupted_incremental["later"]
+        sync(fresh_client(emulator), store, setup, now=LATER)  # the next tick, after the lease: the same end
+        assert engine_state(client, store, setup) == uninterrupted_incremental["later"]
 
 
 def test_a_fanned_out_sync_saves_its_delta_links_when_the_last_shard_is_done() -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, client):
         store = SqliteStateStore()
-        sync(fresh_client(emulator), store, engine, now=NOW)
+        sync(fresh_client(emulator), store, setup, now=NOW)
         expected = dataverse_state(client)
     with tenant() as (emulator, client):
         store = SqliteStateStore()
         queue: list[str] = []
-        started = sync(fresh_client(emulator), store, engine, now=NOW, shards=3, enqueue=queue.extend)
+        started = sync(fresh_client(emulator), store, setup, now=NOW, shards=3, enqueue=queue.extend)
         assert started.sync["shards"] == 3 and len(queue) == 3
         assert store.checkpoint(COLUMNS) is None
         messages = [ShardMessage.from_json(m) for m in queue]
-        run_shard(fresh_client(emulator), store, engine, messages[0])
-        run_shard(fresh_client(emulator), store, engine, messages[0])  # a redelivered shard counts once
-        run_shard(fresh_client(emulator), store, engine, messages[1])
+        run_shard(fresh_client(emulator), store, setup, messages[0])
+        run_shard(fresh_client(emulator), store, setup, messages[0])  # a redelivered shard counts once
+        run_shard(fresh_client(emulator), store, setup, messages[1])
         assert store.checkpoint(COLUMNS) is None
-        waiting = sync(fresh_client(emulator), store, engine, now=NOW, shards=3, enqueue=queue.extend)
+        waiting = sync(fresh_client(emulator), store, setup, now=NOW, shards=3, enqueue=queue.extend)
         assert waiting.sync["mode"] == "waiting" and len(queue) == 3  # nothing read, nothing sent again
-        run_shard(fresh_client(emulator), store, engine, messages[2])
+        run_shard(fresh_client(emulator), store, setup, messages[2])
         assert store.checkpoint(COLUMNS) is not None and store.open_run() is None
         state = dataverse_state(client)
         # the journeys' leads are scored by the next run when fanned out; everything else is the same
         assert {k: v for k, v in state.items() if k != "scores"} == {k: v for k, v in expected.items() if k != "scores"}
-        sync(fresh_client(emulator), store, engine, now=NOW, shards=3, enqueue=queue.extend)
+        sync(fresh_client(emulator), store, setup, now=NOW, shards=3, enqueue=queue.extend)
         for message in queue[3:]:
-            run_shard(fresh_client(emulator), store, engine, ShardMessage.from_json(message))
+            run_shard(fresh_client(emulator), store, setup, ShardMessage.from_json(message))
         assert dataverse_state(client) == expected
 
 
 def test_a_shard_lost_for_longer_than_the_lease_is_sent_again() -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, _):
         store = SqliteStateStore()
         queue: list[str] = []
-        sync(fresh_client(emulator), store, engine, now=NOW, shards=2, enqueue=queue.extend)
-        run_shard(fresh_client(emulator), store, engine, ShardMessage.from_json(queue[0]))
+        sync(fresh_client(emulator), store, setup, now=NOW, shards=2, enqueue=queue.extend)
+        run_shard(fresh_client(emulator), store, setup, ShardMessage.from_json(queue[0]))
         later = NOW.replace(hour=2)
-        resent = sync(fresh_client(emulator), store, engine, now=later, shards=2, enqueue=queue.extend)
+        resent = sync(fresh_client(emulator), store, setup, now=later, shards=2, enqueue=queue.extend)
         assert resent.sync["mode"] == "resent" and [ShardMessage.from_json(m).shard for m in queue[2:]] == [1]
-        run_shard(fresh_client(emulator), store, engine, ShardMessage.from_json(queue[2]))
+        run_shard(fresh_client(emulator), store, setup, ShardMessage.from_json(queue[2]))
         assert store.open_run() is None and store.checkpoint(COLUMNS) is not None
 
 
 def test_a_new_mirror_layout_reads_every_table_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = demo_engine()
+    setup = demo_setup()
     with tenant() as (emulator, _):
         store = SqliteStateStore()
-        sync(fresh_client(emulator), store, engine, now=NOW)
-        assert sync(fresh_client(emulator), store, engine, now=NOW).sync["mode"] == "incremental"
+        sync(fresh_client(emulator), store, setup, now=NOW)
+        assert sync(fresh_client(emulator), store, setup, now=NOW).sync["mode"] == "incremental"
         monkeypatch.setattr(sync_module, "MIRROR_LAYOUT", sync_module.MIRROR_LAYOUT + 1)  # an upgrade files rows anew
-        assert sync(fresh_client(emulator), store, engine, now=NOW).sync["mode"] == "full"
-        assert sync(fresh_client(emulator), store, engine, now=NOW).sync["mode"] == "incremental"
+        assert sync(fresh_client(emulator), store, setup, now=NOW).sync["mode"] == "full"
+        assert sync(fresh_client(emulator), store, setup, now=NOW).sync["mode"] == "incremental"

@@ -13,7 +13,7 @@ import pytest
 from abm.jobs.mirror import Mirror
 from abm.views.insights import account_insights
 from statestore.sqlite import SqliteStateStore
-from tests.runtime_support import demo_engine
+from tests.runtime_support import demo_setup
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 RANGE = {"from": "2026-01-01", "to": "2026-05-31"}
@@ -93,10 +93,10 @@ def test_a_contact_moving_to_another_account_takes_its_contact_only_opportunitie
 
 
 def test_account_insights_count_the_opportunities_of_the_accounts_contacts(mirror: Mirror) -> None:
-    engine = demo_engine()
+    setup = demo_setup()
 
     def created(account: str) -> tuple[int, int]:
-        kpis = account_insights(mirror.store, engine, account, RANGE, NOW)["kpis"]
+        kpis = account_insights(mirror.store, setup, account, RANGE, NOW)["kpis"]
         return kpis["opportunities_created"], kpis["opportunities_open"]
 
     assert created("a1") == (1, 1)  # o-contact, through c1
