@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dataverse.errors import DataverseError, error_from_response
+from dataverse.multipart import boundary_of, multipart_parts, split_headers
 from dataverse.tables import entity_id_in
 
 __all__ = [
@@ -52,7 +53,6 @@ _REFERENCE = re.compile(r"^\$([0-9A-Za-z_.-]+)(?=[/?(]|$)")
 _SYSTEM_RESOURCES = frozenset({"all", "batch", "crossjoin", "entity", "metadata", "root"})
 _REFERENCE_KEYS = ("@odata.bind", "@odata.id")
 _STATUS_LINE = re.compile(r"^HTTP/\d(?:\.\d)?\s+(\d{3})(?:\s|$)")
-_LINE_BREAK = re.compile(r"\r?\n")
 
 
 # ---- requests ------------------------------------------------------------------------------------------------------
@@ -335,72 +335,17 @@ def decode_batch(content_type: str, body: bytes) -> BatchResult:
     """
     text = body.decode("utf-8", "replace")
     responses: list[BatchResponse | ChangeSetResponse] = []
-    for headers, lines in _parts(text, _boundary_of(content_type)):
+    for headers, lines in multipart_parts(text, boundary_of(content_type)):
         part_type = headers.get("content-type", "")
         if part_type.lower().startswith("multipart/"):
             inner = [
-                _http_response(h, body_lines) for h, body_lines in _parts("\n".join(lines), _boundary_of(part_type))
+                _http_response(h, body_lines)
+                for h, body_lines in multipart_parts("\n".join(lines), boundary_of(part_type))
             ]
             responses.append(ChangeSetResponse(tuple(inner)))
         else:
             responses.append(_http_response(headers, lines))
     return BatchResult(tuple(responses))
-
-
-def _boundary_of(content_type: str) -> str:
-    media, _, params = content_type.partition(";")
-    if not media.strip().lower().startswith("multipart/"):
-        raise DataverseError(f"not a multipart batch response (Content-Type {content_type[:100]!r})")
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "boundary":
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            if value:
-                return value
-    raise DataverseError(f"multipart batch response without a boundary (Content-Type {content_type[:100]!r})")
-
-
-def _parts(text: str, boundary: str) -> list[tuple[dict[str, str], list[str]]]:
-    """The (MIME headers, content lines) of each part between `--boundary` delimiters; preamble/epilogue dropped."""
-    delimiter, close = f"--{boundary}", f"--{boundary}--"
-    parts: list[list[str]] = []
-    current: list[str] | None = None
-    for line in _LINE_BREAK.split(text):
-        stripped = line.rstrip(" \t")
-        if stripped == close:
-            if current is not None:
-                parts.append(current)
-            return [_split_headers(part) for part in parts]
-        if stripped == delimiter:
-            if current is not None:
-                parts.append(current)
-            current = []
-        elif current is not None:
-            current.append(line)
-    raise DataverseError(f"batch response ends without its closing delimiter {close!r} (truncated?)")
-
-
-def _split_headers(lines: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Header lines up to the first blank line (lower-case names, repeated ones joined), and the lines after it."""
-    headers: dict[str, str] = {}
-    index = 0
-    if lines and lines[0].startswith("HTTP/"):
-        return headers, lines  # a part without MIME headers
-    while index < len(lines) and lines[index].strip():
-        line = lines[index]
-        index += 1
-        if line[0] in " \t" and headers:  # obsolete folding: continues the previous header
-            last = next(reversed(headers))
-            headers[last] += " " + line.strip()
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise DataverseError(f"malformed header line in batch response: {line[:100]!r}")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return headers, lines[index + 1 :]
 
 
 def _http_response(mime_headers: Mapping[str, str], lines: list[str]) -> BatchResponse:
@@ -410,7 +355,7 @@ def _http_response(mime_headers: Mapping[str, str], lines: list[str]) -> BatchRe
     status_line = _STATUS_LINE.match(lines[0]) if lines else None
     if status_line is None:
         raise DataverseError(f"batch response part without an HTTP status line: {(lines or [''])[0][:100]!r}")
-    headers, body_lines = _split_headers(lines[1:])
+    headers, body_lines = split_headers(lines[1:])
     status = int(status_line.group(1))
     body = _body(headers.get("content-type", ""), "\n".join(body_lines).strip())
     content_id = mime_headers.get("content-id") or headers.get("content-id")

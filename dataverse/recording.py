@@ -43,8 +43,8 @@ from urllib.parse import unquote, urlsplit
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from dataverse.batch import _boundary_of, _parts, _split_headers
 from dataverse.errors import DataverseError
+from dataverse.multipart import boundary_of, multipart_parts, split_headers
 from dataverse.tables import TABLES
 from dataverse.transport import ConcurrencyLimiter, RequestStats, TransportConfig, TransportPort, json_default
 
@@ -234,13 +234,13 @@ class RecordingTransport:
         """Record each request of a `$batch` in order; answer each with 204, change sets as change sets."""
         token = uuid.uuid4().hex
         lines: list[str] = []
-        for headers, part in _parts(body.decode("utf-8"), _boundary_of(content_type)):
+        for headers, part in multipart_parts(body.decode("utf-8"), boundary_of(content_type)):
             lines.append(f"--batchresponse_{token}")
             part_type = headers.get("content-type", "")
             if part_type.lower().startswith("multipart/"):
                 inner = f"changesetresponse_{token}_{len(lines)}"
                 lines += [f"Content-Type: multipart/mixed; boundary={inner}", ""]
-                for inner_headers, request in _parts("\n".join(part), _boundary_of(part_type)):
+                for inner_headers, request in multipart_parts("\n".join(part), boundary_of(part_type)):
                     lines += [f"--{inner}", *self._batch_part(inner_headers, request)]
                 lines += [f"--{inner}--", ""]
             else:
@@ -255,7 +255,7 @@ class RecordingTransport:
             lines = lines[1:]
         method, _, rest = (lines[0] if lines else "").partition(" ")
         url = rest.rpartition(" HTTP/")[0] or rest
-        _, body_lines = _split_headers(lines[1:])
+        _, body_lines = split_headers(lines[1:])
         text = "\n".join(body_lines).strip()
         self._record(method.upper(), url.removeprefix(self._api_path), body=jsonlib.loads(text) if text else {})
         content_id = [f"Content-ID: {mime_headers['content-id']}"] if "content-id" in mime_headers else []
