@@ -31,17 +31,22 @@ __all__ = [
     "DeadLetter",
     "EffectLedger",
     "Erasure",
+    "Evaluation",
     "EventLog",
+    "EventWork",
     "FanOut",
     "FanOutAndCheckpoints",
+    "InsightsStore",
     "Intent",
     "MirrorAndErasure",
     "MirrorAndProgress",
     "MirrorRow",
     "MirrorStore",
+    "MirrorSync",
     "Progress",
     "ProgressAndEffects",
     "ProgressStore",
+    "RunStore",
     "ShardRun",
     "StateStore",
     "StoredEvent",
@@ -258,7 +263,7 @@ class StateStore(ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, 
     arguments. A job asks for the roles it uses; the composition root builds the whole store."""
 
 
-# ---- what a job needing two roles asks for ----
+# ---- what a job needing several roles asks for ----
 
 
 class MirrorAndErasure(MirrorStore, Erasure, Protocol):
@@ -275,6 +280,26 @@ class MirrorAndProgress(MirrorStore, ProgressStore, Protocol):
 
 class FanOutAndCheckpoints(FanOut, Checkpoints, Protocol):
     """Fanned-out runs and the checkpoints the last shard saves (completing a run)."""
+
+
+class MirrorSync(MirrorStore, Erasure, Checkpoints, Protocol):
+    """Reading changes into the mirror: the mirror, forgetting contacts that left it, the delta links."""
+
+
+class InsightsStore(MirrorStore, Erasure, ProgressStore, Protocol):
+    """The read side over the mirror and journey progress (the mirror's loader needs erasure too)."""
+
+
+class Evaluation(MirrorStore, Erasure, ProgressStore, EffectLedger, Protocol):
+    """Evaluating accounts of the mirror: segments, journeys (progress and effects), scoring."""
+
+
+class RunStore(Evaluation, Checkpoints, FanOut, Protocol):
+    """A timer run or a shard: evaluation, the delta links and fanned-out runs (everything but the event log)."""
+
+
+class EventWork(Evaluation, EventLog, Protocol):
+    """Processing a stored event: the event log and an evaluation of the accounts it touched."""
 
 
 def wall_clock() -> datetime:

@@ -42,7 +42,7 @@ from dataverse.mapping import MappingConfig, read_annotations
 from dataverse.query import in_
 from dataverse.tables import table
 from dataverse.webhook import decode_context
-from statestore.port import DeadLetter, EventLog, MirrorAndErasure, StateStore, StoredEvent
+from statestore.port import DeadLetter, Evaluation, EventLog, EventWork, MirrorAndErasure, StateStore, StoredEvent
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -183,13 +183,13 @@ def receive_interactions(
 
 
 def _evaluate(
-    client: DataverseClient, store: StateStore, setup: RunSetup, partitions: set[str], now: datetime
+    client: DataverseClient, store: Evaluation, setup: RunSetup, partitions: set[str], now: datetime
 ) -> RunReport:
     return evaluate(client, store, setup, now=now, scope=sorted(partitions))
 
 
 def process_event(
-    client: DataverseClient, store: StateStore, setup: RunSetup, event_id: str, *, now: datetime
+    client: DataverseClient, store: EventWork, setup: RunSetup, event_id: str, *, now: datetime
 ) -> RunReport | None:
     """Process a stored event (the queue worker): mirror, then the touched accounts. An error is recorded on the
     event and raised again, so the queue retries; `dead_letter_event` takes it after the last retry."""

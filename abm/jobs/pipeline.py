@@ -24,7 +24,7 @@ from journeys.model import Journey
 from journeys.segments import Member, Segment, members
 from scoring.engine import score_run
 from scoring.model import ScoringModel
-from statestore.port import StateStore
+from statestore.port import Evaluation
 
 __all__ = ["RunReport", "RunSetup", "Scope", "evaluate", "merge_writes"]
 
@@ -86,7 +86,7 @@ def merge_writes(*writes: dict[str, dict[str, int]]) -> dict[str, dict[str, int]
 
 def evaluate(
     client: DataverseClient,
-    store: StateStore,
+    store: Evaluation,
     setup: RunSetup,
     *,
     now: datetime,

@@ -44,8 +44,9 @@ from statestore.port import (
     EffectLedger,
     EventLog,
     FanOutAndCheckpoints,
+    MirrorSync,
+    RunStore,
     ShardRun,
-    StateStore,
     iso,
     parse_iso,
 )
@@ -150,7 +151,7 @@ def forget(mirror: Mirror, kind: str, id: str) -> set[str]:
     return mirror.remove(kind, [id])
 
 
-def read_into_mirror(client: DataverseClient, store: StateStore, setup: RunSetup, *, full: bool = False) -> Sync:
+def read_into_mirror(client: DataverseClient, store: MirrorSync, setup: RunSetup, *, full: bool = False) -> Sync:
     """Bring the mirror up to date: a full read when needed (see the module docstring), else the changes."""
     mirror = Mirror(store, setup.config)
     queries = mirror_queries(setup.config, setup.models, setup.segments, setup.journeys)
@@ -212,7 +213,7 @@ def refresher(client: DataverseClient, mirror: Mirror, checkpoints: dict[str, st
 
 def sync(
     client: DataverseClient,
-    store: StateStore,
+    store: RunStore,
     setup: RunSetup,
     *,
     now: datetime,
@@ -307,7 +308,7 @@ def store_dead_shard(store: EventLog, body: bytes, *, attempts: int, now: dateti
     return shard
 
 
-def run_shard(client: DataverseClient, store: StateStore, setup: RunSetup, message: ShardMessage) -> RunReport:
+def run_shard(client: DataverseClient, store: RunStore, setup: RunSetup, message: ShardMessage) -> RunReport:
     """Evaluate one shard of a fanned-out run (idempotent), mark it done, and save the run's delta links when it
     was the last one: the state store's count of finished shards is what knows that all are done."""
     report = evaluate(
@@ -327,7 +328,7 @@ def run_shard(client: DataverseClient, store: StateStore, setup: RunSetup, messa
 
 def run_main_job(
     client: DataverseClient,
-    state: StateStore,
+    state: RunStore,
     *,
     now: datetime,
     models: Sequence[ScoringModel] = (),

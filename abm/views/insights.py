@@ -33,7 +33,7 @@ from insights.timeline import (
 )
 from journeys.engine import COUNTERS
 from scoring.records import Account, Contact, Lead, Opportunity, StoredScore
-from statestore.port import MirrorAndErasure, MirrorAndProgress, ProgressStore, StateStore, iso
+from statestore.port import InsightsStore, MirrorAndErasure, MirrorAndProgress, ProgressStore, iso
 
 __all__ = [
     "Dataset",
@@ -106,7 +106,7 @@ def _kpis(data: Dataset, entries: list[JourneyEntry], account: Account, span: Da
 
 
 def account_insights(
-    store: StateStore, setup: RunSetup, account_id: str, params: Mapping[str, str], now: datetime
+    store: InsightsStore, setup: RunSetup, account_id: str, params: Mapping[str, str], now: datetime
 ) -> dict[str, Any]:
     """`GET /api/insights/accounts/{id}`: one account's KPIs over `from` .. `to`."""
     check_names("account", params)
@@ -166,7 +166,7 @@ def paths(store: MirrorAndErasure, setup: RunSetup, params: Mapping[str, str], n
     return journey_path(data.events, settings).as_dict()
 
 
-def report_data(store: StateStore, setup: RunSetup, now: datetime) -> dict[str, Any]:
+def report_data(store: InsightsStore, setup: RunSetup, now: datetime) -> dict[str, Any]:
     """What the HTML report shows, over twelve whole months up to the end of `now`'s day: the most engaged accounts'
     KPIs, monthly cohorts of opportunities created returning as won, the content types that lead to marketing
     qualification (to opportunity creation when nothing qualified in the range), the score distribution per model,
