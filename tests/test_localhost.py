@@ -310,6 +310,11 @@ def test_the_log_has_method_route_status_and_duration_never_the_query_or_key(
     with caplog.at_level(logging.DEBUG, logger="abm.localhost"):
         get(host, "/api/items/5", params={"code": ITEMS_KEY, "q": "visible-only-in-query"})
         requests.post(host.url + "/api/items/5", data=b"body-text", params={"code": ITEMS_KEY}, timeout=5)
+        # the server logs a request once it has answered it, on its own thread: wait for the last line, briefly
+        deadline = time.monotonic() + 5
+        while not any(r.getMessage().startswith("POST /api/items/5") for r in caplog.records):
+            assert time.monotonic() < deadline, "the POST was never logged"
+            time.sleep(0.01)
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("GET /api/items/5 -> 200 (") and line.endswith(" ms)") for line in lines)
     assert any(line.startswith("POST /api/items/5 -> 200 (") for line in lines)
