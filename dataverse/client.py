@@ -435,5 +435,5 @@ class DataverseClient:
         result = self.call_action(
             "ExecuteWorkflow", {"EntityId": str(entity_id)}, bound=(table("workflow"), workflow_id)
         )
-        job = (result or {}).get("asyncoperationid") or (result or {}).get("Id")
+        job = (result or {}).get("Id") or (result or {}).get("asyncoperationid")  # ExecuteWorkflowResponse.Id
         return uuid.UUID(str(job)) if job else None

@@ -61,7 +61,7 @@ _PATTERNS = {
 
 
 class InteractionInputError(InvalidInput):
-    """A batch that cannot be accepted (a 4xx answer): `path` is a JSON path such as `events[3].occurred_on` ("$"
+    """A batch that cannot be accepted (invalid input): `path` is a JSON path such as `events[3].occurred_on` ("$"
     for the body as a whole); `reason` says what is wrong without repeating the value."""
 
     def __init__(self, path: str, reason: str) -> None:
