@@ -287,16 +287,20 @@ class Metadata:
                     f"Invalid property '{column}' was found in entity 'Microsoft.Dynamics.CRM.{table.logical_name}'."
                 )
 
+    def key(self, table: TableDef, columns: Iterable[str]) -> Key | None:
+        """The alternate key the table's definition has made of exactly these columns, in any order."""
+        wanted = sorted(columns)
+        with self.lock:
+            entity = self.entities.get(table.logical_name)
+            return next((k for k in (entity.keys.values() if entity else ()) if sorted(k.columns) == wanted), None)
+
     def check_key(self, table: TableDef, columns: Iterable[str]) -> None:
         """400 unless an Active alternate key is made of exactly these columns: a key the definition does not have
         is Learn's "The key in the request URI is not valid …"; one not Active yet says so."""
         wanted = sorted(columns)
-        with self.lock:
-            entity = self.entities.get(table.logical_name)
-            keys = list(entity.keys.values()) if entity else []
-            found = next((k for k in keys if sorted(k.columns) == wanted), None)
-            if found is not None and found.status == "Active":
-                return
+        found = self.key(table, wanted)
+        if found is not None and found.status == "Active":
+            return
         if found is None:
             raise invalid_key(table.logical_name)
         raise bad_request(

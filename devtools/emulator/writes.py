@@ -85,9 +85,7 @@ class Writes:
     def _key_name(self, table: TableDef, columns: Iterable[str]) -> str:
         """The SchemaName the table definition gives the alternate key made of these columns."""
         wanted = sorted(columns)
-        entity = self.metadata.entities.get(table.logical_name)
-        keys = entity.keys.values() if entity else ()
-        found = next((k for k in keys if sorted(k.columns) == wanted), None)
+        found = self.metadata.key(table, wanted)
         return found.schema_name if found else "_".join(wanted)
 
     def _check_keys_free(self, table: TableDef, row: Mapping[str, Any]) -> None:
