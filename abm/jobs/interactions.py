@@ -28,12 +28,11 @@ from abm.errors import MAX_BODY_BYTES, InvalidInput
 from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
-from dataverse.rows import IDEMPOTENCY_KEY, InteractionWrite, existing_ids, interaction_row
+from dataverse.rows import InteractionWrite, existing_ids, interaction_row
 from dataverse.tables import table, text_length
 
 __all__ = [
     "EVENT_NAMESPACE",
-    "KEY_COLUMN",
     "MAX_BODY_BYTES",
     "IngestResult",
     "InteractionEvent",
@@ -47,7 +46,6 @@ log = logging.getLogger("abm.interactions")
 FUTURE_TOLERANCE = timedelta(days=1)  # clocks differ; an event further ahead is a sender's bug
 EARLIEST = datetime(1753, 1, 1, tzinfo=UTC)  # the earliest date-time Dataverse stores
 EVENT_NAMESPACE = uuid.UUID("0c5b1f0e-7a43-4d8e-9b61-2f4e8a9d3c57")
-KEY_COLUMN = IDEMPOTENCY_KEY  # the product's table: "<source>/<id>", to find a sender's event again
 
 INTERACTIONS = table("abm_interaction")
 CONTACTS = table("contact")

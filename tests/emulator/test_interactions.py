@@ -12,7 +12,6 @@ import pytest
 
 from abm.jobs.interactions import (
     EVENT_NAMESPACE,
-    KEY_COLUMN,
     MAX_BODY_BYTES,
     InteractionEvent,
     InteractionInputError,
@@ -22,6 +21,7 @@ from abm.jobs.interactions import (
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
 from dataverse.query import Query
+from dataverse.rows import IDEMPOTENCY_KEY as KEY_COLUMN
 from dataverse.transport import TransportConfig
 from devtools.emulator.schema import TABLES
 from devtools.emulator.server import Emulator
