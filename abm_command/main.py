@@ -269,6 +269,7 @@ def _sync(args: argparse.Namespace) -> int:
     if shard_reports:  # no queue here: the shards run one after the other in this process
         result["writes"] = merge_writes(*(r.writes for r in shard_reports))
         result["requests"] = client.stats.as_dict()
+        result["shards"] = [{**r.sync, "seconds": r.seconds} for r in shard_reports]
     if dry:
         result["dry_run_writes"] = list(dry.writes)
     if args.json:

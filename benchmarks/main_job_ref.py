@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 
 from abm.bootstrap import mapping_config, scoring_models
-from abm.jobs.mirror import Mirror
+from abm.jobs.mirror import load_snapshot
 from abm.jobs.pipeline import RunSetup
 from abm.jobs.scoring import write_scores
 from abm.jobs.sync import read_into_mirror
@@ -51,7 +51,7 @@ def main() -> None:
         started = time.perf_counter()
         state = SqliteStateStore()
         read_into_mirror(client, state, RunSetup(models=models, config=config))
-        snapshot = Mirror(state, config).load()
+        snapshot = load_snapshot(state, config)
         timings["read_and_map"] = time.perf_counter() - started
         started = time.perf_counter()
         run = score_run(models, snapshot.leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=NOW)

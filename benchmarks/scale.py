@@ -9,8 +9,13 @@ another, under `/usr/bin/time -v` (peak RSS, wall time), against a state store o
 2. an idle tick (nothing changed but what the first run wrote itself, which comes back through change tracking);
 3. a tick after 1 % of the contacts changed (job title) and 1 % new interactions were created.
 
-Prints one JSON object: per run the wall time, the peak RSS, the requests and the writes, and the ratios of the two
-ticks to the full sync (taken within this one invocation). Run from the repository root:
+With `--shards N`, two more full syncs on fresh state stores over the same tenant: one unsharded and one fanned out
+over N shards (run one after the other in the `abm sync` process, as the command does without a queue), to compare
+each shard's evaluation with the unsharded one. A read-only pass (every mirrored table read with change tracking,
+the rows dropped, in a process of its own) gives the paging floor a full sync is compared with.
+
+Prints one JSON object: per run the wall time, the peak RSS, the requests, the writes and the run's own timings
+(`seconds`, from its report), and the ratios (taken within this one invocation). Run from the repository root:
 
     PYTHONPATH=. .venv/bin/python benchmarks/scale.py --size ref --state sqlite
 """
@@ -24,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -74,10 +80,11 @@ def state_settings(kind: str, work: Path) -> Iterator[dict[str, str]]:
         yield {"ABM_STATE_STORE": "azure", "AzureWebJobsStorage": connection}
 
 
-def timed_sync(env: dict[str, str]) -> dict[str, Any]:
-    """One `abm sync --json` under /usr/bin/time -v: its report, wall seconds and peak RSS."""
+def timed_sync(env: dict[str, str], command: list[str] | None = None) -> dict[str, Any]:
+    """One `abm sync --json` (or `command`, printing the same report's fields) under /usr/bin/time -v: its report,
+    wall seconds and peak RSS."""
     done = subprocess.run(  # noqa: S603 (our own console script, fixed arguments)
-        ["/usr/bin/time", "-v", str(ABM), "sync", "--json"],
+        ["/usr/bin/time", "-v", *(command or [str(ABM), "sync", "--json"])],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -95,6 +102,9 @@ def timed_sync(env: dict[str, str]) -> dict[str, Any]:
         "peak_rss_mb": round(rss / 1024),
         "requests": report["requests"]["total"],
         "mode": report.get("sync", {}).get("mode"),
+        "evaluated": report.get("sync", {}).get("evaluated", "all"),
+        "seconds": report.get("seconds", {}),
+        "shards": [shard["seconds"] for shard in report.get("shards", [])],
         "writes": report["writes"],
     }
 
@@ -121,34 +131,75 @@ def change_one_percent(org_url: str, now: datetime) -> dict[str, int]:
     return {"contacts": len(changed), "interactions": new}
 
 
+def read_only_pass() -> None:
+    """Every mirrored table read as a full sync reads it (change tracking, 5,000-row pages), rows dropped: prints a
+    report shaped like `abm sync --json`'s for `timed_sync`."""
+    from abm.bootstrap import build_runtime  # noqa: PLC0415 (the pass runs in its own process)
+    from abm.jobs.mirror import mirror_queries  # noqa: PLC0415
+    from abm.settings import Settings  # noqa: PLC0415
+    from dataverse.mapping import read_annotations  # noqa: PLC0415
+
+    started = time.perf_counter()
+    runtime = build_runtime(Settings.from_env(dict(os.environ)))
+    setup = runtime.setup
+    rows = 0
+    for kind, query in mirror_queries(setup.config, setup.models, setup.segments, setup.journeys).items():
+        rows += sum(1 for _ in runtime.client.read_changes(query, annotations=read_annotations(kind)))
+    seconds = {"total": round(time.perf_counter() - started, 3)}
+    print(json.dumps({"requests": runtime.client.stats.as_dict(), "writes": {}, "rows": rows, "seconds": seconds}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="ref", help="none | small | ref | a number of accounts")
     parser.add_argument("--state", choices=("sqlite", "azure"), default="sqlite")
+    parser.add_argument("--shards", type=int, default=0, help="also compare a full sync over N shards")
+    parser.add_argument("--read-only-pass", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.read_only_pass:
+        read_only_pass()
+        return
     now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with tempfile.TemporaryDirectory(prefix="abm-scale-") as tmp:
         work = Path(tmp)
         with emulator(args.size, work / "org.sqlite", now) as org, state_settings(args.state, work) as state:
             env = {"DATAVERSE_URL": org, "DATAVERSE_AUTH": "none", **state}
+            paging = timed_sync(env, [sys.executable, str(Path(__file__).resolve()), "--read-only-pass"])
             full = timed_sync(env)
             idle = timed_sync(env)
             changed = change_one_percent(org, now)
             tick = timed_sync(env)
-    print(
-        json.dumps(
-            {
-                "size": args.size,
-                "state": args.state,
-                "full": full,
-                "idle_tick": idle,
-                "change_tick": {**tick, "changed": changed},
-                "idle_over_full": round(idle["wall_seconds"] / full["wall_seconds"], 3),
-                "change_over_full": round(tick["wall_seconds"] / full["wall_seconds"], 3),
-            },
-            indent=2,
-        )
+            sharded: dict[str, Any] = {}
+            if args.shards > 1:
+                sharded = compare_shards(env, work, args.shards)
+    result = {
+        "size": args.size,
+        "state": args.state,
+        "read_only_pass": paging,
+        "full": full,
+        "idle_tick": idle,
+        "change_tick": {**tick, "changed": changed},
+        "idle_over_full": round(idle["seconds"]["total"] / full["seconds"]["total"], 3),
+        "change_over_full": round(tick["seconds"]["total"] / full["seconds"]["total"], 3),
+        "full_over_paging": round(full["seconds"]["total"] / paging["seconds"]["total"], 2),
+        **sharded,
+    }
+    print(json.dumps(result, indent=2))
+
+
+def compare_shards(env: dict[str, str], work: Path, shards: int) -> dict[str, Any]:
+    """A full sync unsharded and one over `shards`, each on a fresh SQLite state store over the same tenant: each
+    shard's evaluation against the unsharded one's."""
+    whole = timed_sync({**env, "ABM_STATE_STORE": "sqlite", "ABM_SQLITE_PATH": str(work / "whole.sqlite")})
+    parts = timed_sync(
+        {**env, "ABM_STATE_STORE": "sqlite", "ABM_SQLITE_PATH": str(work / "parts.sqlite"), "ABM_SHARDS": str(shards)}
     )
+    unsharded = whole["seconds"]["evaluate"]
+    return {
+        "unsharded": whole,
+        "sharded": parts,
+        "shard_over_unsharded": [round(s["evaluate"] / unsharded, 3) for s in parts["shards"]],
+    }
 
 
 if __name__ == "__main__":

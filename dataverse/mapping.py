@@ -10,7 +10,7 @@ the service writes are built in `dataverse.rows` (activities, leads, interaction
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,9 @@ __all__ = [
     "company_account",
     "consent_by_email",
     "contact",
+    "contact_point_address",
+    "email_address",
+    "evaluated",
     "interaction",
     "interaction_select",
     "lead",
@@ -109,7 +112,9 @@ def _maybe_when(value: Any) -> datetime | None:
 def when(value: Any) -> datetime:
     """A Web API date-time (`2026-11-23T08:00:00Z`) as an aware datetime in UTC."""
     parsed = datetime.fromisoformat(str(value))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def _lookup(column: str) -> str:
@@ -193,12 +198,22 @@ def consent_by_email(rows: Iterable[Mapping[str, Any]], config: MappingConfig) -
     An address with several purposes or topics gets its most restrictive level; Not Set says nothing."""
     levels: dict[str, int] = {}
     for row in rows:
-        address = str(row.get("msdynmkt_contactpointvalue") or "").strip().lower()
+        address = contact_point_address(row)
         value = row.get("msdynmkt_value")
         level = config.contactpoint_levels.get(int(value)) if value is not None else None
         if address and level is not None and row.get("msdynmkt_contactpointtype") == EMAIL_CONTACT_POINT:
             levels[address] = min(level, levels.get(address, level))
     return levels
+
+
+def contact_point_address(row: Mapping[str, Any]) -> str:
+    """The lowercase address of a `msdynmkt_contactpointconsent4` row (what a contact's email is matched with)."""
+    return str(row.get("msdynmkt_contactpointvalue") or "").strip().lower()
+
+
+def email_address(row: Mapping[str, Any]) -> str:
+    """A contact row's lowercase email address (empty when none): how contact point consent finds its level."""
+    return str(row.get("emailaddress1") or "").strip().lower()
 
 
 def company_account(row: Mapping[str, Any]) -> str | None:
@@ -221,7 +236,7 @@ def contact(row: Mapping[str, Any], config: MappingConfig, by_email: Mapping[str
         option = row.get(config.consent_column)
         level = config.consent_levels.get(int(option)) if option is not None else None
     else:
-        level = (by_email or {}).get(str(row.get("emailaddress1") or "").strip().lower())
+        level = (by_email or {}).get(email_address(row))
     return Contact(
         id=str(row["contactid"]).lower(),
         account_id=company_account(row),
@@ -252,10 +267,11 @@ def interaction_select(config: MappingConfig, fields: Iterable[str] = ()) -> tup
 
 
 def interaction(row: Mapping[str, Any], primary_key: str, config: MappingConfig) -> Interaction:
+    """An interaction (a run maps hundreds of thousands: one pass over the row for its other columns)."""
     columns = config.interactions
-    mapped = set(columns.attributes.values()) | {columns.type, columns.occurred_on, primary_key}
-    attributes = {k: v for k, v in _attributes(row).items() if k not in mapped}
-    attributes |= {name: row.get(column) for name, column in columns.attributes.items()}
+    mapped = (*columns.attributes.values(), columns.type, columns.occurred_on, primary_key)
+    attributes = {k: v for k, v in row.items() if "@" not in k and k not in mapped and not _is_lookup(k)}
+    attributes.update((name, row.get(column)) for name, column in columns.attributes.items())
     return Interaction(
         id=str(row[primary_key]).lower(),
         contact_id=lookup_id(row.get(_lookup(columns.contact))),
@@ -263,6 +279,30 @@ def interaction(row: Mapping[str, Any], primary_key: str, config: MappingConfig)
         occurred_on=when(row[columns.occurred_on]),
         attributes=attributes,
     )
+
+
+def _seconds(moment: datetime | None) -> datetime | None:
+    return moment.replace(microsecond=0) if moment is not None else None
+
+
+def evaluated(kind: str, row: Mapping[str, Any], config: MappingConfig) -> object:
+    """What the engine reads of a mirrored row of table `kind` (not the score table: `scores.score_record`), to
+    tell a change that matters from one that does not: annotations such as the etag are left out, and an open lead's
+    or opportunity's `modifiedon` (only a closed one's dates it). Dataverse keeps date-times to the second, so a
+    value the engine wrote with fractions compares equal to the same value read back."""
+    if kind == "account":
+        return account(row)
+    if kind == "contact":
+        return contact(row, config)
+    if kind == "lead":
+        record = lead(row)
+        attributes = {k: v for k, v in record.attributes.items() if k != "modifiedon" or not record.is_open}
+        return replace(record, sales_ready_on=_seconds(record.sales_ready_on), attributes=attributes)
+    if kind == "opportunity":
+        return opportunity(row)
+    if kind == "abm_interaction":
+        return interaction(row, table(kind).primary_key, config)
+    return {k: v for k, v in row.items() if "@" not in k}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, cast
 
@@ -32,10 +32,12 @@ __all__ = [
     "ScoreRecord",
     "ScoreWrite",
     "flag_sales_ready",
+    "flagged_lead_row",
     "read_lead_scores",
     "read_predictive",
     "read_scores",
     "score_document",
+    "score_mirror_row",
     "score_record",
     "upsert_predictive",
     "upsert_scores",
@@ -210,6 +212,23 @@ def _score_row(write: ScoreWrite) -> dict[str, Any]:
         "abm_explanation": write.explanation,
         "abm_scoredon": write.scored_on,
     }
+
+
+def score_mirror_row(write: ScoreWrite) -> dict[str, Any]:
+    """A written score as the mirror keeps it (`SCORE_SELECT`'s columns as a read answers them), so that the run's
+    own write, read back by change tracking, is no change."""
+    s = write.score
+    values = (s.score, s.grade, s.sales_ready, s.model_version, s.consent_rule, s.fit_for_automated_decisions)
+    return {
+        "_abm_leadid_value": s.lead_id,
+        "abm_model": s.model,
+        **dict(zip(_COMPARED, (*values, write.explanation), strict=True)),
+    }
+
+
+def flagged_lead_row(row: Mapping[str, Any], flag: SalesReadyFlag) -> dict[str, Any]:
+    """A mirrored lead row with the sales-ready flag the run wrote (as `flag_sales_ready` writes it)."""
+    return {**row, "abm_salesready": True, "abm_salesreadyon": flag.on.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def upsert_scores(client: DataverseClient, writes: Sequence[ScoreWrite]) -> None:

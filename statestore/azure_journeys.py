@@ -14,6 +14,7 @@ from azure.data.tables import UpdateMode
 
 from statestore.azure_storage import (
     MAX_TRIES,
+    SCAN_ABOVE,
     AzureStorage,
     Op,
     key_after,
@@ -32,8 +33,14 @@ _NO_SLASH = "~"  # the effects partition for keys without "/" (never the result 
 class AzureProgress(AzureStorage):
     """Journey progress by journey and contact, handled (tile, account) pairs, and tile counts by account."""
 
-    def progress(self, journey: str) -> list[Progress]:
-        entities = self._progress.query_entities("PartitionKey eq @pk", parameters={"pk": table_key(journey)})
+    def progress(self, journey: str, contacts: Iterable[str] | None = None) -> list[Progress]:
+        """The journey's progress (one partition), or these contacts' (lookups by RowKey; for more than SCAN_ABOVE,
+        as a batch asks for, the partition read once), by contact id."""
+        pk = table_key(journey)
+        if contacts is None:
+            entities = list(self._progress.query_entities("PartitionKey eq @pk", parameters={"pk": pk}))
+        else:
+            entities = self._lookup(self._progress, pk, sorted({table_key(c) for c in contacts}))
         rows = [
             Progress(
                 e["contact_id"],
@@ -46,9 +53,19 @@ class AzureProgress(AzureStorage):
         ]
         return sorted(rows, key=lambda row: row.contact_id)
 
-    def handled(self, journey: str) -> set[tuple[str, str]]:
-        entities = self._handled.query_entities("PartitionKey eq @pk", parameters={"pk": table_key(journey)})
-        return {(e["tile_id"], e["account_id"]) for e in entities}
+    def handled(self, journey: str, accounts: Iterable[str] | None = None) -> set[tuple[str, str]]:
+        """The journey's handled pairs (one partition), or those of these accounts. Their RowKey leads with the
+        tile, so an account is no key range: up to SCAN_ABOVE accounts are queried by `account_id` (a few OR
+        queries, each a scan of the journey's partition on the service's side); more read the partition once."""
+        pk = table_key(journey)
+        columns = ["tile_id", "account_id"]
+        wanted = None if accounts is None else set(accounts)
+        if wanted is not None and len(wanted) <= SCAN_ABOVE:
+            entities = self._find(self._handled, pk, sorted(wanted), select=columns, field="account_id")
+        else:
+            entities = list(self._handled.query_entities("PartitionKey eq @pk", parameters={"pk": pk}, select=columns))
+        pairs = {(e["tile_id"], e["account_id"]) for e in entities}
+        return pairs if wanted is None else {pair for pair in pairs if pair[1] in wanted}
 
     def save_journey(
         self,

@@ -12,28 +12,35 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from statestore.azure_batch import Op, TransactionFailed, submit
 
 __all__ = [
     "FILTER_KEYS",
     "INLINE_LIMIT",
     "MAX_TRIES",
+    "PARALLEL",
     "REPLACE",
+    "SCAN_ABOVE",
     "AzureStorage",
     "Op",
     "blobs_of",
     "compact_json",
     "delete_op",
     "digest",
+    "in_parallel",
     "key_after",
+    "key_filters",
     "new_entity",
     "pair_key",
+    "range_filters",
     "table_key",
     "upsert_op",
 ]
@@ -56,16 +63,19 @@ _TABLES = (
     "effects",
     "intents",
     "checkpoints",
-    "mirror",
-    "mirrorindex",
     "runs",
     "shards",
     "events",
     "deadletters",
+    "agenda",
+    "agendarefs",
 )
 REPLACE = {"mode": UpdateMode.REPLACE}
+_RANGES = 7  # RowKey ranges per OR query: with the partition, the service's 15 comparisons per filter
 
-Op = tuple[str, dict[str, Any], Mapping[str, Any]]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+Filter = tuple[str, dict[str, Any]]
 
 
 def table_key(value: str) -> str:
@@ -84,6 +94,41 @@ def pair_key(first: str, second: str) -> str:
 def key_after(prefix: str) -> str:
     """The first key after every key starting with `prefix` (which ends with "!")."""
     return prefix[:-1] + '"'
+
+
+def in_parallel(work: Callable[[_T], list[_R]], items: Collection[_T]) -> list[_R]:
+    """`work` over `items`, a few at a time (PARALLEL), the results concatenated in the order of `items`."""
+    if len(items) <= 1:
+        return [result for item in items for result in work(item)]
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        return [result for results in pool.map(work, items) for result in results]
+
+
+def key_filters(pk: str, rks: Sequence[str], field: str = "RowKey") -> list[Filter]:
+    """Queries for the entities of partition `pk` with these row keys (or these values of another string `field`):
+    OR queries of FILTER_KEYS keys each. The SDK substitutes @names only as whole words (split on spaces), hence the
+    spaced parentheses."""
+    filters: list[Filter] = []
+    for start in range(0, len(rks), FILTER_KEYS):
+        chunk = rks[start : start + FILTER_KEYS]
+        names = [f"r{i}" for i in range(len(chunk))]
+        wanted = " or ".join(f"{field} eq @{name}" for name in names)
+        filters.append((f"PartitionKey eq @pk and ( {wanted} )", {"pk": pk, **dict(zip(names, chunk, strict=True))}))
+    return filters
+
+
+def range_filters(pk: str, ranges: Sequence[tuple[str, str]]) -> list[Filter]:
+    """Queries for the entities of partition `pk` whose RowKey is in one of these [low, high) ranges: OR queries of
+    _RANGES ranges each."""
+    filters: list[Filter] = []
+    for start in range(0, len(ranges), _RANGES):
+        chunk = ranges[start : start + _RANGES]
+        clauses = " or ".join(f"( RowKey ge @l{i} and RowKey lt @h{i} )" for i in range(len(chunk)))
+        parameters: dict[str, Any] = {"pk": pk}
+        for i, (low, high) in enumerate(chunk):
+            parameters[f"l{i}"], parameters[f"h{i}"] = low, high
+        filters.append((f"PartitionKey eq @pk and ( {clauses} )", parameters))
+    return filters
 
 
 def digest(*parts: str) -> str:
@@ -139,6 +184,7 @@ class AzureStorage:
             self._blob_service = BlobServiceClient.from_connection_string(connection_string)
         except ValueError:
             raise ValueError("the storage connection string is malformed") from None  # never echo it: it has a key
+        self._prefix = prefix
         tables = {name: self._service.create_table_if_not_exists(f"{prefix}{name}") for name in _TABLES}
         self._progress = tables["progress"]
         self._handled = tables["handled"]
@@ -146,16 +192,20 @@ class AzureStorage:
         self._effects = tables["effects"]
         self._intents = tables["intents"]
         self._checkpoints = tables["checkpoints"]
-        self._mirror = tables["mirror"]
-        self._index = tables["mirrorindex"]
         self._runs = tables["runs"]
         self._shards = tables["shards"]
         self._events = tables["events"]
         self._letters = tables["deadletters"]
+        self._agenda = tables["agenda"]
+        self._agenda_refs = tables["agendarefs"]
         self._tables = list(tables.values())
         self._container: ContainerClient = self._blob_service.get_container_client(f"{prefix}-payloads")
         with contextlib.suppress(ResourceExistsError):
             self._container.create_container()
+
+    def _settle_mirror(self) -> None:
+        """Finish what the mirror has under way before its contents reach another process (see
+        `statestore.azure_mirror`; nothing here)."""
 
     def close(self) -> None:
         for table in self._tables:
@@ -164,11 +214,19 @@ class AzureStorage:
         self._service.close()
         self._blob_service.close()
 
-    def _transact(self, table: TableClient, ops: Iterable[Op], *, conflicts: bool = False) -> list[Op]:
+    def _transact(
+        self,
+        table: TableClient,
+        ops: Iterable[Op],
+        *,
+        conflicts: bool = False,
+        etags: dict[tuple[str, str], str | None] | None = None,
+    ) -> list[Op]:
         """Submit upserts/deletes (or creates/updates) as transactions: grouped by partition, at most BATCH_SIZE
         entities and BATCH_BYTES each, the last operation per key kept, a few transactions at a time. A transaction
         failing on a delete of a row already gone is redone one by one. With `conflicts`, the operations of
-        transactions that failed on a concurrent change (404, 409, 412) are returned instead of raised."""
+        transactions that failed on a concurrent change (404, 409, 412) are returned instead of raised. `etags`, if
+        given, gets the new etag of each entity written by a transaction that succeeded, by (PartitionKey, RowKey)."""
         groups: dict[str, dict[str, Op]] = {}
         for op in ops:
             groups.setdefault(op[1]["PartitionKey"], {})[op[1]["RowKey"]] = op
@@ -185,17 +243,21 @@ class AzureStorage:
                 size += grows
             if batch:
                 batches.append(batch)
+        found: dict[tuple[str, str], str | None] = {} if etags is None else etags
         if len(batches) <= 1:
-            return [op for batch in batches for op in self._submit(table, batch, conflicts=conflicts)]
+            return [op for batch in batches for op in self._submit(table, batch, found, conflicts=conflicts)]
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            done = pool.map(lambda batch: self._submit(table, batch, conflicts=conflicts), batches)
+            done = pool.map(lambda batch: self._submit(table, batch, found, conflicts=conflicts), batches)
             return [op for failed in done for op in failed]
 
     @staticmethod
-    def _submit(table: TableClient, batch: list[Op], *, conflicts: bool) -> list[Op]:
+    def _submit(
+        table: TableClient, batch: list[Op], etags: dict[tuple[str, str], str | None], *, conflicts: bool
+    ) -> list[Op]:
         try:
-            table.submit_transaction(batch)
-        except TableTransactionError as error:
+            for done, etag in zip(batch, submit(table, batch), strict=False):
+                etags[(done[1]["PartitionKey"], done[1]["RowKey"])] = etag
+        except TransactionFailed as error:
             if conflicts and error.status_code in (404, 409, 412):
                 return batch
             if error.status_code != 404 or any(op[0] not in ("delete", "upsert") for op in batch):
@@ -217,24 +279,22 @@ class AzureStorage:
         everything = table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})
         return [entity for entity in everything if entity["RowKey"] in wanted]
 
+    @classmethod
+    def _find(
+        cls, table: TableClient, pk: str, rks: Sequence[str], select: list[str] | None = None, *, field: str = "RowKey"
+    ) -> list[TableEntity]:
+        """The entities of one partition with these row keys (or these values of another string `field`): OR
+        queries of FILTER_KEYS keys, a few in parallel."""
+        return cls._query_all(table, key_filters(pk, rks, field), select)
+
     @staticmethod
-    def _find(table: TableClient, pk: str, rks: Sequence[str], select: list[str] | None = None) -> list[TableEntity]:
-        """The entities of one partition with these row keys: OR queries of FILTER_KEYS keys, a few in parallel."""
-        chunks = [rks[start : start + FILTER_KEYS] for start in range(0, len(rks), FILTER_KEYS)]
+    def _query_all(table: TableClient, filters: Sequence[Filter], select: list[str] | None = None) -> list[TableEntity]:
+        """The entities every query finds, the queries a few at a time."""
 
-        def query(chunk: Sequence[str]) -> list[TableEntity]:
-            names = [f"r{i}" for i in range(len(chunk))]
-            # The SDK substitutes @names only as whole words (split on spaces), hence the spaced parentheses.
-            wanted = " or ".join(f"RowKey eq @{name}" for name in names)
-            parameters: dict[str, Any] = {"pk": pk, **dict(zip(names, chunk, strict=True))}
-            return list(
-                table.query_entities(f"PartitionKey eq @pk and ( {wanted} )", parameters=parameters, select=select)
-            )
+        def query(found: Filter) -> list[TableEntity]:
+            return list(table.query_entities(found[0], parameters=found[1], select=select))
 
-        if len(chunks) <= 1:
-            return query(chunks[0]) if chunks else []
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            return [entity for found in pool.map(query, chunks) for entity in found]
+        return in_parallel(query, filters)
 
     def _stash(self, entity: dict[str, Any], field: str, value: str | bytes | None, blob: str) -> str | None:
         """Put `value` in the entity, or in blob `blob` (named in `{field}_blob`) when too large; the blob if used."""

@@ -1,34 +1,34 @@
-"""The Azure state store's sync roles: `Checkpoints`, the mirror (`MirrorStore`) and fanned-out runs (`FanOut`).
-The tables' layout: `statestore.azure_tables`."""
+"""The Azure state store's sync roles besides the mirror (`statestore.azure_mirror`): `Checkpoints` and fanned-out
+runs (`FanOut`). The tables' layout: `statestore.azure_tables`.
+
+Both hand the mirror to other processes (checkpoints describe it; a fanned-out run's shards read it), so both first
+settle it: a bulk load this process has under way is sealed and published (`statestore.azure_bulk`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables import UpdateMode
 
 from statestore.azure_storage import (
     REPLACE,
     AzureStorage,
     Op,
     blobs_of,
-    compact_json,
     delete_op,
     digest,
-    key_after,
     new_entity,
-    pair_key,
     table_key,
     upsert_op,
 )
-from statestore.port import MirrorRow, ShardRun, iso_micro, parse_iso
+from statestore.port import ShardRun, iso_micro, parse_iso
 
-__all__ = ["AzureCheckpoints", "AzureFanOut", "AzureMirror"]
+__all__ = ["AzureCheckpoints", "AzureFanOut"]
 
 _CHECKPOINTS = "c"
 _RUNS = "r"
@@ -45,7 +45,9 @@ class AzureCheckpoints(AzureStorage):
         return self._text(entity, "value")
 
     def save_checkpoints(self, values: Mapping[str, str | None]) -> None:
-        """Set (or, for None, remove) named checkpoints, in one transaction (they share a partition)."""
+        """Set (or, for None, remove) named checkpoints, in one transaction (they share a partition), once the
+        mirror they describe is settled."""
+        self._settle_mirror()
         existing = {
             e["RowKey"]: e
             for e in self._checkpoints.query_entities("PartitionKey eq @pk", parameters={"pk": _CHECKPOINTS})
@@ -69,99 +71,13 @@ class AzureCheckpoints(AzureStorage):
         self._drop_blobs(stale)
 
 
-class AzureMirror(AzureStorage):
-    """Mirror rows partitioned by account, and an index by kind and id of where each row lives."""
-
-    def _mirror_index(self, kind: str, ids: Iterable[str]) -> dict[str, TableEntity]:
-        """Index entries (id, partition, data_blob) of the rows of `kind` with these ids that exist."""
-        return {e["id"]: e for e in self._lookup(self._index, table_key(kind), sorted({table_key(id) for id in ids}))}
-
-    def put_mirror(self, rows: Iterable[MirrorRow]) -> None:
-        """Insert or replace rows by (kind, id), in transactions per partition; a row whose partition changed moves.
-
-        Order for a retry after a crash: new rows, then removal of moved rows' old copies, then the index."""
-        latest: dict[str, dict[str, MirrorRow]] = {}
-        for row in rows:
-            latest.setdefault(row.kind, {})[row.id] = row
-        for kind, by_id in latest.items():
-            old = self._mirror_index(kind, by_id)
-            writes: list[Op] = []
-            moved: list[Op] = []
-            index: list[Op] = []
-            stale: set[str] = set()
-            for id, row in by_id.items():
-                rk = pair_key(kind, id)
-                entity = new_entity(table_key(row.partition), rk, kind=kind, id=id, partition=row.partition)
-                blob = self._stash(entity, "data", compact_json(row.data), f"mirror/{digest(kind, id)}")
-                writes.append(upsert_op(entity))
-                entry = new_entity(
-                    table_key(kind), table_key(id), kind=kind, id=id, partition=row.partition, data_blob=blob
-                )
-                index.append(upsert_op(entry))
-                previous = old.get(id)
-                if previous is not None:
-                    if previous["partition"] != row.partition:
-                        moved.append(delete_op(table_key(previous["partition"]), rk))
-                    stale |= blobs_of(previous) - {blob}
-            self._transact(self._mirror, writes)
-            self._transact(self._mirror, moved)
-            self._transact(self._index, index)
-            self._drop_blobs(stale)
-
-    def delete_mirror(self, kind: str, ids: Iterable[str]) -> None:
-        found = self._mirror_index(kind, ids)
-        self._transact(
-            self._mirror, (delete_op(table_key(e["partition"]), pair_key(kind, id)) for id, e in found.items())
-        )
-        self._drop_blobs(name for e in found.values() for name in blobs_of(e))
-        self._transact(self._index, (delete_op(table_key(kind), table_key(id)) for id in found))
-
-    def mirror(self, kind: str, partitions: Iterable[str] | None = None) -> Iterator[MirrorRow]:
-        """The rows of one kind, in the given partitions (all when None), in (partition, id) order."""
-        low = table_key(kind) + "!"
-        if partitions is None:
-            entities = self._mirror.query_entities(
-                "RowKey ge @low and RowKey lt @high", parameters={"low": low, "high": key_after(low)}
-            )
-            for entity in sorted(entities, key=lambda e: (e["partition"], e["id"])):
-                yield self._mirror_row(entity)
-            return
-        for partition in sorted(set(partitions)):
-            entities = self._mirror.query_entities(
-                "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-                parameters={"pk": table_key(partition), "low": low, "high": key_after(low)},
-            )
-            for entity in sorted(entities, key=lambda e: e["id"]):
-                yield self._mirror_row(entity)
-
-    def mirror_rows(self, kind: str, ids: Iterable[str]) -> dict[str, MirrorRow]:
-        """The rows of one kind with these ids, by id (the ones that exist)."""
-        by_partition: dict[str, list[str]] = {}
-        for id, entry in self._mirror_index(kind, ids).items():
-            by_partition.setdefault(entry["partition"], []).append(pair_key(kind, id))
-        found: dict[str, MirrorRow] = {}
-        for partition, rks in by_partition.items():
-            for entity in self._find(self._mirror, table_key(partition), sorted(rks)):
-                found[entity["id"]] = self._mirror_row(entity)
-        return found
-
-    def clear_mirror(self) -> None:
-        """Empty the mirror: its rows, its index and its blobs (a full sync refills it)."""
-        for table in (self._mirror, self._index):
-            keys = table.list_entities(select=["PartitionKey", "RowKey"])
-            self._transact(table, (delete_op(e["PartitionKey"], e["RowKey"]) for e in keys))
-        self._drop_blobs(blob.name for blob in self._container.list_blobs(name_starts_with="mirror/"))
-
-    def _mirror_row(self, entity: Mapping[str, Any]) -> MirrorRow:
-        data = self._text(entity, "data")
-        return MirrorRow(entity["kind"], entity["id"], entity["partition"], json.loads(data or "{}"))
-
-
 class AzureFanOut(AzureStorage):
     """Runs in one partition, and the done shards of each run in a partition of its own."""
 
     def start_run(self, run: ShardRun) -> None:
-        """Record a run unless it exists (then only add its done shards)."""
+        """Record a run unless it exists (then only add its done shards), once the mirror its shards read is
+        settled."""
+        self._settle_mirror()
         started = iso_micro(run.started_at)
         entity = new_entity(
             _RUNS, table_key(run.id), id=run.id, shards=run.shards, started_at=started, completed=run.completed

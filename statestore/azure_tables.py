@@ -16,10 +16,13 @@ It lives in the Function app's own storage account. Every table is `{prefix}{nam
 | shards | run id | shard | the done shards of a run are one partition |
 | events | event id | "" | recorded by insert: the first delivery wins |
 | deadletters | letter id | "" | |
+| agenda | the partition's bucket, "0000" to "1023" | partition | a shard's due partitions are a query per bucket |
+| agendarefs | ref | partition | the partitions depending on a ref are one partition query |
 
 Keys are escaped and large values kept in blobs by the plumbing in `statestore.azure_storage`; each role's reads and
-writes sit in `azure_journeys` (progress, effects, intents), `azure_sync` (checkpoints, mirror, runs) and
-`azure_events` (events, dead letters). `AzureStateStore` is all of them, and forgets a contact across them.
+writes sit in `azure_journeys` (progress, effects, intents), `azure_sync` (checkpoints, mirror, runs), `azure_events`
+(events, dead letters) and `azure_agenda` (the agenda). `AzureStateStore` is all of them, and forgets a contact
+across them.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from statestore.azure_agenda import AzureAgenda
 from statestore.azure_events import AzureEventLog
 from statestore.azure_journeys import AzureEffectLedger, AzureProgress
+from statestore.azure_mirror import AzureMirror
 from statestore.azure_storage import FILTER_KEYS, INLINE_LIMIT, blobs_of, delete_op, table_key
-from statestore.azure_sync import AzureCheckpoints, AzureFanOut, AzureMirror
+from statestore.azure_sync import AzureCheckpoints, AzureFanOut
 from statestore.port import wall_clock
 
 if TYPE_CHECKING:
@@ -40,7 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["INLINE_LIMIT", "AzureStateStore"]
 
 
-class AzureStateStore(AzureProgress, AzureEffectLedger, AzureCheckpoints, AzureMirror, AzureFanOut, AzureEventLog):
+class AzureStateStore(
+    AzureProgress, AzureEffectLedger, AzureCheckpoints, AzureMirror, AzureFanOut, AzureEventLog, AzureAgenda
+):
     """`StateStore` in Table Storage and blobs of one storage account (see the module docstring for the layout)."""
 
     def __init__(

@@ -5,7 +5,7 @@ What a dry run does is decided per role, one class each; `OverlayStore` is all o
 memory (an in-memory SQLite store):
 
 - read through: journey progress (`ProgressStore`), effects and intents (`EffectLedger`), `Checkpoints`, the mirror
-  (`MirrorStore`): the real store's, under the dry run's own writes;
+  (`MirrorStore`), the `Agenda`: the real store's, under the dry run's own writes;
 - read only: fanned-out runs (`FanOut`) and events and dead letters (`EventLog`): the real store's, never changed
   (an event the dry run records is known to it by id, nothing more);
 - in memory: forgetting a contact (`Erasure`), whose progress read from the real store is hidden from then on.
@@ -13,11 +13,20 @@ memory (an in-memory SQLite store):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from statestore.port import DeadLetter, Intent, MirrorRow, Progress, ShardRun, StateStore, StoredEvent
+from statestore.port import (
+    AgendaEntry,
+    DeadLetter,
+    Intent,
+    MirrorRow,
+    Progress,
+    ShardRun,
+    StateStore,
+    StoredEvent,
+)
 from statestore.sqlite import SqliteStateStore
 
 __all__ = ["OverlayStore"]
@@ -35,14 +44,16 @@ class _Layers:
 class _ProgressThrough(_Layers):
     """Journey progress: the real store's, with what the dry run saved over it (by contact), counts added up."""
 
-    def progress(self, journey: str) -> list[Progress]:
-        mine = {p.contact_id: p for p in self.top.progress(journey)}
-        rows = [p for p in self.base.progress(journey) if p.contact_id not in self._forgotten]
+    def progress(self, journey: str, contacts: Iterable[str] | None = None) -> list[Progress]:
+        wanted = None if contacts is None else list(contacts)
+        mine = {p.contact_id: p for p in self.top.progress(journey, wanted)}
+        rows = [p for p in self.base.progress(journey, wanted) if p.contact_id not in self._forgotten]
         merged = {p.contact_id: p for p in rows} | mine
         return [merged[c] for c in sorted(merged)]
 
-    def handled(self, journey: str) -> set[tuple[str, str]]:
-        return self.base.handled(journey) | self.top.handled(journey)
+    def handled(self, journey: str, accounts: Iterable[str] | None = None) -> set[tuple[str, str]]:
+        wanted = None if accounts is None else list(accounts)
+        return self.base.handled(journey, wanted) | self.top.handled(journey, wanted)
 
     def save_journey(
         self,
@@ -109,7 +120,8 @@ class _CheckpointsThrough(_Layers):
 
 class _MirrorThrough(_Layers):
     """The mirror: the real store's rows, less those the dry run deleted or moved (all of them once it cleared the
-    mirror for a full read), and the rows the dry run put."""
+    mirror for a full read), and the rows the dry run put. Its partitions are the real store's and the dry run's: a
+    partition whose rows the dry run all deleted or moved away may still be listed (an evaluation finds it empty)."""
 
     def __init__(self, base: StateStore) -> None:
         super().__init__(base)
@@ -139,9 +151,47 @@ class _MirrorThrough(_Layers):
         found = {i: r for i, r in base.items() if (kind, i) not in self._gone}
         return found | self.top.mirror_rows(kind, wanted)
 
+    def mirror_partitions(self, kinds: Collection[str], buckets: Collection[int] | None = None) -> list[str]:
+        base = [] if self._cleared else self.base.mirror_partitions(kinds, buckets)
+        return sorted({*base, *self.top.mirror_partitions(kinds, buckets)})
+
     def clear_mirror(self) -> None:
         self._cleared = True
         self.top.clear_mirror()
+
+
+class _AgendaThrough(_Layers):
+    """The agenda: the real store's entries, but for the partitions whose entry the dry run saved (its own replaces
+    them) or all once it cleared the agenda, and the dry run's. A partition the dry run marked due keeps its real
+    entry too: it is due when either is, and depends on what either names."""
+
+    def __init__(self, base: StateStore) -> None:
+        super().__init__(base)
+        self._saved: set[str] = set()  # partitions whose entry the dry run replaced (or removed)
+        self._agenda_cleared = False
+
+    def save_agenda(self, entries: Iterable[AgendaEntry]) -> None:
+        written = list(entries)
+        self._saved.update(e.partition for e in written)
+        self.top.save_agenda(written)
+
+    def mark_due(self, partitions: Iterable[str], at: datetime) -> None:
+        self.top.mark_due(partitions, at)
+
+    def due_partitions(self, until: datetime, buckets: Collection[int] | None = None) -> list[str]:
+        real = [] if self._agenda_cleared else self.base.due_partitions(until, buckets)
+        mine = self.top.due_partitions(until, buckets)
+        return sorted({p for p in real if p not in self._saved} | set(mine))
+
+    def dependents(self, refs: Iterable[str]) -> set[str]:
+        wanted = list(refs)
+        real = set() if self._agenda_cleared else self.base.dependents(wanted)
+        return (real - self._saved) | self.top.dependents(wanted)
+
+    def clear_agenda(self) -> None:
+        """Hide the real store's entries from then on; the real store keeps them."""
+        self._agenda_cleared = True
+        self.top.clear_agenda()
 
 
 class _FanOutReadOnly(_Layers):
@@ -205,6 +255,7 @@ class OverlayStore(
     _LedgerThrough,
     _CheckpointsThrough,
     _MirrorThrough,
+    _AgendaThrough,
     _FanOutReadOnly,
     _EventLogReadOnly,
     _ErasureInMemory,

@@ -11,6 +11,11 @@ play. A job asks for the roles it uses (a small intersection where it needs two)
 - `FanOut`: fanned-out runs with their finished shards (the barrier the last shard passes).
 - `EventLog`: received webhook and interaction events by id (the id is the deduplication key), and dead letters.
 - `Erasure`: forgetting a contact deleted in Dataverse, in every role that keeps something about it.
+- `Agenda`: when each partition must next be evaluated, and the foreign records its last evaluation read (so that a
+  change to one of those makes it due too): what lets a run evaluate only the partitions that need it.
+
+Partitions fall into `BUCKETS` fixed buckets (`bucket_of`): a shard of N takes the buckets b with b % N == shard, so
+the mirror's partitions and the agenda are read by bucket, and changing the shard count moves nothing.
 
 Its adapters sit beside it: `statestore.sqlite.SqliteStateStore` (the embedded default),
 `statestore.azure_tables.AzureStateStore` (Azure Table Storage, and blobs for payloads beyond a table property's
@@ -19,14 +24,18 @@ Its adapters sit beside it: `statestore.sqlite.SqliteStateStore` (the embedded d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import zlib
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from journeys.engine import Progress  # a contact's place in a journey is stored as the engine holds it
 
 __all__ = [
+    "BUCKETS",
+    "Agenda",
+    "AgendaEntry",
     "Checkpoints",
     "DeadLetter",
     "EffectLedger",
@@ -38,6 +47,7 @@ __all__ = [
     "FanOutAndCheckpoints",
     "InsightsStore",
     "Intent",
+    "MirrorAndAgenda",
     "MirrorAndErasure",
     "MirrorAndProgress",
     "MirrorRow",
@@ -50,11 +60,20 @@ __all__ = [
     "ShardRun",
     "StateStore",
     "StoredEvent",
+    "bucket_of",
     "iso",
     "iso_micro",
     "parse_iso",
     "wall_clock",
 ]
+
+BUCKETS: Final = 1024
+
+
+def bucket_of(partition: str) -> int:
+    """The fixed bucket of a partition: CRC-32 of its UTF-8 bytes mod BUCKETS (stable across processes, unlike
+    hash); a shard of N takes the buckets b with b % N == shard, so changing the shard count moves nothing."""
+    return zlib.crc32(partition.encode()) % BUCKETS
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,17 @@ class MirrorRow:
 
 
 @dataclass(frozen=True)
+class AgendaEntry:
+    """When a partition must next be evaluated with no new data (None: only when its data changes), and the foreign
+    records its last evaluation read (refs such as "account:<id>", "contact:<id>", "consent:<email>"): a change to
+    one of those makes the partition due too."""
+
+    partition: str
+    due: datetime | None
+    refs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class ShardRun:
     """A sync fanned out over `shards` queue messages; `checkpoints` are saved when the last shard is done."""
 
@@ -127,9 +157,13 @@ class ProgressStore(Protocol):
     """Journey progress: each contact's place in each journey, the (tile, account) pairs already handled (an
     account-based tile acts once per account), and the tile counts by account."""
 
-    def progress(self, journey: str) -> list[Progress]: ...
+    def progress(self, journey: str, contacts: Iterable[str] | None = None) -> list[Progress]:
+        """The journey's progress, of these contacts only when given (cheap for a few hundred), by contact id."""
+        ...
 
-    def handled(self, journey: str) -> set[tuple[str, str]]: ...
+    def handled(self, journey: str, accounts: Iterable[str] | None = None) -> set[tuple[str, str]]:
+        """The journey's handled (tile, account) pairs, only those whose account is among `accounts` when given."""
+        ...
 
     def save_journey(
         self,
@@ -198,6 +232,11 @@ class MirrorStore(Protocol):
         """The rows of one kind with these ids, by id (the ones that exist)."""
         ...
 
+    def mirror_partitions(self, kinds: Collection[str], buckets: Collection[int] | None = None) -> list[str]:
+        """The distinct partitions holding rows of any of these kinds (only those whose bucket is in `buckets`, when
+        given), sorted."""
+        ...
+
     def clear_mirror(self) -> None:
         """Empty the mirror (a full sync refills it)."""
         ...
@@ -258,7 +297,34 @@ class Erasure(Protocol):
         ...
 
 
-class StateStore(ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Protocol):
+class Agenda(Protocol):
+    """When each partition is next due for evaluation, and which foreign records (refs) its last evaluation read: a
+    run evaluates the partitions due by now and those whose data or refs changed, not every partition."""
+
+    def save_agenda(self, entries: Iterable[AgendaEntry]) -> None:
+        """Replace each entry's partition's due moment and refs; an entry with no due and no refs removes the
+        partition's entry."""
+        ...
+
+    def mark_due(self, partitions: Iterable[str], at: datetime) -> None:
+        """Make partitions due no later than `at`: an earlier due stays, refs stay; a partition without an entry
+        gets one."""
+        ...
+
+    def due_partitions(self, until: datetime, buckets: Collection[int] | None = None) -> list[str]:
+        """Partitions due at or before `until` (only those in `buckets` when given), sorted."""
+        ...
+
+    def dependents(self, refs: Iterable[str]) -> set[str]:
+        """Partitions whose saved entry names one of these refs."""
+        ...
+
+    def clear_agenda(self) -> None:
+        """Forget every entry (a full evaluation rebuilds the agenda)."""
+        ...
+
+
+class StateStore(ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Agenda, Protocol):
     """The whole port (see the module docstring): every role. Every method is safe to call again with the same
     arguments. A job asks for the roles it uses; the composition root builds the whole store."""
 
@@ -282,16 +348,22 @@ class FanOutAndCheckpoints(FanOut, Checkpoints, Protocol):
     """Fanned-out runs and the checkpoints the last shard saves (completing a run)."""
 
 
-class MirrorSync(MirrorStore, Erasure, Checkpoints, Protocol):
-    """Reading changes into the mirror: the mirror, forgetting contacts that left it, the delta links."""
+class MirrorAndAgenda(MirrorStore, Erasure, Agenda, Protocol):
+    """The mirror, forgetting contacts that left it, and the agenda (applying changes marks partitions due)."""
+
+
+class MirrorSync(MirrorStore, Erasure, Checkpoints, Agenda, Protocol):
+    """Reading changes into the mirror: the mirror, forgetting contacts that left it, the delta links, and the
+    agenda (applying changes marks the partitions they touch due)."""
 
 
 class InsightsStore(MirrorStore, Erasure, ProgressStore, Protocol):
     """The read side over the mirror and journey progress (the mirror's loader needs erasure too)."""
 
 
-class Evaluation(MirrorStore, Erasure, ProgressStore, EffectLedger, Protocol):
-    """Evaluating accounts of the mirror: segments, journeys (progress and effects), scoring."""
+class Evaluation(MirrorStore, Erasure, ProgressStore, EffectLedger, Agenda, Protocol):
+    """Evaluating accounts of the mirror: segments, journeys (progress and effects), scoring, and the agenda each
+    evaluation saves (when the account is next due, what it read)."""
 
 
 class RunStore(Evaluation, Checkpoints, FanOut, Protocol):

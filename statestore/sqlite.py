@@ -3,33 +3,71 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from statestore.port import (
-    DeadLetter,
     Intent,
     MirrorRow,
     Progress,
     ShardRun,
-    StoredEvent,
+    bucket_of,
     iso,
     iso_micro,
     parse_iso,
     wall_clock,
 )
+from statestore.sqlite_agenda import SqliteAgenda
+from statestore.sqlite_agenda import chunks as _chunks
+from statestore.sqlite_events import SqliteEventLog
 
 if TYPE_CHECKING:
     from statestore.port import StateStore
 
 __all__ = ["SqliteStateStore"]
 
+log = logging.getLogger("abm.state")
 
-class SqliteStateStore:
+_VERSION = 1  # PRAGMA user_version: 1 since the mirror keeps each row's bucket (0: before, or a new file)
+_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS progress (journey TEXT, contact_id TEXT, tile_id TEXT, entered_at TEXT,
+        finished INTEGER, started_at TEXT, PRIMARY KEY (journey, contact_id));
+    CREATE TABLE IF NOT EXISTS handled (journey TEXT, tile_id TEXT, account_id TEXT,
+        PRIMARY KEY (journey, tile_id, account_id));
+    CREATE INDEX IF NOT EXISTS handled_account ON handled (journey, account_id, tile_id);
+    CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, entity_id TEXT);
+    CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, workflow_id TEXT, entity_id TEXT,
+        job_id TEXT, claimed_at TEXT);
+    CREATE INDEX IF NOT EXISTS open_intents ON intents (key) WHERE job_id IS NULL;
+    CREATE TABLE IF NOT EXISTS tile_counts (journey TEXT, account_id TEXT, tile_id TEXT, counter TEXT,
+        value INTEGER, PRIMARY KEY (journey, account_id, tile_id, counter));
+    CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value TEXT);
+    CREATE TABLE IF NOT EXISTS mirror (kind TEXT, id TEXT, partition TEXT, bucket INTEGER, data TEXT,
+        PRIMARY KEY (kind, id));
+    CREATE INDEX IF NOT EXISTS mirror_partition ON mirror (kind, partition, id);
+    CREATE INDEX IF NOT EXISTS mirror_bucket ON mirror (kind, bucket, partition);
+    CREATE TABLE IF NOT EXISTS agenda (partition TEXT PRIMARY KEY, bucket INTEGER, due TEXT);
+    CREATE INDEX IF NOT EXISTS agenda_due ON agenda (due, partition);
+    CREATE INDEX IF NOT EXISTS agenda_bucket ON agenda (bucket, due, partition);
+    CREATE TABLE IF NOT EXISTS agenda_refs (ref TEXT, partition TEXT, PRIMARY KEY (partition, ref));
+    CREATE INDEX IF NOT EXISTS agenda_ref ON agenda_refs (ref, partition);
+    CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, shards INTEGER, started_at TEXT,
+        checkpoints TEXT, completed INTEGER);
+    CREATE TABLE IF NOT EXISTS run_shards (run_id TEXT, shard INTEGER, PRIMARY KEY (run_id, shard));
+    CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, source TEXT, received_at TEXT, tbl TEXT,
+        record_id TEXT, message TEXT, payload BLOB, status TEXT, attempts INTEGER, error TEXT);
+    CREATE INDEX IF NOT EXISTS events_received ON events (received_at, id);
+    CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, kind TEXT, failed_at TEXT,
+        payload BLOB, error TEXT, attempts INTEGER, record_id TEXT);
+"""
+
+
+class SqliteStateStore(SqliteAgenda, SqliteEventLog):
     """The state store in one SQLite file (or in memory): the embedded default, for `abm demo` and local runs."""
 
     def __init__(self, path: str | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -37,44 +75,36 @@ class SqliteStateStore:
         self.conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
-            self.conn.executescript(
-                """
-                CREATE TABLE IF NOT EXISTS progress (journey TEXT, contact_id TEXT, tile_id TEXT, entered_at TEXT,
-                    finished INTEGER, started_at TEXT, PRIMARY KEY (journey, contact_id));
-                CREATE TABLE IF NOT EXISTS handled (journey TEXT, tile_id TEXT, account_id TEXT,
-                    PRIMARY KEY (journey, tile_id, account_id));
-                CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, entity_id TEXT);
-                CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, workflow_id TEXT, entity_id TEXT,
-                    job_id TEXT, claimed_at TEXT);
-                CREATE INDEX IF NOT EXISTS open_intents ON intents (key) WHERE job_id IS NULL;
-                CREATE TABLE IF NOT EXISTS tile_counts (journey TEXT, account_id TEXT, tile_id TEXT, counter TEXT,
-                    value INTEGER, PRIMARY KEY (journey, account_id, tile_id, counter));
-                CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value TEXT);
-                CREATE TABLE IF NOT EXISTS mirror (kind TEXT, id TEXT, partition TEXT, data TEXT,
-                    PRIMARY KEY (kind, id));
-                CREATE INDEX IF NOT EXISTS mirror_partition ON mirror (kind, partition, id);
-                CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, shards INTEGER, started_at TEXT,
-                    checkpoints TEXT, completed INTEGER);
-                CREATE TABLE IF NOT EXISTS run_shards (run_id TEXT, shard INTEGER, PRIMARY KEY (run_id, shard));
-                CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, source TEXT, received_at TEXT, tbl TEXT,
-                    record_id TEXT, message TEXT, payload BLOB, status TEXT, attempts INTEGER, error TEXT);
-                CREATE INDEX IF NOT EXISTS events_received ON events (received_at, id);
-                CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, kind TEXT, failed_at TEXT,
-                    payload BLOB, error TEXT, attempts INTEGER, record_id TEXT);
-                """
-            )
-            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(progress)")}
+            (version,) = self.conn.execute("PRAGMA user_version").fetchone()
+        # Upgrading takes the write lock first (and reads the version again under it): of two processes opening an
+        # old file at once, one migrates. A current file is opened without writing.
+        with self._transaction(immediate=version < _VERSION) as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            mirror = {row[1] for row in conn.execute("PRAGMA table_info(mirror)")}
+            relaid = version < _VERSION and bool(mirror) and "bucket" not in mirror
+            if relaid:  # a file from before buckets: the mirror is read again rather than converted
+                conn.execute("DROP TABLE mirror")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(progress)")}
             if "started_at" not in columns:  # a state file written before journeys kept their entry time
-                self.conn.execute("ALTER TABLE progress ADD COLUMN started_at TEXT")
+                conn.execute("ALTER TABLE progress ADD COLUMN started_at TEXT")
+            if relaid:
+                conn.execute("DELETE FROM checkpoints WHERE name = 'columns'")
+            if version < _VERSION:
+                conn.execute(f"PRAGMA user_version = {_VERSION}")
+        if relaid:
+            log.warning("the state file's mirror layout changed: the next sync reads every table again")
 
     def close(self) -> None:
         with self._lock:
             self.conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self.conn.execute("BEGIN")
+            self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield self.conn
             except BaseException:
@@ -82,22 +112,29 @@ class SqliteStateStore:
                 raise
             self.conn.execute("COMMIT")
 
-    def progress(self, journey: str) -> list[Progress]:
+    def progress(self, journey: str, contacts: Iterable[str] | None = None) -> list[Progress]:
+        sql = "SELECT contact_id, tile_id, entered_at, finished, started_at FROM progress WHERE journey = ?"
         with self._lock:
-            rows = self.conn.execute(
-                "SELECT contact_id, tile_id, entered_at, finished, started_at FROM progress WHERE journey = ? "
-                "ORDER BY contact_id",
-                (journey,),
-            ).fetchall()
+            if contacts is None:
+                rows = self.conn.execute(sql, (journey,)).fetchall()
+            else:
+                rows = []
+                for chunk, marks in _chunks(sorted(set(contacts))):
+                    rows += self.conn.execute(f"{sql} AND contact_id IN ({marks})", (journey, *chunk)).fetchall()
         return [
             Progress(contact, tile, parse_iso(entered), bool(finished), parse_iso(started or entered))
-            for contact, tile, entered, finished, started in rows
+            for contact, tile, entered, finished, started in sorted(rows, key=lambda row: str(row[0]))
         ]
 
-    def handled(self, journey: str) -> set[tuple[str, str]]:
+    def handled(self, journey: str, accounts: Iterable[str] | None = None) -> set[tuple[str, str]]:
+        sql = "SELECT tile_id, account_id FROM handled WHERE journey = ?"
         with self._lock:
-            rows = self.conn.execute("SELECT tile_id, account_id FROM handled WHERE journey = ?", (journey,)).fetchall()
-        return {(tile, account) for tile, account in rows}
+            if accounts is None:
+                return set(self.conn.execute(sql, (journey,)).fetchall())
+            found: set[tuple[str, str]] = set()
+            for chunk, marks in _chunks(sorted(set(accounts))):
+                found.update(self.conn.execute(f"{sql} AND account_id IN ({marks})", (journey, *chunk)).fetchall())
+        return found
 
     def save_journey(
         self,
@@ -156,12 +193,9 @@ class SqliteStateStore:
 
     def effects_done(self, keys: Iterable[str]) -> dict[str, str]:
         """The effects among `keys` already written, with the id of the row each created."""
-        wanted = list(keys)
         found: dict[str, str] = {}
         with self._lock:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" for _ in chunk)
+            for chunk, marks in _chunks(list(keys)):
                 rows = self.conn.execute(f"SELECT key, entity_id FROM effects WHERE key IN ({marks})", chunk)  # noqa: S608
                 found.update(dict(rows.fetchall()))
         return found
@@ -216,9 +250,7 @@ class SqliteStateStore:
         with self._transaction() as conn:
             conn.execute("DELETE FROM progress WHERE contact_id = ?", (contact_id,))
             conn.execute("DELETE FROM intents WHERE entity_id = ?", (contact_id,))
-            for start in range(0, len(about), 500):
-                chunk = about[start : start + 500]
-                marks = ",".join("?" for _ in chunk)
+            for chunk, marks in _chunks(about):
                 conn.execute(f"DELETE FROM events WHERE record_id IN ({marks})", chunk)  # noqa: S608
                 conn.execute(f"DELETE FROM dead_letters WHERE record_id IN ({marks})", chunk)  # noqa: S608
 
@@ -242,8 +274,11 @@ class SqliteStateStore:
     def put_mirror(self, rows: Iterable[MirrorRow]) -> None:
         with self._transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO mirror VALUES (?, ?, ?, ?)",
-                ((r.kind, r.id, r.partition, json.dumps(r.data, separators=(",", ":"))) for r in rows),
+                "INSERT OR REPLACE INTO mirror (kind, id, partition, bucket, data) VALUES (?, ?, ?, ?, ?)",
+                (
+                    (r.kind, r.id, r.partition, bucket_of(r.partition), json.dumps(r.data, separators=(",", ":")))
+                    for r in rows
+                ),
             )
 
     def delete_mirror(self, kind: str, ids: Iterable[str]) -> None:
@@ -257,12 +292,9 @@ class SqliteStateStore:
                     "SELECT id, partition, data FROM mirror WHERE kind = ? ORDER BY partition, id", (kind,)
                 ).fetchall()
         else:
-            wanted = sorted(set(partitions))
             rows = []
             with self._lock:
-                for start in range(0, len(wanted), 500):
-                    chunk = wanted[start : start + 500]
-                    marks = ",".join("?" for _ in chunk)
+                for chunk, marks in _chunks(sorted(set(partitions))):
                     rows += self.conn.execute(
                         f"SELECT id, partition, data FROM mirror WHERE kind = ? AND partition IN ({marks})",  # noqa: S608
                         (kind, *chunk),
@@ -272,18 +304,31 @@ class SqliteStateStore:
             yield MirrorRow(kind, id, partition, json.loads(data))
 
     def mirror_rows(self, kind: str, ids: Iterable[str]) -> dict[str, MirrorRow]:
-        wanted = sorted(set(ids))
         found: dict[str, MirrorRow] = {}
         with self._lock:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" for _ in chunk)
+            for chunk, marks in _chunks(sorted(set(ids))):
                 for id, partition, data in self.conn.execute(
                     f"SELECT id, partition, data FROM mirror WHERE kind = ? AND id IN ({marks})",  # noqa: S608
                     (kind, *chunk),
                 ):
                     found[id] = MirrorRow(kind, id, partition, json.loads(data))
         return found
+
+    def mirror_partitions(self, kinds: Collection[str], buckets: Collection[int] | None = None) -> list[str]:
+        """The distinct partitions of these kinds' rows (in `buckets`), sorted: per kind, a walk of the covering
+        index on (kind, partition, id), or of the one on (kind, bucket, partition) for the buckets wanted."""
+        scopes: list[tuple[str, Sequence[int]]] = [("SELECT DISTINCT partition FROM mirror WHERE kind = ?", ())]
+        if buckets is not None:
+            scopes = [
+                (f"SELECT DISTINCT partition, bucket FROM mirror WHERE kind = ? AND bucket IN ({marks})", chunk)  # noqa: S608
+                for chunk, marks in _chunks(sorted(set(buckets)))
+            ]
+        found: set[str] = set()
+        with self._lock:
+            for kind in set(kinds):
+                for sql, chunk in scopes:
+                    found.update(row[0] for row in self.conn.execute(sql, (kind, *chunk)))
+        return sorted(found)
 
     def clear_mirror(self) -> None:
         with self._transaction() as conn:
@@ -320,94 +365,6 @@ class SqliteStateStore:
     def complete_run(self, run_id: str) -> None:
         with self._transaction() as conn:
             conn.execute("UPDATE runs SET completed = 1 WHERE id = ?", (run_id,))
-
-    # ---- events and dead letters ----
-
-    def record_event(self, event: StoredEvent) -> bool:
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.id,
-                    event.source,
-                    iso_micro(event.received_at),
-                    event.table,
-                    event.record_id,
-                    event.message,
-                    event.payload,
-                    event.status,
-                    event.attempts,
-                    event.error,
-                ),
-            )
-            return cursor.rowcount == 1
-
-    @staticmethod
-    def _event(row: Sequence[Any]) -> StoredEvent:
-        id, source, received, table, record, message, payload, status, attempts, error = row
-        return StoredEvent(
-            id, source, parse_iso(received), table, record, message, bytes(payload), status, int(attempts), error
-        )
-
-    def event(self, event_id: str) -> StoredEvent | None:
-        with self._lock:
-            row = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
-        return self._event(row) if row else None
-
-    def events(
-        self, *, since: datetime | None = None, until: datetime | None = None, record_id: str | None = None
-    ) -> list[StoredEvent]:
-        sql, params = "SELECT * FROM events WHERE 1 = 1", list[str]()
-        if since is not None:
-            sql, params = sql + " AND received_at >= ?", [*params, iso_micro(since)]
-        if until is not None:
-            sql, params = sql + " AND received_at < ?", [*params, iso_micro(until)]
-        if record_id is not None:
-            sql, params = sql + " AND record_id = ?", [*params, record_id]
-        with self._lock:
-            rows = self.conn.execute(sql + " ORDER BY received_at, id", params).fetchall()
-        return [self._event(row) for row in rows]
-
-    def mark_event(self, event_id: str, status: str, *, error: str | None = None) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE events SET status = ?, attempts = attempts + 1, error = ? WHERE id = ?",
-                (status, error, event_id),
-            )
-
-    def add_dead_letter(self, letter: DeadLetter) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    letter.id,
-                    letter.kind,
-                    iso_micro(letter.failed_at),
-                    letter.payload,
-                    letter.error,
-                    letter.attempts,
-                    letter.record_id,
-                ),
-            )
-
-    @staticmethod
-    def _letter(row: Sequence[Any]) -> DeadLetter:
-        id, kind, failed, payload, error, attempts, record = row
-        return DeadLetter(id, kind, parse_iso(failed), bytes(payload), error, int(attempts), record)
-
-    def dead_letters(self) -> list[DeadLetter]:
-        with self._lock:
-            rows = self.conn.execute("SELECT * FROM dead_letters ORDER BY failed_at, id").fetchall()
-        return [self._letter(row) for row in rows]
-
-    def dead_letter(self, letter_id: str) -> DeadLetter | None:
-        with self._lock:
-            row = self.conn.execute("SELECT * FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
-        return self._letter(row) if row else None
-
-    def remove_dead_letter(self, letter_id: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
 
 
 if TYPE_CHECKING:

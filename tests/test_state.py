@@ -3,19 +3,26 @@ the port and every adapter plays each, and the dry-run overlay reads through and
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Generic, Protocol
 
 import pytest
+from azure.data.tables import TableServiceClient
 
+from statestore.azure_storage import table_key
 from statestore.azure_tables import AzureStateStore
 from statestore.overlay import OverlayStore
 from statestore.port import (
+    BUCKETS,
+    Agenda,
+    AgendaEntry,
     Checkpoints,
     DeadLetter,
     EffectLedger,
@@ -30,10 +37,12 @@ from statestore.port import (
     ShardRun,
     StateStore,
     StoredEvent,
+    bucket_of,
 )
 from statestore.sqlite import SqliteStateStore
 
 WHEN = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 
 
 def test_progress_and_handled_survive_a_reopen(tmp_path: Path) -> None:
@@ -68,9 +77,119 @@ def test_a_state_file_from_before_journey_entry_times_is_upgraded_in_place(tmp_p
         store.close()
 
 
+OLD_MIRROR = """
+    CREATE TABLE mirror (kind TEXT, id TEXT, partition TEXT, data TEXT, PRIMARY KEY (kind, id));
+    CREATE INDEX mirror_partition ON mirror (kind, partition, id);
+    CREATE TABLE checkpoints (name TEXT PRIMARY KEY, value TEXT);
+    INSERT INTO mirror VALUES ('contact', 'c1', 'a1', '{"n": 1}');
+    INSERT INTO checkpoints VALUES ('columns', 'fingerprint'), ('delta:contact', 'link');
+"""
+
+
+def test_a_mirror_from_before_buckets_is_dropped_and_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = str(tmp_path / "old.state")
+    with closing(sqlite3.connect(path)) as old:
+        old.executescript(OLD_MIRROR)  # the mirror table and its index as they were before buckets
+    with caplog.at_level(logging.WARNING, logger="abm.state"):
+        store = SqliteStateStore(path)
+    try:
+        assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("abm.state", "WARNING", "the state file's mirror layout changed: the next sync reads every table again")
+        ]
+        assert list(store.mirror("contact")) == []  # dropped: a full sync refills it
+        assert store.checkpoint("columns") is None  # so the next sync is a full one
+        assert store.checkpoint("delta:contact") == "link"
+        assert store.conn.execute("PRAGMA user_version").fetchone() == (1,)
+        store.put_mirror([MirrorRow("contact", "c1", "a:1", {"n": 1})])
+        assert store.mirror_partitions(["contact"], [bucket_of("a:1")]) == ["a:1"]
+        store.save_checkpoints({"columns": "fingerprint"})
+    finally:
+        store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="abm.state"):
+        again = SqliteStateStore(path)  # migrated once
+    try:
+        assert caplog.records == []
+        assert again.checkpoint("columns") == "fingerprint"
+        assert [r.id for r in again.mirror("contact")] == ["c1"]
+    finally:
+        again.close()
+
+
+def test_an_azure_mirror_of_the_previous_layout_is_dropped_and_read_again(
+    azurite: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:16]}"
+    service = TableServiceClient.from_connection_string(azurite)
+    old = service.create_table(f"{prefix}mirror")  # the tables of the layout before generations, with a row
+    old.create_entity({"PartitionKey": "a1", "RowKey": "contact!c1", "kind": "contact", "id": "c1", "data": "{}"})
+    service.create_table(f"{prefix}mirrorindex")
+    checkpoints = service.create_table(f"{prefix}checkpoints")
+    for name, value in (("columns", "fingerprint"), ("delta:contact", "link")):
+        checkpoints.create_entity({"PartitionKey": "c", "RowKey": table_key(name), "name": name, "value": value})
+    with caplog.at_level(logging.WARNING, logger="abm.state"):
+        store = AzureStateStore(azurite, prefix=prefix)
+    try:
+        assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("abm.state", "WARNING", "the state store's mirror layout changed: the next sync reads every table again")
+        ]
+        assert list(store.mirror("contact")) == [] and store.mirror_rows("contact", ["c1"]) == {}
+        assert store.checkpoint("columns") is None  # so the next sync is a full one
+        assert store.checkpoint("delta:contact") == "link"
+        assert not {f"{prefix}mirror", f"{prefix}mirrorindex"} & {t.name for t in service.list_tables()}
+        store.put_mirror([MirrorRow("contact", "c1", "a:1", {"n": 1})])
+        store.save_checkpoints({"columns": "fingerprint"})
+    finally:
+        store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="abm.state"):
+        again = AzureStateStore(azurite, prefix=prefix)  # migrated once
+    try:
+        assert caplog.records == []
+        assert again.checkpoint("columns") == "fingerprint"
+        assert [r.id for r in again.mirror("contact")] == ["c1"]
+    finally:
+        again.close()
+        service.close()
+
+
+def test_a_new_state_file_is_not_migrated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="abm.state"):
+        store = SqliteStateStore(str(tmp_path / "new.state"))
+    store.close()
+    assert caplog.records == []
+
+
+def test_the_filtered_reads_walk_indexes(tmp_path: Path) -> None:
+    """Every query behind the filtered reads (by contacts, accounts, buckets, refs) searches an index: none scans a
+    table. The SQL is what the store ran, captured with its parameters bound."""
+    store = SqliteStateStore(str(tmp_path / "plan.state"))
+    store.put_mirror(MirrorRow("contact", f"c{i}", f"a{i % 50}", {}) for i in range(500))
+    store.save_journey("j", [Progress(f"c{i}", "t1", WHEN, False, WHEN) for i in range(100)], [("t1", "a1")])
+    store.save_agenda(AgendaEntry(f"a{i}", WHEN, frozenset({f"contact:c{i}"})) for i in range(50))
+    ran: list[str] = []
+    store.conn.set_trace_callback(ran.append)
+    store.progress("j", ["c1", "c2"])
+    store.handled("j", ["a1", "a2"])
+    store.mirror_partitions(["contact", "account"])
+    store.mirror_partitions(["contact"], range(0, BUCKETS, 4))
+    list(store.mirror("contact", ["a1", "a2"]))
+    store.due_partitions(WHEN)
+    store.due_partitions(WHEN, range(1, BUCKETS, 4))
+    store.dependents(["contact:c1", "contact:c2"])
+    store.conn.set_trace_callback(None)
+    plans = {sql: [row[3] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}")] for sql in ran}
+    assert len(plans) == 9
+    for sql, plan in plans.items():
+        assert all(step.startswith("SEARCH") and "INDEX" in step for step in plan), (sql, plan)
+    store.close()
+
+
 # ---- the roles: every adapter plays each, and together they are the whole port ----
 
-ROLES = (ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure)
+ROLES = (ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Agenda)
 
 
 def members(protocol: type) -> set[str]:
@@ -220,4 +339,57 @@ def test_a_dry_run_reads_events_and_dead_letters_and_changes_none(base: SqliteSt
     dry.remove_dead_letter("d1")
     assert dry.event("e1") == event("e1")
     assert dry.dead_letters() == [dead] and dry.dead_letter("d1") == dead and dry.dead_letter("d2") is None
+    assert tables(base) == before
+
+
+def test_a_dry_run_reads_filtered_progress_handled_and_partitions_through(base: SqliteStateStore) -> None:
+    base.save_journey("j", [at("c1", "t1"), at("c2", "t1"), at("c3", "t1")], [("t1", "a1"), ("t1", "a2")])
+    base.put_mirror([MirrorRow("contact", "c1", "a1", {}), MirrorRow("contact", "c2", "a:2", {})])
+    base.put_mirror([MirrorRow("account", "a9", "a9", {})])
+    before = tables(base)
+    dry = OverlayStore(base)
+    dry.save_journey("j", [at("c2", "t2"), at("c4", "t1")], [("t2", "a2"), ("t2", "a3")])
+    dry.put_mirror([MirrorRow("contact", "c5", "x@y.com", {})])
+    dry.delete_mirror("contact", ["c1"])
+    dry.forget_contact("c3")
+    assert dry.progress("j", iter(["c2", "c3", "c4", "c9"])) == [at("c2", "t2"), at("c4", "t1")]
+    assert dry.progress("j", ["c1"]) == [at("c1", "t1")]
+    assert dry.handled("j", iter(["a2", "a3"])) == {("t1", "a2"), ("t2", "a2"), ("t2", "a3")}
+    assert dry.handled("j", []) == set()
+    # "a1" lost its only row in the dry run but is still listed (the real store's partitions read through)
+    assert dry.mirror_partitions(["contact"]) == ["a1", "a:2", "x@y.com"]
+    assert dry.mirror_partitions(["contact", "account"], [bucket_of("x@y.com"), bucket_of("a9")]) == sorted(
+        {"x@y.com", "a9"}
+    )
+    dry.clear_mirror()
+    dry.put_mirror([MirrorRow("contact", "c6", "a6", {})])
+    assert dry.mirror_partitions(["contact", "account"]) == ["a6"]
+    assert tables(base) == before
+
+
+def test_a_dry_run_reads_the_agenda_through_and_keeps_its_own(base: SqliteStateStore) -> None:
+    base.save_agenda(
+        [
+            AgendaEntry("a1", WHEN, frozenset({"contact:c1"})),
+            AgendaEntry("a2", WHEN + 2 * HOUR, frozenset({"contact:c2"})),
+            AgendaEntry("a3", None, frozenset({"contact:c3"})),
+        ]
+    )
+    before = tables(base)
+    dry = OverlayStore(base)
+    assert dry.due_partitions(WHEN + 2 * HOUR) == ["a1", "a2"]
+    assert dry.dependents(["contact:c1", "contact:c3"]) == {"a1", "a3"}
+    dry.mark_due(["a2", "a4"], WHEN + HOUR)  # a2 keeps its real refs; a4 is new
+    assert dry.due_partitions(WHEN + HOUR) == ["a1", "a2", "a4"]
+    assert dry.due_partitions(WHEN + HOUR, [bucket_of("a4")]) == ["a4"]
+    assert dry.dependents(["contact:c2"]) == {"a2"}
+    dry.save_agenda([AgendaEntry("a1", WHEN + 3 * HOUR, frozenset({"contact:c9"})), AgendaEntry("a3", None)])
+    assert dry.due_partitions(WHEN + 2 * HOUR) == ["a2", "a4"]  # the dry run's entry of a1 replaces the real one
+    assert dry.dependents(["contact:c1", "contact:c3"]) == set()
+    assert dry.dependents(["contact:c9", "contact:c2"]) == {"a1", "a2"}
+    assert base.due_partitions(WHEN + 2 * HOUR) == ["a1", "a2"]  # the real agenda is unchanged
+    dry.clear_agenda()  # hides the real entries; the real store keeps them
+    assert dry.due_partitions(WHEN + 9 * HOUR) == [] and dry.dependents(["contact:c2"]) == set()
+    dry.save_agenda([AgendaEntry("a2", WHEN, frozenset({"contact:c2"}))])
+    assert dry.due_partitions(WHEN) == ["a2"] and dry.dependents(["contact:c2", "contact:c1"]) == {"a2"}
     assert tables(base) == before

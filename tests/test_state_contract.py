@@ -10,18 +10,43 @@ import json
 import os
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
+from statestore import azure_bulk, azure_pages, azure_storage
 from statestore.azure_tables import AzureStateStore
-from statestore.port import DeadLetter, Intent, MirrorRow, Progress, ShardRun, StateStore, StoredEvent
+from statestore.port import (
+    BUCKETS,
+    AgendaEntry,
+    DeadLetter,
+    Intent,
+    MirrorRow,
+    Progress,
+    ShardRun,
+    StateStore,
+    StoredEvent,
+    bucket_of,
+)
 from statestore.sqlite import SqliteStateStore
 
 WHEN = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 # Keys that Table Storage forbids or that URLs and OData quote: every one must round-trip.
 AWKWARD = ["a/b", "back\\slash", "hash#tag", "what?", "tab\there", "nl\nx", "quote'd", "100%", "ünï ☃ 𝄞", "", "~7E!"]
+# Partition names as accounts, emails and refs make them: ':' '@' '/' '#' '?', non-ASCII, and one hashed as a key.
+PARTITIONS = ["a1", "a:1", "x@y.com", "p/q", "h#1", "what?", "ünï ☃ 𝄞", "", "~7E!", "long" * 100]
+DAY = timedelta(days=1)
+MICRO = timedelta(microseconds=1)
+# Refs of one entry beyond what a table property holds (kept in a blob by the Azure adapter), each longer than a key.
+MANY_REFS = frozenset(f"consent:{'x' * 180}{i:03d}@example.com" for i in range(100))
+
+
+def shard(n: int, of: int = 4) -> list[int]:
+    """The buckets of shard `n` of `of`."""
+    return [b for b in range(BUCKETS) if b % of == n]
 
 
 @pytest.fixture(params=["sqlite", "azure"])
@@ -96,6 +121,34 @@ def test_handled_pairs_are_only_added(store: StateStore) -> None:
     assert store.handled("j") == {("t1", "a1"), ("t1", ""), ("t2", "a1")}
     assert store.handled("k") == {("t#?/", "a/1")}
     assert store.handled("none") == set()
+
+
+def test_progress_and_handled_are_read_for_some_contacts_and_accounts(store: StateStore) -> None:
+    contacts = [*(f"c{i:04d}" for i in range(600)), *AWKWARD]
+    pairs = {(f"t{i % 3}", f"a{i:04d}") for i in range(600)} | {("t1", a) for a in AWKWARD} | {("t2", "a0000")}
+    store.save_journey("j", [Progress(c, "t1", WHEN, False, WHEN) for c in contacts], pairs)
+    store.save_journey("k", [Progress("c0001", "t9", WHEN, True, WHEN)], [("t9", "a0001")])
+    some = [*(f"c{i:04d}" for i in range(0, 700, 3)), "a/b", "ünï ☃ 𝄞", "", "quote'd"]  # some unknown
+    assert store.progress("j", some) == [p for p in store.progress("j") if p.contact_id in set(some)]
+    assert store.progress("j", iter(["c0002", "c0001", "c0001"])) == [
+        Progress("c0001", "t1", WHEN, False, WHEN),
+        Progress("c0002", "t1", WHEN, False, WHEN),
+    ]
+    assert store.progress("k", ["c0001", "c0002"]) == [Progress("c0001", "t9", WHEN, True, WHEN)]
+    assert store.progress("j", []) == [] and store.progress("none", ["c0001"]) == []
+    many = [*(f"a{i:04d}" for i in range(0, 700, 2)), "hash#tag", ""]  # a few hundred, some unknown
+    assert store.handled("j", many) == {pair for pair in pairs if pair[1] in set(many)}
+    few = ["a0000", "a0001", "quote'd", "100%", "ünï ☃ 𝄞", "nobody"]
+    assert store.handled("j", iter(few)) == {
+        ("t0", "a0000"),
+        ("t2", "a0000"),
+        ("t1", "a0001"),
+        ("t1", "quote'd"),
+        ("t1", "100%"),
+        ("t1", "ünï ☃ 𝄞"),
+    }
+    assert store.handled("k", ["a0001", "a0000"]) == {("t9", "a0001")}
+    assert store.handled("j", []) == set() and store.handled("none", ["a0000"]) == set()
 
 
 def test_tile_counts_add_up_across_saves_and_filter_by_account(store: StateStore) -> None:
@@ -333,6 +386,156 @@ def test_large_mirror_data_round_trips(store: StateStore) -> None:
     assert store.mirror_rows("contact", ["c1"]) == {"c1": MirrorRow("contact", "c1", "a2", {"n": 1})}
 
 
+def test_mirror_partitions_are_listed_by_kind_and_bucket(store: StateStore) -> None:
+    store.put_mirror(MirrorRow("contact", f"c{i}", p, {"i": i}) for i, p in enumerate(PARTITIONS))
+    store.put_mirror([MirrorRow("contact", "c99", "a1", {}), MirrorRow("account", "a1", "a1", {"name": "x" * 70_000})])
+    store.put_mirror([MirrorRow("account", "a2", "only-account", {}), MirrorRow("lead", "l1", "lead-only", {})])
+    everything = sorted({*PARTITIONS, "only-account", "lead-only"})
+    assert store.mirror_partitions(["contact"]) == sorted(PARTITIONS)
+    assert store.mirror_partitions({"contact", "account"}) == sorted({*PARTITIONS, "only-account"})
+    assert store.mirror_partitions(["contact", "account", "lead"]) == everything
+    assert store.mirror_partitions(["nothing"]) == [] and store.mirror_partitions([]) == []
+    for n in range(4):
+        assert store.mirror_partitions(["contact", "account", "lead"], shard(n)) == [
+            p for p in everything if bucket_of(p) % 4 == n
+        ]
+    for p in PARTITIONS:
+        assert p in store.mirror_partitions(["contact"], [bucket_of(p)])
+    assert store.mirror_partitions(["contact"], []) == []
+    store.put_mirror([MirrorRow("contact", "c1", "a1", {})])  # the only row of "a:1" moves to "a1"
+    store.delete_mirror("lead", ["l1"])
+    # A partition left without rows may still be listed (the Azure adapter keeps it until a refill): evaluating it
+    # finds nothing. Every partition with rows is listed, and nothing else.
+    listed = store.mirror_partitions(["contact", "lead"])
+    assert set(PARTITIONS) - {"a:1"} <= set(listed) <= set(PARTITIONS) | {"lead-only"}
+    assert listed == sorted(listed)
+    store.clear_mirror()
+    assert store.mirror_partitions(["contact", "account", "lead"]) == []
+
+
+@pytest.mark.parametrize("held", [10**9, 1], ids=["held", "written"])
+def test_a_refilled_mirror_reads_back_complete(store: StateStore, monkeypatch: pytest.MonkeyPatch, held: int) -> None:
+    """A full sync: the mirror emptied, every row put again (chunks of one kind, each after a read by id of its
+    rows), some moved, replaced or removed while it refills; then read by partition and by id, and written again."""
+    monkeypatch.setattr(azure_bulk, "_FLUSH", held)  # the Azure adapter holds this much before writing fragments,
+    monkeypatch.setattr(azure_bulk, "_AT_ONCE", held)  # and seals a kind this large a slice at a time
+    big = {"notes": "x" * 70_000}
+    store.put_mirror([MirrorRow("contact", "old", "a1", {"n": 0}), MirrorRow("contact", "old-big", "a1", big)])
+    store.clear_mirror()
+    assert store.mirror_rows("contact", ["old", "old-big"]) == {}
+    rows = [MirrorRow("contact", f"c{i:03d}", PARTITIONS[i % len(PARTITIONS)], {"i": i}) for i in range(300)]
+    for chunk in (rows[:120], rows[120:]):
+        assert store.mirror_rows("contact", [r.id for r in chunk]) == {}
+        store.put_mirror(chunk)
+    store.put_mirror([MirrorRow("account", "a1", "a1", big), MirrorRow("lead", "l1", "a1", {"contact": "c001"})])
+    assert store.mirror_rows("contact", ["c001", "c299", "nope"]) == {"c001": rows[1], "c299": rows[299]}
+    moved = MirrorRow("contact", "c001", "elsewhere", {"i": 1, "moved": True})
+    replaced = MirrorRow("contact", "c002", rows[2].partition, {"i": 2, "again": True})
+    store.put_mirror([moved, replaced])
+    store.delete_mirror("contact", ["c003", "never-put"])
+    store.put_mirror([MirrorRow("contact", "c004", "a1", big)])
+    small = MirrorRow("contact", "c004", "a2", {"small": True})
+    store.put_mirror([small, MirrorRow("contact", "c005", "a1", big)])
+    large = MirrorRow("contact", "c005", "a1", big)
+    assert store.mirror_rows("contact", ["c001", "c003", "c004", "c005"]) == {"c001": moved, "c004": small,
+                                                                               "c005": large}  # fmt: skip
+    expected = {r.id: r for r in rows} | {"c001": moved, "c002": replaced, "c004": small, "c005": large}
+    del expected["c003"]
+    in_order = sorted(expected.values(), key=lambda r: (r.partition, r.id))
+    assert store.mirror_partitions(["contact"]) == sorted({r.partition for r in in_order})
+    assert list(store.mirror("contact")) == in_order
+    some = {"a1", "elsewhere"}
+    assert list(store.mirror("contact", some)) == [r for r in in_order if r.partition in some]
+    assert store.mirror_rows("contact", list(expected)) == expected
+    assert store.mirror_rows("account", ["a1"]) == {"a1": MirrorRow("account", "a1", "a1", big)}
+    assert [r.id for r in store.mirror("lead", ["a1"])] == ["l1"]
+    # Refilled, it is the mirror: rows put, moved and removed as ever.
+    store.put_mirror([MirrorRow("contact", "c001", "a1", {"back": True}), MirrorRow("contact", "c400", "a2", {})])
+    store.delete_mirror("contact", ["c002", "c005"])
+    assert [r.id for r in store.mirror("contact", ["elsewhere"])] == []
+    assert store.mirror_rows("contact", ["c001", "c002", "c005", "c400"]) == {
+        "c001": MirrorRow("contact", "c001", "a1", {"back": True}),
+        "c400": MirrorRow("contact", "c400", "a2", {}),
+    }
+    assert len(list(store.mirror("contact"))) == len(expected) - 1
+
+
+@pytest.fixture(params=["sqlite", "azure"])
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[StateStore, StateStore]]:
+    """Two stores over the same state, as two processes have: one SQLite file, or one storage account and prefix."""
+    stores: tuple[StateStore, StateStore]
+    if request.param == "sqlite":
+        path = str(tmp_path / "state.sqlite")
+        stores = (SqliteStateStore(path), SqliteStateStore(path))
+    else:
+        azurite, prefix = request.getfixturevalue("azurite"), f"t{uuid.uuid4().hex[:16]}"
+        stores = (AzureStateStore(azurite, prefix=prefix), AzureStateStore(azurite, prefix=prefix))
+    yield stores
+    for one in stores:
+        one.close()  # type: ignore[attr-defined]
+
+
+def test_a_refill_reaches_the_other_stores_once_read_by_partition(two_stores: tuple[StateStore, StateStore]) -> None:
+    """Another process sees a refilled mirror once the refilling one reads it by partition, hands it over (saves
+    checkpoints, starts a fanned-out run) or closes; the Azure adapter shows it the previous mirror until then."""
+    one, other = two_stores
+    c1, c2, c3 = (MirrorRow("contact", f"c{i}", "a1", {"n": i}) for i in (1, 2, 3))
+    one.put_mirror([c1])
+    assert other.mirror_rows("contact", ["c1"]) == {"c1": c1}
+    one.clear_mirror()
+    one.put_mirror([c2])
+    assert one.mirror_partitions(["contact"]) == ["a1"]
+    assert other.mirror_rows("contact", ["c1", "c2"]) == {"c2": c2} and list(other.mirror("contact")) == [c2]
+    other.put_mirror([MirrorRow("contact", "c1", "a1", {"n": 1})])  # the other process writes the refilled mirror
+    assert list(one.mirror("contact", ["a1"])) == [c1, c2]
+    one.clear_mirror()
+    one.put_mirror([c3])
+    one.save_checkpoints({"columns": "refilled"})
+    assert other.mirror_rows("contact", ["c1", "c2", "c3"]) == {"c3": c3}
+    one.clear_mirror()
+    one.put_mirror([c1])
+    one.start_run(ShardRun("run-1", 2, WHEN, {}))
+    assert [r.id for r in other.mirror("contact", ["a1"])] == ["c1"]
+
+
+def test_concurrent_puts_of_rows_sharing_pages_all_land(
+    two_stores: tuple[StateStore, StateStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(azure_pages, "ID_BUCKETS", 64)  # the Azure adapter's id pages: a handful for 400 rows
+    one, other = two_stores
+    wanted = {f"c{i:03d}": MirrorRow("contact", f"c{i:03d}", f"a{i % 7}", {"i": i}) for i in range(400)}
+    rows = list(wanted.values())
+
+    def put(store: StateStore, some: list[MirrorRow]) -> None:
+        for start in range(0, len(some), 25):
+            store.put_mirror(some[start : start + 25])
+
+    threads = [
+        threading.Thread(target=put, args=(one, rows[0::3])),
+        threading.Thread(target=put, args=(other, rows[1::3])),
+        threading.Thread(target=put, args=(one, rows[2::3])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert one.mirror_rows("contact", list(wanted)) == wanted
+    assert list(other.mirror("contact")) == sorted(rows, key=lambda r: (r.partition, r.id))
+
+
+def test_reads_of_a_batch_kind_by_kind_see_the_writes_between_them(store: StateStore) -> None:
+    partitions = [f"a{i:02d}" for i in range(40)]
+    for kind in ("account", "contact", "lead"):
+        store.put_mirror(MirrorRow(kind, f"{kind}-{p}", p, {"kind": kind}) for p in partitions)
+    assert [r.id for r in store.mirror("account", partitions)] == [f"account-{p}" for p in partitions]
+    assert [r.id for r in store.mirror("contact", partitions)] == [f"contact-{p}" for p in partitions]
+    store.put_mirror([MirrorRow("lead", "lead-new", "a00", {})])
+    store.delete_mirror("lead", ["lead-a01"])
+    assert [r.id for r in store.mirror("lead", partitions)][:3] == ["lead-a00", "lead-new", "lead-a02"]
+    assert [r.id for r in store.mirror("contact", partitions)] == [f"contact-{p}" for p in partitions]  # again
+    assert [r.id for r in store.mirror("account", partitions[:2])] == ["account-a00", "account-a01"]
+
+
 # ---- sharded runs ----
 
 
@@ -363,6 +566,131 @@ def test_the_newest_open_run_is_returned(store: StateStore) -> None:
     assert store.finish_shard("new", 0) is True
     store.complete_run("new")
     assert store.open_run() == ShardRun("old", 2, WHEN, {})
+
+
+# ---- the agenda ----
+
+
+def test_a_partitions_bucket_is_its_crc32_mod_1024() -> None:
+    assert BUCKETS == 1024
+    for partition in PARTITIONS:
+        assert bucket_of(partition) == zlib.crc32(partition.encode("utf-8")) % 1024
+    assert (bucket_of("account-1"), bucket_of("ünï ☃"), bucket_of("")) == (48, 598, 0)  # the same in every process
+    assert [len(shard(n)) for n in range(4)] == [256] * 4
+    assert sorted(b for n in range(4) for b in shard(n)) == list(range(BUCKETS))
+    assert all(set(shard(n, 8)) <= set(shard(n % 4)) for n in range(8))  # doubling the shards splits each one
+
+
+def test_agenda_entries_are_saved_replaced_and_removed(store: StateStore) -> None:
+    assert store.due_partitions(WHEN + DAY) == [] and store.dependents(["account:a1"]) == set()
+    store.save_agenda(
+        [
+            AgendaEntry("a1", WHEN, frozenset({"account:a1", "contact:c1", "consent:x@y.com"})),
+            AgendaEntry("a2", WHEN + timedelta(hours=1)),
+            AgendaEntry("a:3", None, frozenset({"consent:x@y.com", "contact:a/b#?", "contact:ünï ☃ 𝄞"})),
+        ]
+    )
+    assert store.due_partitions(WHEN + DAY) == ["a1", "a2"]  # "a:3" is due only when something changes
+    assert store.dependents(["contact:c1", "nothing"]) == {"a1"}
+    assert store.dependents(iter(["consent:x@y.com"])) == {"a1", "a:3"}
+    assert store.dependents(["contact:a/b#?", "contact:ünï ☃ 𝄞"]) == {"a:3"}
+    assert store.dependents([]) == set()
+    store.save_agenda([AgendaEntry("a1", WHEN + 2 * DAY, frozenset({"contact:c2", "consent:x@y.com"}))])
+    assert store.due_partitions(WHEN + DAY) == ["a2"]
+    assert store.due_partitions(WHEN + 2 * DAY) == ["a1", "a2"]
+    assert store.dependents(["contact:c1"]) == set() and store.dependents(["account:a1"]) == set()
+    assert store.dependents(["contact:c2"]) == {"a1"}
+    assert store.dependents(["consent:x@y.com"]) == {"a1", "a:3"}
+    store.save_agenda([AgendaEntry("a2", None), AgendaEntry("a:3", None), AgendaEntry("never-saved", None)])
+    assert store.due_partitions(WHEN + 3 * DAY) == ["a1"]
+    assert store.dependents(["consent:x@y.com", "contact:a/b#?"]) == {"a1"}
+    store.save_agenda([AgendaEntry("a4", WHEN), AgendaEntry("a4", None, frozenset({"r"}))])  # the last one wins
+    assert store.due_partitions(WHEN + 3 * DAY) == ["a1"] and store.dependents(["r"]) == {"a4"}
+    store.save_agenda([AgendaEntry("a4", None, frozenset({"r"}))])  # unchanged
+    store.save_agenda([])
+    assert store.dependents(["r"]) == {"a4"}
+
+
+def test_marking_due_keeps_an_earlier_due_and_the_refs(store: StateStore) -> None:
+    store.save_agenda(
+        [
+            AgendaEntry("early", WHEN, frozenset({"contact:c1"})),
+            AgendaEntry("late", WHEN + DAY, frozenset({"contact:c2"})),
+            AgendaEntry("x@y.com", None, frozenset({"contact:c3"})),
+        ]
+    )
+    store.mark_due(iter(["early", "late", "x@y.com", "new:1", "new:1"]), WHEN + timedelta(hours=1))
+    assert store.due_partitions(WHEN) == ["early"]
+    assert store.due_partitions(WHEN + timedelta(hours=1)) == ["early", "late", "new:1", "x@y.com"]
+    assert store.dependents(["contact:c1", "contact:c2", "contact:c3"]) == {"early", "late", "x@y.com"}
+    store.mark_due(["late", "new:1"], WHEN + 5 * DAY)  # later than their due: nothing moves
+    assert store.due_partitions(WHEN + timedelta(hours=1)) == ["early", "late", "new:1", "x@y.com"]
+    store.mark_due(["late"], WHEN - DAY)
+    assert store.due_partitions(WHEN - DAY) == ["late"]
+    store.mark_due([], WHEN)
+    store.save_agenda([AgendaEntry("new:1", None), AgendaEntry("late", WHEN + DAY, frozenset({"contact:c2"}))])
+    assert store.due_partitions(WHEN + timedelta(hours=1)) == ["early", "x@y.com"]  # a save replaces the due
+    assert store.dependents(["contact:c2"]) == {"late"}
+
+
+def test_due_partitions_are_due_at_or_before_the_moment_to_the_microsecond_and_by_bucket(store: StateStore) -> None:
+    store.save_agenda(AgendaEntry(p, WHEN + i * MICRO, frozenset({f"ref:{p}"})) for i, p in enumerate(PARTITIONS))
+    store.save_agenda([AgendaEntry("only-refs", None, frozenset({"ref:x"}))])
+    assert store.due_partitions(WHEN - MICRO) == []
+    assert store.due_partitions(WHEN) == [PARTITIONS[0]]
+    assert store.due_partitions(WHEN + 2 * MICRO) == sorted(PARTITIONS[:3])
+    assert store.due_partitions((WHEN + MICRO).astimezone(timezone(timedelta(hours=-5)))) == sorted(PARTITIONS[:2])
+    assert store.due_partitions(WHEN + DAY) == sorted(PARTITIONS)
+    for n in range(4):
+        assert store.due_partitions(WHEN + DAY, shard(n)) == sorted(p for p in PARTITIONS if bucket_of(p) % 4 == n)
+    for i, p in enumerate(PARTITIONS):
+        assert p in store.due_partitions(WHEN + i * MICRO, [bucket_of(p)])
+        assert p not in store.due_partitions(WHEN + (i - 1) * MICRO, [bucket_of(p)])
+    assert store.due_partitions(WHEN + DAY, []) == []
+    assert store.dependents(f"ref:{p}" for p in PARTITIONS) == set(PARTITIONS)
+
+
+def test_clearing_the_agenda_forgets_every_entry(store: StateStore) -> None:
+    store.save_agenda([AgendaEntry("a1", WHEN, frozenset({"r1"})), AgendaEntry("a2", None, MANY_REFS)])
+    store.mark_due(["a3"], WHEN)
+    assert store.dependents(sorted(MANY_REFS)[-1:]) == {"a2"}
+    store.clear_agenda()
+    assert store.due_partitions(WHEN + DAY) == [] and store.dependents(["r1", *MANY_REFS]) == set()
+    store.save_agenda([AgendaEntry("a2", WHEN, frozenset({"r1"}))])
+    assert store.due_partitions(WHEN) == ["a2"] and store.dependents(["r1"]) == {"a2"}
+
+
+def test_large_refs_are_replaced_and_removed(store: StateStore) -> None:
+    many = MANY_REFS
+    store.save_agenda([AgendaEntry("a1", WHEN, many)])
+    assert store.dependents(sorted(many)[::10]) == {"a1"}
+    fewer = frozenset(sorted(many)[:10])
+    store.save_agenda([AgendaEntry("a1", WHEN, fewer | {"account:a1"})])
+    assert store.dependents(many - fewer) == set()
+    assert store.dependents([*fewer, "account:a1"]) == {"a1"}
+    store.save_agenda([AgendaEntry("a1", WHEN, many)])
+    store.mark_due(["a1"], WHEN - DAY)
+    assert store.dependents(sorted(many)[-1:]) == {"a1"} and store.due_partitions(WHEN - DAY) == ["a1"]
+    store.save_agenda([AgendaEntry("a1", None)])
+    assert store.dependents(many) == set() and store.due_partitions(WHEN + DAY) == []
+
+
+def test_a_large_agenda_is_saved_in_one_call(store: StateStore) -> None:
+    def refs(i: int) -> frozenset[str]:
+        return frozenset({f"c:{i % 40}", *([f"a:{i}"] if i % 10 == 0 else [])})
+
+    entries = [AgendaEntry(f"account-{i:04d}", WHEN + i * timedelta(seconds=1), refs(i)) for i in range(2000)]
+    store.save_agenda(entries)
+    assert store.due_partitions(WHEN + 999 * timedelta(seconds=1)) == [e.partition for e in entries[:1000]]
+    in_shard = [e.partition for e in entries if bucket_of(e.partition) % 4 == 1]
+    assert store.due_partitions(WHEN + DAY, shard(1)) == in_shard
+    assert store.dependents(["c:7"]) == {e.partition for e in entries[7::40]}
+    assert store.dependents(f"a:{i}" for i in range(0, 2000, 20)) == {e.partition for e in entries[::20]}
+    store.save_agenda(entries)  # again: nothing changes
+    store.save_agenda(AgendaEntry(e.partition, None, frozenset({"c:0"})) for e in entries[:1000])
+    assert store.due_partitions(WHEN + DAY) == [e.partition for e in entries[1000:]]
+    assert store.dependents(["c:0"]) == {e.partition for e in entries[:1000]} | {e.partition for e in entries[1000::40]}
+    assert store.dependents(["c:10", "a:10", "a:1010"]) == {e.partition for e in entries[1010::40]}
 
 
 # ---- events and dead letters ----
@@ -505,17 +833,96 @@ def test_azure_keeps_large_values_in_blobs_and_removes_them_with_their_rows(azur
     assert blobs(azure) == []
 
 
-def test_azure_writes_a_large_mirror_in_transactions(azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    submit = azure._mirror.submit_transaction
+class Requests:
+    """The transactions (their sizes, by table) and queries (by table) an Azure store sends while recording."""
 
-    def counting(operations: list[object], **kwargs: object) -> object:
-        calls.append(len(operations))
-        return submit(operations, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.transactions: list[tuple[str, int]] = []
+        self.queries: list[tuple[str, dict[str, object]]] = []
+        self.tables: list[str] = []
+        submit, query_all = azure_storage.submit, azure._query_all
 
-    monkeypatch.setattr(azure._mirror, "submit_transaction", counting)
-    azure.put_mirror(MirrorRow("contact", f"c{i}", f"a{i % 2}", {"i": i}) for i in range(250))
-    assert sorted(calls) == [25, 25, 100, 100]  # per partition, at most 100 rows a transaction
+        def counting_submit(table: object, ops: list[object]) -> object:
+            self.transactions.append((str(getattr(table, "table_name", "")), len(ops)))
+            return submit(table, ops)  # type: ignore[arg-type]
+
+        def counting_queries(table: object, filters: list[tuple[str, dict[str, object]]], *args: object,
+                             **kwargs: object) -> object:  # fmt: skip
+            self.tables += [str(getattr(table, "table_name", ""))] * len(filters)
+            self.queries += filters
+            return query_all(table, filters, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(azure_storage, "submit", counting_submit)
+        monkeypatch.setattr(azure, "_query_all", counting_queries)
+
+    def clear(self) -> None:
+        self.transactions.clear()
+        self.queries.clear()
+        self.tables.clear()
+
+
+def test_azure_refills_the_mirror_with_a_few_requests(azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [MirrorRow("contact", f"c{i:04d}", f"a{i % 300:03d}", {"i": i}) for i in range(2000)]
+    azure.put_mirror(rows[:10])
+    requests = Requests(azure, monkeypatch)
+    azure.clear_mirror()
+    for start in range(0, len(rows), 500):  # a full sync: chunks of one kind, each read by id before it is put
+        assert azure.mirror_rows("contact", [r.id for r in rows[start : start + 500]]) == {}
+        azure.put_mirror(rows[start : start + 500])
+    assert requests.transactions == [] and requests.queries == []  # held in memory until sealed
+    assert azure.mirror_rows("contact", ["c0001"]) == {"c0001": rows[1]}
+    assert azure.mirror_partitions(["contact"]) == sorted({r.partition for r in rows})  # sealed now
+    pages = [size for table, size in requests.transactions if table.startswith(f"{azure._prefix}mp")]
+    assert sum(pages) == 300 and len(pages) <= 64  # a page per partition, a transaction per group of them
+    assert len(requests.transactions) < 200 and len(requests.queries) < 20
+    requests.clear()
+    moved = [MirrorRow("contact", r.id, "a001", r.data) for r in rows[:250]]
+    azure.put_mirror(moved)  # rows of 250 partitions moving to one: a few transactions per group of them
+    by_table: dict[str, int] = {}
+    for table, _ in requests.transactions:
+        code = table[len(azure._prefix) :][:2]
+        by_table[code] = by_table.get(code, 0) + 1
+    assert by_table["mp"] <= 2 * 64 and by_table["mi"] <= 64 and by_table["ml"] == 1
+    stayed = {r.id for r in rows[250:] if r.partition == "a001"}
+    assert [r.id for r in azure.mirror("contact", ["a001"])] == sorted({r.id for r in moved} | stayed)
+
+
+def test_azure_drops_the_previous_generation_once_a_refill_is_sealed(azure: AzureStateStore) -> None:
+    def mirror_tables() -> set[str]:
+        names = {t.name for t in azure._service.list_tables()}
+        return {n for n in names if n.startswith(azure._prefix) and n[len(azure._prefix) :][:2] in ("mp", "mi", "ml")}
+
+    azure.put_mirror([MirrorRow("contact", "c1", "a1", {"notes": "x" * 70_000})])
+    before = mirror_tables()
+    assert len(before) == 3 and len(blobs(azure)) == 1
+    azure.clear_mirror()
+    azure.put_mirror([MirrorRow("contact", "c2", "a2", {"n": 2})])
+    assert mirror_tables() > before  # the refill's generation, beside the mirror others still read
+    assert [r.id for r in azure.mirror("contact")] == ["c2"]
+    after = mirror_tables()
+    assert not after & before and len(after) == 3
+    assert blobs(azure) == []
+
+
+def test_azure_reads_a_batch_once_for_all_its_kinds(azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    partitions = [f"a{i:03d}" for i in range(100)]
+    kinds = ("account", "contact", "lead", "abm_interaction")
+    for kind in kinds:
+        azure.put_mirror(MirrorRow(kind, f"{kind}-{p}", p, {}) for p in partitions)
+    requests = Requests(azure, monkeypatch)
+    counts = []
+    for kind in kinds:
+        assert len(list(azure.mirror(kind, partitions))) == 100
+        counts.append(len(requests.queries))
+    assert counts[0] == counts[1] - counts[0] and counts[2] == counts[3] == counts[1]  # the second read read ahead
+    assert all(f.startswith("PartitionKey eq @pk and ") for f, _ in requests.queries)
+
+
+def test_azure_marks_due_without_reading(azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    requests = Requests(azure, monkeypatch)
+    azure.mark_due((f"p{i}" for i in range(1000)), WHEN)
+    assert requests.queries == [] and len(requests.transactions) <= 2 * 64
+    assert len(azure.due_partitions(WHEN)) == 1000
 
 
 def test_azure_rejects_a_bad_prefix_and_never_echoes_the_connection_string(azurite: str) -> None:
@@ -524,3 +931,31 @@ def test_azure_rejects_a_bad_prefix_and_never_echoes_the_connection_string(azuri
     with pytest.raises(ValueError) as error:
         AzureStateStore("AccountKey=s3cr3t-key-material;nonsense")
     assert "s3cr3t" not in str(error.value) and "s3cr3t" not in repr(error.value.__cause__)
+
+
+def test_azure_reads_only_the_wanted_buckets_of_the_agenda(
+    azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    azure.save_agenda(AgendaEntry(f"p{i}", WHEN, frozenset()) for i in range(50))
+    queries: list[tuple[str, dict[str, object]]] = []
+    query = azure._agenda.query_entities
+
+    def recording(query_filter: str, *, parameters: dict[str, object], **kwargs: object) -> object:
+        queries.append((query_filter, parameters))
+        return query(query_filter, parameters=parameters, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(azure._agenda, "query_entities", recording)
+    wanted = {bucket_of("p7"), bucket_of("p8"), 1000}
+    assert azure.due_partitions(WHEN, wanted) == sorted(p for p in ("p7", "p8") if bucket_of(p) in wanted)
+    assert all(f.startswith("PartitionKey eq @pk and ") for f, _ in queries)  # one partition each
+    assert sorted(str(parameters["pk"]) for _, parameters in queries) == sorted({f"{b // 16:02d}" for b in wanted})
+
+
+def test_azure_keeps_large_refs_in_a_blob_and_removes_it(azure: AzureStateStore) -> None:
+    azure.save_agenda([AgendaEntry("a1", WHEN, MANY_REFS), AgendaEntry("a2", WHEN, MANY_REFS)])
+    assert len(blobs(azure)) == 2
+    azure.save_agenda([AgendaEntry("a1", WHEN, MANY_REFS | {"account:a1"})])  # a new blob, the old one removed
+    azure.save_agenda([AgendaEntry("a2", WHEN, frozenset({"account:a2"}))])
+    assert len(blobs(azure)) == 1
+    azure.clear_agenda()
+    assert blobs(azure) == []

@@ -42,7 +42,7 @@ from dataverse.mapping import MappingConfig, read_annotations
 from dataverse.query import in_
 from dataverse.tables import table
 from dataverse.webhook import decode_context
-from statestore.port import DeadLetter, Evaluation, EventLog, EventWork, MirrorAndErasure, StateStore, StoredEvent
+from statestore.port import DeadLetter, Evaluation, EventLog, EventWork, MirrorAndAgenda, StateStore, StoredEvent
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -135,13 +135,14 @@ def _reread(client: DataverseClient, mirror: Mirror, setup: RunSetup, kind: str,
             client.iter_rows(query.where(in_(key, sorted({uuid.UUID(i) for i in chunk}))), annotations=annotations)
         )
         touched |= mirror.apply(kind, rows)
+        touched |= set(mirror.partitions_of(kind, rows, {}))  # evaluated even when unchanged (a replay, a retry)
         found = {mirror.row_id(kind, row) for row in rows}
         for gone in sorted({i.lower() for i in chunk} - found):
             touched |= forget(mirror, kind, gone)
     return touched
 
 
-def touch(client: DataverseClient, store: MirrorAndErasure, setup: RunSetup, records: Iterable[Record]) -> set[str]:
+def touch(client: DataverseClient, store: MirrorAndAgenda, setup: RunSetup, records: Iterable[Record]) -> set[str]:
     """Apply changes to the mirror: deletions forgotten, every other record re-read (100 ids per read and table);
     returns the partitions touched."""
     mirror = Mirror(store, setup.config)

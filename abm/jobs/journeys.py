@@ -18,22 +18,34 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from abm.errors import NotConfigured
+from abm.jobs.outbox import BULK, WORKFLOW_BATCH, Outbox
 from abm.jobs.workflows import WorkflowRun, start_workflows, workflow_problem
 from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.rows import ActivityWrite, LeadWrite, activity_row, email_is_open, lead_row, send_email
 from dataverse.tables import table
 from dataverse.workflows import read_workflows
-from journeys.engine import COUNTERS, Effect, JourneyState, advance
+from journeys.due import next_change
+from journeys.engine import COUNTERS, Effect, JourneyState, Progress, advance
 from journeys.model import Journey, LaunchWorkflowTile
 from journeys.segments import Member
 from scoring.records import Account, Contact, Interaction
 from statestore.port import EffectLedger, ProgressAndEffects
 
-__all__ = ["EFFECT_NAMESPACE", "JourneyCheckError", "JourneyRun", "check_workflows", "effect_id", "run_journeys"]
+__all__ = [
+    "EFFECT_NAMESPACE",
+    "EffectWriter",
+    "JourneyBatches",
+    "JourneyCheckError",
+    "JourneyRun",
+    "check_workflows",
+    "effect_id",
+    "write_effects",
+]
 
 log = logging.getLogger("abm.journeys")
 EFFECT_NAMESPACE = uuid.UUID("6b1e7f3a-4d0c-5b9e-8a21-3c7d9e0f1a2b")
@@ -125,6 +137,53 @@ def _send_emails(client: DataverseClient, store: EffectLedger, effects: Sequence
     return sent
 
 
+class EffectWriter:
+    """The journeys' effects through an outbox, each exactly once: rows created in bulk with ids derived from their
+    keys and then recorded, emails sent once created (when asked), workflows started once. `created` counts rows
+    created per kind, emails sent ("sent") and workflows started ("workflow")."""
+
+    def __init__(self, client: DataverseClient, store: EffectLedger, outbox: Outbox, *, send_emails: bool) -> None:
+        self.client, self.store, self.outbox, self.send_emails = client, store, outbox, send_emails
+        self.created: Counter[str] = Counter()
+        for kind in _TABLES:
+            outbox.open(kind, BULK, partial(self._create, kind))
+        outbox.open("send", WORKFLOW_BATCH, self._send)
+        outbox.open("workflow", WORKFLOW_BATCH, self._start)
+
+    def queue(
+        self, effects: Sequence[Effect], contacts: Mapping[str, Contact], accounts: Mapping[str, Account]
+    ) -> None:
+        """Queue the effects not written before (an email written but not sent yet is queued for sending)."""
+        done = self.store.effects_done(e.key for e in effects)
+        for effect in effects:
+            if effect.key in done:
+                if effect.kind == "email" and self.send_emails:
+                    self.outbox.put("send", [effect])
+            elif effect.kind == "workflow":
+                self.outbox.put("workflow", [_workflow_run(effect)])
+            else:
+                self.outbox.put(effect.kind, [(effect, _row(effect, contacts, accounts))])
+
+    def _create(self, kind: str, items: list[tuple[Effect, dict[str, Any]]]) -> None:
+        made = create_idempotent(self.client, table(_TABLES[kind]), [row for _, row in items])
+        self.store.record_effects((e.key, str(effect_id(e.key))) for e, _ in items)
+        if made:
+            self.created[kind] += made
+        if kind == "email" and self.send_emails:
+            self.outbox.put("send", [e for e, _ in items])
+
+    def _send(self, effects: list[Effect]) -> None:
+        sent = _send_emails(self.client, self.store, effects)
+        if sent:
+            self.created["sent"] += sent
+
+    def _start(self, runs: list[WorkflowRun]) -> None:
+        started, newly = start_workflows(self.client, self.store, runs)
+        self.store.record_effects(started.items())
+        if newly:
+            self.created["workflow"] += newly
+
+
 def write_effects(
     client: DataverseClient,
     store: EffectLedger,
@@ -132,31 +191,14 @@ def write_effects(
     contacts: Mapping[str, Contact],
     accounts: Mapping[str, Account],
     *,
-    now: datetime | None = None,
     send_emails: bool = False,
 ) -> Counter[str]:
-    """Write the effects not written before; returns rows created per kind (and emails sent, when asked)."""
-    done = store.effects_done(e.key for e in effects)
-    pending = [e for e in effects if e.key not in done]
-    created: Counter[str] = Counter()
-    for kind in ("lead", "task", "phonecall", "appointment", "email"):
-        batch = [e for e in pending if e.kind == kind]
-        if not batch:
-            continue
-        made = create_idempotent(client, table(_TABLES[kind]), [_row(e, contacts, accounts) for e in batch])
-        store.record_effects((e.key, str(effect_id(e.key))) for e in batch)
-        if made:
-            created[kind] += made
-    sent = _send_emails(client, store, [e for e in effects if e.kind == "email"]) if send_emails else 0
-    if sent:
-        created["sent"] += sent
-    workflows = [e for e in pending if e.kind == "workflow"]
-    if workflows:
-        started, newly = start_workflows(client, store, [_workflow_run(e) for e in workflows])
-        store.record_effects(started.items())
-        if newly:
-            created["workflow"] += newly
-    return created
+    """Write the effects not written before, now; returns rows created per kind (and emails sent, when asked)."""
+    outbox = Outbox()
+    writer = EffectWriter(client, store, outbox, send_emails=send_emails)
+    writer.queue(effects, contacts, accounts)
+    outbox.flush()
+    return writer.created
 
 
 def _counts_by_account(
@@ -172,61 +214,101 @@ def _counts_by_account(
     return split
 
 
-def run_journeys(
-    client: DataverseClient,
-    store: ProgressAndEffects,
-    journeys: Sequence[Journey],
-    members: Mapping[str, Sequence[Member]],
-    *,
-    contacts: Sequence[Contact],
-    accounts: Sequence[Account],
-    interactions: Sequence[Interaction],
-    now: datetime,
-    send_emails: bool = False,
-    scoped: bool = False,
-) -> JourneyRun:
-    """Advance every live journey, write its effects, then save its progress (in that order).
+@dataclass
+class _Saves:
+    """One journey's progress, handled pairs and counts from a run's batches, saved once its effects are written."""
 
-    `scoped`: the contacts given are some accounts' only (a webhook, a shard); the progress of other contacts is
-    neither read nor touched (a contact outside the scope has not left the journey)."""
-    by_contact = {c.id: c for c in contacts}
-    by_account = {a.id: a for a in accounts}
-    interactions_by_contact: dict[str, list[Interaction]] = {}
-    for interaction in interactions:
-        if interaction.contact_id:
-            interactions_by_contact.setdefault(interaction.contact_id, []).append(interaction)
-    owner_of = {a.id: a.owner_id for a in accounts if a.owner_id}
-    creator_of = {a.id: a.created_by for a in accounts if a.created_by}
-    check_workflows(client, journeys)
-    result = JourneyRun()
-    for journey in journeys:
-        if journey.status != "live":
-            continue
-        saved = [p for p in store.progress(journey.name) if not scoped or p.contact_id in by_contact]
-        state = JourneyState(
-            progress={p.contact_id: p for p in saved},
-            handled=frozenset(store.handled(journey.name)),
-        )
-        step = advance(
-            journey,
-            members.get(journey.segment, ()),
-            by_contact,
-            by_account,
-            interactions_by_contact,
-            state,
-            now=now,
-            owner_of=owner_of,
-            creator_of=creator_of,
-        )
-        result.created.update(
-            write_effects(client, store, step.effects, by_contact, by_account, now=now, send_emails=send_emails)
-        )
-        rows = list(step.state.progress.values())
-        counts = _counts_by_account(step.counts, step.counts_by_account)
-        store.save_journey(journey.name, rows, step.state.handled, counts)
-        totals = store.tile_counts(journey.name)
-        result.journeys[journey.name] = {
-            "target": journey.target,
-            "tiles": {tile: {c: totals.get(tile, {}).get(c, 0) for c in COUNTERS} for tile in journey.order},
-        }
-    return result
+    progress: list[Progress] = field(default_factory=list)
+    handled: set[tuple[str, str]] = field(default_factory=set)
+    counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+
+class JourneyBatches:
+    """The live journeys over a run's account batches: each batch advances every live journey over its contacts and
+    queues the effects in the outbox; `finish`, called once the outbox is flushed, saves the progress (effects
+    first, progress after: a run that dies in between is run again and writes nothing twice).
+
+    A batch holds whole accounts: an account's contacts are together, so an account-based trigger or tile sees all
+    of them. The progress of contacts outside the batches is neither read nor touched (a contact outside the scope
+    has not left the journey)."""
+
+    def __init__(
+        self, client: DataverseClient, store: ProgressAndEffects, journeys: Sequence[Journey], outbox: Outbox, *,
+        now: datetime, send_emails: bool = False,
+    ) -> None:  # fmt: skip
+        self.client, self.store, self.now = client, store, now
+        self.checked = False  # the workflows are checked before the first batch (a run with none reads nothing)
+        self.live = [j for j in journeys if j.status == "live"]
+        self.writer = EffectWriter(client, store, outbox, send_emails=send_emails)
+        self.saves = {j.name: _Saves() for j in self.live}
+
+    def batch(
+        self,
+        members: Mapping[str, Sequence[Member]],
+        contacts: Sequence[Contact],
+        accounts: Sequence[Account],
+        interactions: Sequence[Interaction],
+    ) -> dict[str, datetime]:
+        """Advance every live journey over one batch; returns, by contact, the next moment a journey could move it
+        with no new data (the earliest over the journeys)."""
+        if not self.checked:
+            check_workflows(self.client, self.live)
+            self.checked = True
+        by_contact = {c.id: c for c in contacts}
+        by_account = {a.id: a for a in accounts}
+        interactions_by_contact: dict[str, list[Interaction]] = {}
+        for interaction in interactions:
+            if interaction.contact_id:
+                interactions_by_contact.setdefault(interaction.contact_id, []).append(interaction)
+        owner_of = {a.id: a.owner_id for a in accounts if a.owner_id}
+        creator_of = {a.id: a.created_by for a in accounts if a.created_by}
+        account_ids = {c.account_id for c in contacts if c.account_id}
+        due: dict[str, datetime] = {}
+        for journey in self.live:
+            state = JourneyState(
+                progress={p.contact_id: p for p in self.store.progress(journey.name, by_contact)},
+                handled=frozenset(self.store.handled(journey.name, account_ids)),
+            )
+            step = advance(
+                journey,
+                members.get(journey.segment, ()),
+                by_contact,
+                by_account,
+                interactions_by_contact,
+                state,
+                now=self.now,
+                owner_of=owner_of,
+                creator_of=creator_of,
+            )
+            self.writer.queue(step.effects, by_contact, by_account)
+            saves = self.saves[journey.name]
+            saves.progress.extend(p for c, p in step.state.progress.items() if state.progress.get(c) != p)
+            saves.handled |= step.state.handled - state.handled
+            _add_counts(saves.counts, _counts_by_account(step.counts, step.counts_by_account))
+            for contact_id, moment in next_change(journey, step.state.progress.values(), interactions_by_contact,
+                                                  now=self.now).items():  # fmt: skip
+                due[contact_id] = min(moment, due.get(contact_id, moment))
+        return due
+
+    def finish(self) -> JourneyRun:
+        """Save every journey's progress (call once the effects are written) and report the totals."""
+        result = JourneyRun(created=self.writer.created)
+        for journey in self.live:
+            saves = self.saves[journey.name]
+            self.store.save_journey(journey.name, saves.progress, saves.handled, saves.counts)
+            totals = self.store.tile_counts(journey.name)
+            result.journeys[journey.name] = {
+                "target": journey.target,
+                "tiles": {tile: {c: totals.get(tile, {}).get(c, 0) for c in COUNTERS} for tile in journey.order},
+            }
+        return result
+
+
+def _add_counts(
+    into: dict[str, dict[str, dict[str, int]]], counts: Mapping[str, Mapping[str, Mapping[str, int]]]
+) -> None:
+    for account, tiles in counts.items():
+        for tile, counters in tiles.items():
+            target = into.setdefault(account, {}).setdefault(tile, {})
+            for counter, value in counters.items():
+                target[counter] = target.get(counter, 0) + value

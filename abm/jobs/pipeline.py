@@ -1,32 +1,60 @@
-"""One evaluation of a run setup over a scope of the mirror: segments, journeys, scoring, write-back, report.
+"""One evaluation of a run setup over a scope of the mirror: segments, journeys, scoring, write-back, agenda.
 
-The timer's sync evaluates every account (or one shard of them), a webhook or a replay only the accounts a change
-touched; all run this one function. It reads the records of its scope from the mirror (abm/mirror.py), evaluates the
-segments (server-side queries on a full run, the mirror evaluator otherwise: one definition, two evaluators, tested to
-agree), advances the journeys and writes their effects exactly once, scores the open leads and writes back only the
-scores that changed.
+The timer's sync evaluates every partition (or one shard's), or only those its changes touched and those whose due
+moment has come; a webhook or a replay evaluates the partitions a change touched; all run this one function. It
+walks its partitions in batches (`BATCH` accounts with everything they hold, `abm.jobs.loading`), so memory is
+bounded by the batch, not the tenant: per batch it evaluates the segments (the server-side queries' members, held
+as ids, on a full run; the mirror evaluator otherwise: one definition, two evaluators, tested to agree), advances
+the journeys and scores the open leads. The writes wait in an outbox and leave in full bulk requests; once all are
+written, journey progress and each partition's agenda entry (the next moment its outcome can change with no new
+data, and the records it read elsewhere) are saved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from enum import Enum
 from typing import Any
 
-from abm.jobs.journeys import run_journeys
-from abm.jobs.mirror import Mirror, Scope
-from abm.jobs.scoring import write_scores
+from abm.jobs.journeys import JourneyBatches
+from abm.jobs.loading import Batch, load_batch
+from abm.jobs.mirror import EVALUATED, Mirror
+from abm.jobs.outbox import Outbox
+from abm.jobs.scoring import ScoreWriter
 from abm.jobs.segments import evaluate_segments, segment_report
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
 from journeys.model import Journey
 from journeys.segments import Member, Segment, members
+from scoring.due import next_change
 from scoring.engine import score_run
 from scoring.model import ScoringModel
-from statestore.port import Evaluation
+from statestore.port import BUCKETS, AgendaEntry, Evaluation
 
-__all__ = ["RunReport", "RunSetup", "Scope", "evaluate", "merge_writes"]
+__all__ = ["BATCH", "RunReport", "RunSetup", "Scope", "Shard", "evaluate", "merge_writes"]
+
+BATCH = 250  # partitions (accounts) evaluated together
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of `count` shards of a fanned-out run: the partitions in the buckets b with b % count == index."""
+
+    index: int
+    count: int
+
+    def buckets(self) -> frozenset[int]:
+        return frozenset(b for b in range(BUCKETS) if b % self.count == self.index)
+
+
+# What an evaluation covers: every partition (None), these partitions, or every partition of a shard.
+Scope = Collection[str] | Shard | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +68,29 @@ class RunSetup:
     predictive_model: str | None = None
     send_emails: bool = False
     handoff_workflow: str | None = None
+
+    def fingerprint(self) -> str:
+        """What evaluation depends on besides the data, as a stable digest: the definitions and the options. The
+        agenda holds only for the fingerprint it was computed with."""
+        return hashlib.sha256(repr(_canonical(self)).encode()).hexdigest()[:16]
+
+
+def _canonical(value: object) -> object:
+    """A value as plain, ordered data (dataclasses by field, mappings and sets sorted), the same in every process."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [f for f in dataclasses.fields(value) if f.compare]  # derived fields (a compiled template) left out
+        return (type(value).__name__, tuple((f.name, _canonical(getattr(value, f.name))) for f in fields))
+    if isinstance(value, Mapping):
+        return ("map", tuple(sorted((repr(_canonical(k)), _canonical(v)) for k, v in value.items())))
+    if isinstance(value, set | frozenset):
+        return ("set", tuple(sorted(repr(_canonical(v)) for v in value)))
+    if isinstance(value, list | tuple):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | Decimal | Enum):
+        return value
+    raise TypeError(f"no stable form for a {type(value).__name__} in the run setup")
 
 
 @dataclass(frozen=True)
@@ -55,6 +106,7 @@ class RunReport:
     scoring: dict[str, Any] = field(default_factory=dict)
     sync: dict[str, Any] = field(default_factory=dict)
     report: str | None = None  # the HTML insights report written after the run (abm demo)
+    seconds: dict[str, float] = field(default_factory=dict)  # how long its steps took (read, evaluate)
 
     def as_dict(self) -> dict[str, Any]:
         report = {
@@ -70,6 +122,8 @@ class RunReport:
             report["sync"] = self.sync
         if self.report is not None:
             report["report"] = self.report
+        if self.seconds:
+            report["seconds"] = self.seconds
         return report
 
 
@@ -84,6 +138,107 @@ def merge_writes(*writes: dict[str, dict[str, int]]) -> dict[str, dict[str, int]
     return dict(sorted(merged.items()))
 
 
+def _add(into: dict[str, Any], part: Mapping[str, Any]) -> None:
+    """Add a summary's counts into another (nested dicts of numbers; other values are kept)."""
+    for key, value in part.items():
+        if isinstance(value, Mapping):
+            _add(into.setdefault(key, {}), value)
+        elif isinstance(value, int) and not isinstance(value, bool) and isinstance(into.get(key), int):
+            into[key] += value
+        else:
+            into.setdefault(key, value)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Evaluation:
+    """One evaluation's writers, its running totals and the agenda entries it will save."""
+
+    def __init__(self, client: DataverseClient, store: Evaluation, setup: RunSetup, now: datetime) -> None:
+        self.store, self.setup, self.now = store, setup, now
+        self.mirror = Mirror(store, setup.config)
+        self.outbox = Outbox()
+        self.journeys = JourneyBatches(
+            client, store, setup.journeys, self.outbox, now=now, send_emails=setup.send_emails
+        )
+        self.scores = ScoreWriter(
+            client,
+            self.outbox,
+            now=now,
+            predictive_model=setup.predictive_model,
+            handoff_workflow=setup.handoff_workflow,
+            store=store,
+            written=self.mirror.write_through,
+        )
+        self.tenant: dict[str, int] = {}
+        self.scoring: dict[str, Any] = score_run(setup.models, (), (), (), (), now=now).summary()
+        self.segments: dict[str, dict[str, Any]] = {}
+        self.agenda: dict[str, AgendaEntry] = {}
+        self.scored: set[str] = set()
+
+    def batch(self, batch: Batch, found: Mapping[str, Sequence[Member]], *, journeys: bool = True) -> None:
+        """Evaluate one batch (with `journeys=False`, score only the leads no batch of this run scored yet)."""
+        due: dict[str, datetime] = {}
+        if journeys:
+            _add(self.tenant, batch.counts())
+            due = self.journeys.batch(found, batch.contacts, batch.accounts, batch.interactions)
+        leads = [lead for lead in batch.leads if lead.id not in self.scored]
+        self.scored |= {lead.id for lead in leads}
+        contacts = [*batch.contacts, *batch.related_contacts]
+        interactions = [*batch.interactions, *batch.related_interactions]
+        if batch.related_interactions:
+            interactions.sort(key=lambda i: (i.occurred_on, i.id))
+        models, accounts = self.setup.models, [*batch.accounts, *batch.related_accounts]
+        run = score_run(models, leads, contacts, accounts, interactions, now=self.now)
+        self.scores.queue(run, leads, batch.scores)
+        _add(self.scoring, run.summary())
+        for lead_id, moment in next_change(models, leads, contacts, interactions, now=self.now).items():
+            due[lead_id] = min(moment, due.get(lead_id, moment))
+        moments: dict[str, datetime] = {}
+        for record_id, moment in due.items():
+            partition = batch.partition_of.get(record_id)
+            if partition is not None:
+                moments[partition] = min(moment, moments.get(partition, moment))
+        for partition, refs in batch.refs.items():
+            entry = AgendaEntry(partition, moments.get(partition), refs)
+            earlier = self.agenda.get(partition)
+            if earlier is not None:  # a second pass over a partition (the leads a journey just created)
+                due_at = min((m for m in (entry.due, earlier.due) if m is not None), default=None)
+                entry = AgendaEntry(partition, due_at, refs | earlier.refs)
+            self.agenda[partition] = entry
+
+
+def _segment_members(
+    client: DataverseClient, segments: Sequence[Segment], server: bool
+) -> tuple[dict[str, frozenset[str]] | None, dict[str, dict[str, Any]]]:
+    """On a full run, each segment's members as Dataverse's query answers them, held as contact ids, and their
+    report; otherwise nothing yet (the mirror evaluator finds the members batch by batch)."""
+    if not server:
+        return None, {}
+    found = evaluate_segments(client, segments)
+    return {name: frozenset(m.contact_id for m in ms) for name, ms in found.items()}, segment_report(found)
+
+
+def _found(setup: RunSetup, batch: Batch, server: Mapping[str, frozenset[str]] | None) -> dict[str, list[Member]]:
+    if server is None:
+        return {s.name: members(s, batch.contacts, batch.accounts) for s in setup.segments}
+    return {
+        name: sorted(Member(c.id, c.account_id) for c in batch.contacts if c.id in ids) for name, ids in server.items()
+    }
+
+
+def scope_partitions(store: Evaluation, scope: Scope) -> list[str]:
+    """The partitions a scope covers, sorted."""
+    if scope is None:
+        return store.mirror_partitions(EVALUATED)
+    if isinstance(scope, Shard):
+        return store.mirror_partitions(EVALUATED, scope.buckets())
+    return sorted(set(scope))
+
+
 def evaluate(
     client: DataverseClient,
     store: Evaluation,
@@ -92,50 +247,37 @@ def evaluate(
     now: datetime,
     scope: Scope = None,
     server_segments: bool = False,
-    refresh_leads: Callable[[], object] | None = None,
+    refresh_leads: Callable[[], set[str]] | None = None,
 ) -> RunReport:
-    """Evaluate the scope and write back; `refresh_leads` brings leads created by the journeys into the mirror so
-    that this run scores them too. The report's `requests` is the client's count (give the run a client of its own)."""
-    mirror = Mirror(store, setup.config)
-    snapshot = mirror.load(scope)
-    found: dict[str, list[Member]]
-    if server_segments:
-        found = evaluate_segments(client, setup.segments)
-    else:
-        found = {s.name: members(s, snapshot.contacts, snapshot.accounts) for s in setup.segments}
-    journey_run = run_journeys(
-        client,
-        store,
-        setup.journeys,
-        found,
-        contacts=snapshot.contacts,
-        accounts=snapshot.accounts,
-        interactions=snapshot.interactions,
-        now=now,
-        send_emails=setup.send_emails,
-        scoped=scope is not None,
-    )
-    leads = snapshot.leads
+    """Evaluate the scope in batches and write back (see the module docstring); `refresh_leads` brings the leads
+    the journeys created into the mirror (returning the partitions they touched), so that this run scores them too.
+    The report's `requests` is the client's count (give the run a client of its own)."""
+    started = time.perf_counter()
+    partitions = scope_partitions(store, scope)
+    server, segments = _segment_members(client, setup.segments, server_segments)
+    run = _Evaluation(client, store, setup, now)
+    for chunk in _chunks(partitions, BATCH):
+        batch = load_batch(store, setup.config, chunk)
+        found = _found(setup, batch, server)
+        if server is None:
+            for name, part in segment_report(found).items():
+                _add(segments.setdefault(name, {}), part)
+        run.batch(batch, found)
+    run.outbox.flush()
+    journey_run = run.journeys.finish()
     if journey_run.created["lead"] and refresh_leads is not None:  # score the leads just created, in this run
-        refresh_leads()
-        leads = mirror.load(scope).leads
-    run = score_run(setup.models, leads, snapshot.contacts, snapshot.accounts, snapshot.interactions, now=now)
-    writes = write_scores(
-        client,
-        run,
-        leads,
-        now=now,
-        predictive_model=setup.predictive_model,
-        stored=snapshot.scores,
-        store=store,
-        handoff_workflow=setup.handoff_workflow,
-    )
+        touched = sorted(refresh_leads())
+        for chunk in _chunks(touched, BATCH):
+            run.batch(load_batch(store, setup.config, chunk), {}, journeys=False)
+        run.outbox.flush()
+    store.save_agenda(run.agenda.values())
     return RunReport(
         now=now,
-        tenant=snapshot.counts(),
+        tenant=run.tenant,
         requests=client.stats.as_dict(),
-        writes=merge_writes(journey_run.writes(), writes.as_dict()),
-        segments=segment_report(found),
+        writes=merge_writes(journey_run.writes(), run.scores.result().as_dict()),
+        segments=segments,
         journeys=journey_run.journeys,
-        scoring={"models": run.summary()},
+        scoring={"models": run.scoring},
+        seconds={"evaluate": round(time.perf_counter() - started, 3)},
     )

@@ -16,11 +16,12 @@ the flag follows in the same run: a workflow should not rely on reading the flag
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from abm.errors import NotConfigured
+from abm.jobs.outbox import BULK, WORKFLOW_BATCH, Outbox
 from abm.jobs.workflows import WorkflowRun, start_workflows, workflow_problems
 from dataverse.client import DataverseClient
 from dataverse.scores import (
@@ -41,6 +42,7 @@ from statestore.port import EffectLedger
 
 __all__ = [
     "HandoffCheckError",
+    "ScoreWriter",
     "ScoreWrites",
     "check_handoff_workflow",
     "handoff_key",
@@ -94,11 +96,81 @@ def predictive_writes(
     return [w for w in writes if not w.unchanged]
 
 
-def _copy_to_predictive(client: DataverseClient, run: ScoringRun, model: str) -> int:
-    writes = predictive_writes(run.scores, model, read_predictive(client))
-    if writes:
-        upsert_predictive(client, writes)
-    return len(writes)
+class ScoreWriter:
+    """The write-back through an outbox, over a run's batches: changed scores upserted in bulk, hand-off workflows
+    started once each (before the flag), leads flagged sales-ready, one model copied to `msdyn_predictivescores`.
+    `written` is told each score row and flag that went out (the mirror keeps what the run wrote)."""
+
+    def __init__(
+        self,
+        client: DataverseClient,
+        outbox: Outbox,
+        *,
+        now: datetime,
+        predictive_model: str | None = None,
+        handoff_workflow: str | None = None,
+        store: EffectLedger | None = None,
+        written: Callable[[Sequence[ScoreWrite], Sequence[SalesReadyFlag]], None] | None = None,
+    ) -> None:
+        if handoff_workflow and store is None:
+            raise ValueError("a sales-ready hand-off workflow needs a state store (its starts are recorded there)")
+        self.client, self.outbox, self.now, self.store = client, outbox, now, store
+        self.predictive_model, self.handoff_workflow = predictive_model, handoff_workflow
+        self.written = written
+        self.upserted = self.flagged = self.copied = self.handoffs = 0
+        self._checked = False
+        self._predictive: dict[str, PredictiveScore] | None = None
+        outbox.open("scores", BULK, self._upsert)
+        outbox.open("handoffs", WORKFLOW_BATCH, self._start)
+        outbox.open("flags", BULK, self._flag, after=("handoffs",))
+        outbox.open("predictive", BULK, self._copy)
+
+    def queue(self, run: ScoringRun, leads: Sequence[Lead], stored: Mapping[tuple[str, str], ScoreRecord]) -> None:
+        """Queue what one batch's scoring changes. The hand-off workflow is checked before anything is queued."""
+        already = {lead.id for lead in leads if lead.sales_ready}
+        newly = sorted(run.sales_ready_leads() - already)
+        if self.handoff_workflow and newly and not self._checked:
+            check_handoff_workflow(self.client, self.handoff_workflow)
+            self._checked = True
+        writes = (ScoreWrite(s, self.now) for s in run.scores)
+        self.outbox.put("scores", (w for w in writes if w.differs_from(stored.get(w.key))))
+        if self.handoff_workflow:
+            workflow = self.handoff_workflow
+            self.outbox.put("handoffs", (WorkflowRun(handoff_key(workflow, lead), workflow, lead) for lead in newly))
+        self.outbox.put("flags", (SalesReadyFlag(lead, self.now) for lead in newly))
+        if self.predictive_model:
+            if self._predictive is None:
+                self._predictive = read_predictive(self.client)
+            self.outbox.put("predictive", predictive_writes(run.scores, self.predictive_model, self._predictive))
+
+    def _upsert(self, writes: list[ScoreWrite]) -> None:
+        upsert_scores(self.client, writes)
+        self.upserted += len(writes)
+        if self.written is not None:
+            self.written(writes, ())
+
+    def _start(self, runs: list[WorkflowRun]) -> None:
+        assert self.store is not None
+        self.handoffs += start_workflows(self.client, self.store, runs)[1]
+
+    def _flag(self, flags: list[SalesReadyFlag]) -> None:
+        flag_sales_ready(self.client, flags)
+        self.flagged += len(flags)
+        if self.written is not None:
+            self.written((), flags)
+
+    def _copy(self, writes: list[PredictiveWrite]) -> None:
+        upsert_predictive(self.client, writes)
+        self.copied += len(writes)
+
+    def result(self) -> ScoreWrites:
+        """What went out (call after the outbox is flushed)."""
+        return ScoreWrites(
+            upserted=self.upserted,
+            leads_flagged=self.flagged,
+            predictive_copied=self.copied if self.predictive_model else None,
+            handoffs=self.handoffs if self.handoff_workflow else None,
+        )
 
 
 def write_scores(
@@ -112,28 +184,12 @@ def write_scores(
     handoff_workflow: str | None = None,
     store: EffectLedger | None = None,
 ) -> ScoreWrites:
-    """Upsert the changed scores in bulk, start the hand-off workflow for the leads that became sales-ready (when
-    configured; it needs `store`), flag those leads, and mirror one model into `msdyn_predictivescores` when asked
-    (Dynamics 365 Sales shows those on the lead). `stored`: the scores as stored, by (lead, model), when the caller
-    has them (the mirror); otherwise they are read. The hand-off workflow is checked before anything is written."""
-    if handoff_workflow and store is None:
-        raise ValueError("a sales-ready hand-off workflow needs a state store (its starts are recorded there)")
-    already = {lead.id for lead in leads if lead.sales_ready}
-    newly = sorted(run.sales_ready_leads() - already)
-    if handoff_workflow and newly:
-        check_handoff_workflow(client, handoff_workflow)
-    stored = read_scores(client) if stored is None else stored
-    writes = [w for w in (ScoreWrite(s, now) for s in run.scores) if w.differs_from(stored.get(w.key))]
-    if writes:
-        upsert_scores(client, writes)
-    handoffs: int | None = None
-    if handoff_workflow:
-        assert store is not None
-        runs = [WorkflowRun(handoff_key(handoff_workflow, lead_id), handoff_workflow, lead_id) for lead_id in newly]
-        handoffs = start_workflows(client, store, runs)[1] if runs else 0
-    if newly:
-        flag_sales_ready(client, [SalesReadyFlag(lead_id, now) for lead_id in newly])
-    predictive_copied = _copy_to_predictive(client, run, predictive_model) if predictive_model else None
-    return ScoreWrites(
-        upserted=len(writes), leads_flagged=len(newly), predictive_copied=predictive_copied, handoffs=handoffs
+    """Write back one scoring run now (see `ScoreWriter`). `stored`: the scores as stored, by (lead, model), when
+    the caller has them (the mirror); otherwise they are read."""
+    outbox = Outbox()
+    writer = ScoreWriter(
+        client, outbox, now=now, predictive_model=predictive_model, handoff_workflow=handoff_workflow, store=store
     )
+    writer.queue(run, leads, read_scores(client) if stored is None else stored)
+    outbox.flush()
+    return writer.result()

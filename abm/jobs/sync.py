@@ -4,13 +4,19 @@
   changed), when a delta link has expired, or when asked (`abm sync --full`): every mirrored table is read again
   in 5,000-row pages with change tracking on, which also gives each table's first delta link.
 - Incremental sync otherwise: one change read per table from its stored delta link.
-- Then every account is evaluated (journeys' waits and scoring's date windows move with time, not only with data)
-  from the mirror, with no further read of Dataverse beyond what the writes need.
+- Then the partitions (accounts) are evaluated from the mirror, with no further read of Dataverse beyond what the
+  writes need: every partition after a full read or when the definitions or the settings that shape evaluation
+  changed (their fingerprint, `RunSetup.fingerprint`, is kept as a checkpoint; the agenda is rebuilt), otherwise
+  only those the agenda says are due: touched by a change since they were last evaluated, or whose next moment of
+  change with no new data (a wait ending, a trigger expiring, an interaction entering or leaving a scoring window)
+  has come.
 - Delta links are saved only after the writes they cover succeeded. A run that dies before that is simply run
-  again: the changes are read again and applied again (idempotent), and every write is idempotent.
+  again: the changes are read again and applied again (idempotent; the partitions they touched were marked due
+  before the mirror changed), and every write is idempotent.
 
 Large tenants fan out: with `ABM_SHARDS` > 1 the timer applies the changes, records a `ShardRun` holding the new
-delta links, and enqueues one message per account shard; each queue-triggered worker evaluates its shard and marks
+delta links, and enqueues one message per account shard; each queue-triggered worker evaluates its shard (the
+partitions of its buckets, `statestore.port.bucket_of`: only those due, unless the run evaluates everything), marks
 it done in the state store, and the worker that finishes the last shard saves the run's delta links. A run whose
 shards are not all done by the next tick blocks the next read until a lease runs out; then its missing shards are
 enqueued again (each shard is idempotent).
@@ -21,15 +27,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from abm.jobs.mirror import KINDS, Mirror, mirror_queries
-from abm.jobs.pipeline import RunReport, RunSetup, evaluate
+from abm.jobs.pipeline import RunReport, RunSetup, Scope, Shard, evaluate
 from abm.jobs.workflows import resume_workflows
 from dataverse.client import DataverseClient
 from dataverse.errors import ChangeTrackingTokenExpired, DataverseError
@@ -47,6 +53,7 @@ from statestore.port import (
     MirrorSync,
     RunStore,
     ShardRun,
+    bucket_of,
     iso,
     parse_iso,
 )
@@ -65,6 +72,7 @@ __all__ = [
 log = logging.getLogger("abm.sync")
 SHARD_LEASE = timedelta(hours=1)
 COLUMNS = "columns"
+EVALUATION = "evaluation"  # the fingerprint of what the agenda was computed with
 _CHUNK = 1000
 
 
@@ -73,8 +81,8 @@ def _delta(kind: str) -> str:
 
 
 def shard_of(partition: str, shards: int) -> int:
-    """The shard a partition belongs to: stable across processes and Python versions (CRC-32, not `hash`)."""
-    return zlib.crc32(partition.encode()) % shards
+    """The shard a partition belongs to: its fixed bucket's (so changing the shard count moves nothing)."""
+    return bucket_of(partition) % shards
 
 
 @dataclass(frozen=True)
@@ -85,17 +93,20 @@ class ShardMessage:
     shard: int
     shards: int
     now: datetime
+    everything: bool = True  # every partition of the shard, or only those due
 
     def to_json(self) -> str:
-        return json.dumps({"run": self.run_id, "shard": self.shard, "shards": self.shards, "now": iso(self.now)})
+        data = {"run": self.run_id, "shard": self.shard, "shards": self.shards, "now": iso(self.now)}
+        return json.dumps({**data, "everything": self.everything})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ShardMessage:
         data = json.loads(text)
-        return cls(str(data["run"]), int(data["shard"]), int(data["shards"]), parse_iso(str(data["now"])))
+        shard = cls(str(data["run"]), int(data["shard"]), int(data["shards"]), parse_iso(str(data["now"])))
+        return replace(shard, everything=bool(data.get("everything", True)))
 
 
-MIRROR_LAYOUT = 2  # raise when the mirror files rows differently (2: opportunities follow their contact's account)
+MIRROR_LAYOUT = 3  # raise when the mirror files rows differently (3: consent rows by address)
 
 
 def _fingerprint(queries: Mapping[str, Query]) -> str:
@@ -108,8 +119,8 @@ def _fingerprint(queries: Mapping[str, Query]) -> str:
 
 @dataclass
 class Sync:
-    """What a sync read: the mode, the changes applied, and the pending checkpoints (the timer evaluates every
-    account whatever changed, so the partitions a change touched are not kept)."""
+    """What a sync read: the mode, the changes applied, and the pending checkpoints (the partitions a change touched
+    are marked due in the agenda, not kept here)."""
 
     mode: str
     changes: int
@@ -119,14 +130,15 @@ class Sync:
         return {"mode": self.mode, "changes": self.changes}
 
 
-def _apply_feed(mirror: Mirror, kind: str, feed: Any, contacts: dict[str, str]) -> int:
-    """Apply a change feed to the mirror in chunks; a removed contact is forgotten (progress, events)."""
-    count = 0
+def _apply_feed(mirror: Mirror, kind: str, feed: Any, contacts: dict[str, str]) -> tuple[int, set[str]]:
+    """Apply a change feed to the mirror in chunks; a removed contact is forgotten (progress, events). Returns the
+    changes read and the partitions they touched."""
+    count, touched = 0, set[str]()
     upserts: list[dict[str, Any]] = []
 
     def flush() -> None:
         nonlocal upserts
-        mirror.apply(kind, upserts, contacts)
+        touched.update(mirror.apply(kind, upserts, contacts))
         upserts = []
 
     for change in feed:
@@ -137,9 +149,9 @@ def _apply_feed(mirror: Mirror, kind: str, feed: Any, contacts: dict[str, str]) 
                 flush()
         elif isinstance(change, Removed):
             flush()
-            forget(mirror, kind, str(change.id).lower())
+            touched.update(forget(mirror, kind, str(change.id).lower()))
     flush()
-    return count
+    return count, touched
 
 
 def forget(mirror: Mirror, kind: str, id: str) -> set[str]:
@@ -166,13 +178,14 @@ def read_into_mirror(client: DataverseClient, store: MirrorSync, setup: RunSetup
 
 
 def _read_full(client: DataverseClient, mirror: Mirror, queries: Mapping[str, Query], fingerprint: str) -> Sync:
+    mirror = Mirror(mirror.store, mirror.config, track=False)  # every partition is evaluated after a full read
     mirror.store.clear_mirror()
     checkpoints, count, contacts = {COLUMNS: fingerprint}, 0, dict[str, str]()
     for kind in KINDS:
         if kind not in queries:
             continue
         feed = client.read_changes(queries[kind], annotations=read_annotations(kind))
-        count += _apply_feed(mirror, kind, feed, contacts)
+        count += _apply_feed(mirror, kind, feed, contacts)[0]
         assert feed.delta_link is not None, "a change-tracking read ends with a delta link"
         checkpoints[_delta(kind)] = feed.delta_link
     return Sync("full", count, checkpoints)
@@ -191,22 +204,25 @@ def _read_changes(
         if link is None:
             continue
         feed = client.read_changes(link, annotations=read_annotations(kind))
-        count += _apply_feed(mirror, kind, feed, contacts)
+        count += _apply_feed(mirror, kind, feed, contacts)[0]
         checkpoints[_delta(kind)] = feed.delta_link or link
     return Sync("incremental", count, checkpoints)
 
 
-def refresher(client: DataverseClient, mirror: Mirror, checkpoints: dict[str, str], kind: str) -> Callable[[], None]:
-    """A callback that reads one table's changes since the pending delta link into the mirror and moves the link
-    on: how the leads a journey created in this run reach the scoring of this run."""
+def refresher(
+    client: DataverseClient, mirror: Mirror, checkpoints: dict[str, str], kind: str
+) -> Callable[[], set[str]]:
+    """A callback that reads one table's changes since the pending delta link into the mirror, moves the link on and
+    returns the partitions touched: how the leads a journey created in this run reach the scoring of this run."""
 
-    def refresh() -> None:
+    def refresh() -> set[str]:
         link = checkpoints.get(_delta(kind))
         if link is None:
-            return
+            return set()
         feed = client.read_changes(link, annotations=read_annotations(kind))
-        _apply_feed(mirror, kind, feed, {})
+        touched = _apply_feed(mirror, kind, feed, {})[1]
         checkpoints[_delta(kind)] = feed.delta_link or link
+        return touched
 
     return refresh
 
@@ -220,36 +236,49 @@ def sync(
     full: bool = False,
     shards: int = 1,
     enqueue: Callable[[Sequence[str]], None] | None = None,
+    evaluate_all: bool = False,
 ) -> RunReport:
     """One timer run. With `shards` > 1 and an `enqueue` for the queue messages, the evaluation fans out and the
-    report says so; otherwise every account is evaluated here and the delta links saved at the end. Each run first
+    report says so; otherwise the partitions are evaluated here (every one after a full read, a change of
+    definitions or with `evaluate_all`; else those due) and the delta links saved at the end. Each run first
     finishes the workflow starts an earlier run claimed and died before making (`resume_workflows`)."""
+    started = time.perf_counter()
     _resume_workflows(client, store)
     open_run = store.open_run() if shards > 1 else None
     if open_run is not None:
         return _resume(client, store, open_run, now=now, enqueue=enqueue)
     read = read_into_mirror(client, store, setup, full=full)
+    seconds = {"read": round(time.perf_counter() - started, 3)}
+    everything = evaluate_all or read.mode == "full" or store.checkpoint(EVALUATION) != setup.fingerprint()
+    if everything:
+        store.clear_agenda()  # rebuilt by evaluating every partition
+    read.checkpoints[EVALUATION] = setup.fingerprint()
     if shards > 1 and enqueue is not None:
         run = ShardRun(str(uuid.uuid4()), shards, now, read.checkpoints)
         store.start_run(run)
-        enqueue([ShardMessage(run.id, shard, shards, now).to_json() for shard in range(shards)])
+        enqueue([ShardMessage(run.id, shard, shards, now, everything).to_json() for shard in range(shards)])
         return RunReport(
             now=now,
             tenant={},
             requests=client.stats.as_dict(),
             sync={**read.as_dict(), "shards": shards, "run": run.id},
+            seconds=seconds,
         )
     mirror = Mirror(store, setup.config)
+    due = None if everything else store.due_partitions(now)
     report = evaluate(
         client,
         store,
         setup,
         now=now,
+        scope=due,
         server_segments=read.mode == "full",
         refresh_leads=refresher(client, mirror, read.checkpoints, "lead"),
     )
     store.save_checkpoints(read.checkpoints)
-    return replace(report, requests=client.stats.as_dict(), sync=read.as_dict())
+    evaluated = {} if due is None else {"evaluated": len(due)}
+    seconds |= {**report.seconds, "total": round(time.perf_counter() - started, 3)}
+    return replace(report, requests=client.stats.as_dict(), sync={**read.as_dict(), **evaluated}, seconds=seconds)
 
 
 def _resume_workflows(client: DataverseClient, store: EffectLedger) -> None:
@@ -311,19 +340,16 @@ def store_dead_shard(store: EventLog, body: bytes, *, attempts: int, now: dateti
 def run_shard(client: DataverseClient, store: RunStore, setup: RunSetup, message: ShardMessage) -> RunReport:
     """Evaluate one shard of a fanned-out run (idempotent), mark it done, and save the run's delta links when it
     was the last one: the state store's count of finished shards is what knows that all are done."""
-    report = evaluate(
-        client,
-        store,
-        setup,
-        now=message.now,
-        scope=lambda partition: shard_of(partition, message.shards) == message.shard,
-    )
+    shard = Shard(message.shard, message.shards)
+    scope: Scope = shard if message.everything else store.due_partitions(message.now, shard.buckets())
+    report = evaluate(client, store, setup, now=message.now, scope=scope)
     if store.finish_shard(message.run_id, message.shard):
         run = store.open_run()
         if run is not None and run.id == message.run_id:
             store.save_checkpoints(run.checkpoints)
             store.complete_run(run.id)
-    return replace(report, sync={"mode": "shard", "run": message.run_id, "shard": message.shard})
+    evaluated = {} if isinstance(scope, Shard) or scope is None else {"evaluated": len(scope)}
+    return replace(report, sync={"mode": "shard", "run": message.run_id, "shard": message.shard, **evaluated})
 
 
 def run_main_job(

@@ -8,13 +8,13 @@ One account's insights read that account's partition of the mirror only; cohorts
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from abm.errors import NotFound
-from abm.jobs.mirror import Mirror, Scope
+from abm.jobs.mirror import load_snapshot
 from abm.jobs.pipeline import RunSetup
 from abm.views.params import InsightsInputError, check_names, cohort_settings, date_range, flow_settings, path_settings
 from insights.cohorts import CohortSettings, Criteria, MetricTest, cohort_table
@@ -33,7 +33,7 @@ from insights.timeline import (
 )
 from journeys.engine import COUNTERS
 from scoring.records import Account, Contact, Lead, Opportunity, StoredScore
-from statestore.port import InsightsStore, MirrorAndErasure, MirrorAndProgress, ProgressStore, iso
+from statestore.port import InsightsStore, MirrorAndProgress, MirrorStore, ProgressStore, iso
 
 __all__ = [
     "Dataset",
@@ -71,8 +71,8 @@ class Dataset:
         return {e.type for e in self.events} | set(MILESTONES) | set(INTERACTION_KPIS.values())
 
 
-def load(store: MirrorAndErasure, setup: RunSetup, scope: Scope = None) -> Dataset:
-    snapshot = Mirror(store, setup.config).load(scope)
+def load(store: MirrorStore, setup: RunSetup, scope: Collection[str] | None = None) -> Dataset:
+    snapshot = load_snapshot(store, setup.config, scope)
     return Dataset(
         accounts={a.id: a for a in snapshot.accounts},
         contacts=snapshot.contacts,
@@ -145,19 +145,19 @@ def journey_insights(store: MirrorAndProgress, setup: RunSetup, name: str, param
     }
 
 
-def cohorts(store: MirrorAndErasure, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def cohorts(store: MirrorStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/cohorts`: a cohort table (see `abm.views.params` for the parameters)."""
     data = load(store, setup)
     return cohort_table(data.events, cohort_settings(params, now, data.known_types())).as_dict()
 
 
-def flows(store: MirrorAndErasure, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def flows(store: MirrorStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/flows`: a flow anchored on an event type or dimension item."""
     data = load(store, setup)
     return flow(data.events, flow_settings(params, now, data.known_types())).as_dict()
 
 
-def paths(store: MirrorAndErasure, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def paths(store: MirrorStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/paths`: conversion between steps with fallout, and one account's own path."""
     data = load(store, setup)
     settings = path_settings(params, now, data.known_types())

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from abm.definitions import definition_files, load_segments
-from abm.jobs.mirror import Mirror, Snapshot
+from abm.jobs.mirror import Snapshot, load_snapshot
 from abm.jobs.pipeline import RunSetup
 from abm.jobs.segments import evaluate_segment
 from abm.jobs.sync import read_into_mirror
@@ -74,7 +74,7 @@ def world() -> Iterator[tuple[DataverseClient, Snapshot]]:
         config = MappingConfig(consent_levels={})
         state = SqliteStateStore()
         read_into_mirror(client, state, RunSetup(segments=segments, config=config))
-        yield client, Mirror(state, config).load()
+        yield client, load_snapshot(state, config)
     store.close()
 
 

@@ -1,0 +1,281 @@
+"""A bulk load of the Azure mirror: how a full sync refills a mirror it emptied (`statestore.azure_mirror`).
+
+A full sync empties the mirror and puts every row again, 1,000 rows of one kind at a time, in Dataverse's order (by
+id, so in no order of partition), each chunk after a read by id of the same rows. Written row by row, a chunk would
+touch hundreds of partitions (a transaction each) and every read by id would be a query. So `clear_mirror` starts a
+new generation (`statestore.azure_generations`) that only this process writes until it is sealed, and:
+
+- a put appends fragments: per 16th of the buckets, one entity with the chunk's rows of those partitions, and per
+  16th of the id buckets one with where those rows are; all of a kind's fragments share a PartitionKey, so a chunk is
+  one or two transactions, whatever partitions it touches;
+- a read by id answers from what this process put (the generation is its own): an id it never put is not there,
+  without a request; one it put (ids are remembered as 64-bit digests, 8 bytes each) is read from the fragments;
+- sealing turns the fragments into the layout readers use, one 16th of a kind at a time (what memory holds):
+  id pages first (learning which ids moved or were removed during the load), then partition pages and the listing;
+  the fragments' table is then deleted and the generation published.
+
+The owner seals before anything that reads by partition or hands the mirror to another process (reads by partition,
+listing partitions, saving checkpoints, starting a fanned-out run, closing the store). Until then other processes
+keep reading the previous generation; a process that dies before sealing leaves the previous mirror in place (and
+its checkpoints, so the next sync reads everything again).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Final
+
+from azure.data.tables import TableClient, TableEntity
+
+from statestore.azure_generations import Generation
+from statestore.azure_pages import (
+    ELSEWHERE,
+    GROUPS,
+    ROW_INLINE,
+    dumps,
+    group_of,
+    id_bucket,
+    id_group,
+    id_key,
+    id_payload,
+    join_pages,
+    listing_key,
+    page_properties,
+    page_text,
+    quote,
+    row_data,
+)
+from statestore.azure_storage import (
+    AzureStorage,
+    Op,
+    digest,
+    new_entity,
+    range_filters,
+    table_key,
+    upsert_op,
+)
+from statestore.port import MirrorRow, bucket_of
+
+__all__ = ["BulkLoad"]
+
+_SLICES: Final = GROUPS  # fragments per flush and side, a PartitionKey's worth of rows or of id pages each
+_FLUSH: Final = 16_000_000  # characters of lines held before they are written as fragments
+_AT_ONCE: Final = 50_000  # rows of a kind up to which a seal reads a side's fragments in one query
+_WRITE_AT: Final = 2_000  # entities a seal writes at once
+_NULL: Final = "null"
+
+
+def _hash(id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(id.encode(), digest_size=8).digest(), "big")
+
+
+class _Seen:
+    """The ids put, as sorted runs of 64-bit digests (merged as they grow, so a few runs of log size)."""
+
+    def __init__(self) -> None:
+        self._runs: list[array[int]] = []
+
+    def add(self, ids: Iterable[str]) -> None:
+        self._runs.append(array("Q", sorted({_hash(id) for id in ids})))
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            newer, older = self._runs.pop(), self._runs.pop()
+            self._runs.append(array("Q", sorted(older + newer)))
+
+    def __contains__(self, id: object) -> bool:
+        value = _hash(str(id))
+        for run in self._runs:
+            at = bisect.bisect_left(run, value)
+            if at < len(run) and run[at] == value:
+                return True
+        return False
+
+
+class BulkLoad:
+    """A new generation this process fills and then seals (see the module docstring)."""
+
+    def __init__(self, storage: AzureStorage, generation: Generation) -> None:
+        self._storage, self.generation = storage, generation
+        self._flushes = 0
+        self._seen: dict[str, _Seen] = {}
+        self._counts: dict[str, int] = {}
+        self._held: dict[tuple[str, str, int], list[str]] = {}  # (kind, side, slice) -> lines not written yet
+        self._size = 0
+
+    # ---- while loading ----
+
+    def put(self, kind: str, rows: Sequence[MirrorRow]) -> None:
+        """Hold the rows (one per id) as lines; write them as fragments once enough are held."""
+        for row in rows:
+            id_json, part_json, text = quote(row.id), quote(row.partition), dumps(row.data)
+            blob = None
+            if len(text) > ROW_INLINE:
+                blob = f"{self.generation.blobs}{digest(kind, row.id)}"
+                self._storage._container.upload_blob(blob, text.encode(), overwrite=True)
+                text = dumps(blob)
+            self._hold(kind, "p", bucket_of(row.partition) * _SLICES // 1024, f"{id_json}\t{part_json}\t{text}")
+            by_id = f"{id_json}\t{part_json}\t{id_payload(text)}"
+            self._hold(kind, "i", id_group(row.id), by_id)
+        self._seen.setdefault(kind, _Seen()).add(row.id for row in rows)
+        self._counts[kind] = self._counts.get(kind, 0) + len(rows)
+        if self._size > _FLUSH:
+            self._flush()
+
+    def delete(self, kind: str, ids: Sequence[str]) -> None:
+        """Note the removal of the rows put before (others were never here)."""
+        seen = self._seen.get(kind)
+        for id in ids:
+            if seen is not None and id in seen:
+                self._hold(kind, "i", id_group(id), f"{quote(id)}\t{_NULL}\t{_NULL}")
+
+    def _hold(self, kind: str, side: str, number: int, text: str) -> None:
+        self._held.setdefault((kind, side, number), []).append(text)
+        self._size += len(text)
+
+    def _flush(self) -> None:
+        """Write the lines held as fragments: per kind, side and slice, one entity (or more, if large), in the
+        kind's PartitionKey, numbered in the order written."""
+        self._flushes += 1
+        ops: list[Op] = []
+        for (kind, side, number), lines in self._held.items():
+            for n, text in enumerate(join_pages(lines)):
+                rk = f"{side}{number:02d}!{self._flushes:06d}!{n:03d}"
+                ops.append(upsert_op(new_entity(table_key(kind), rk, **page_properties(text))))
+        self._storage._transact(self.generation.log, ops)
+        self._held.clear()
+        self._size = 0
+
+    def _lines(self, kind: str, side: str, slices: Iterable[int]) -> list[list[str]]:
+        """The lines of these slices, in the order they were put: the fragments written, then those held."""
+        numbers = sorted(set(slices))
+        found: list[TableEntity] = []
+        if self._flushes:
+            ranges = [(f"{side}{n:02d}!", f'{side}{n:02d}"') for n in numbers]
+            found = self._storage._query_all(self.generation.log, range_filters(table_key(kind), ranges))
+            found.sort(key=lambda entity: str(entity["RowKey"]))
+        written = [text.split("\n") for text in (page_text(entity) for entity in found) if text]
+        return written + [self._held.get((kind, side, n), []) for n in numbers]
+
+    def _slices(self, kind: str, side: str) -> Iterator[tuple[int, list[list[str]]]]:
+        """Every slice of a side with its lines (as `_lines`): a small kind's read in one query, a large one's a
+        slice at a time (what memory holds)."""
+        if self._counts.get(kind, 0) > _AT_ONCE or not self._flushes:
+            for number in range(_SLICES):
+                yield number, self._lines(kind, side, [number])
+            return
+        filters = range_filters(table_key(kind), [(side, chr(ord(side) + 1))])
+        found = sorted(self._storage._query_all(self.generation.log, filters), key=lambda e: str(e["RowKey"]))
+        by_slice: dict[int, list[list[str]]] = {}
+        for entity in found:
+            text = page_text(entity)
+            if text:
+                by_slice.setdefault(int(str(entity["RowKey"])[1:3]), []).append(text.split("\n"))
+        for number in range(_SLICES):
+            yield number, [*by_slice.get(number, []), self._held.get((kind, side, number), [])]
+
+    def rows(self, kind: str, ids: Sequence[str]) -> dict[str, MirrorRow]:
+        """The rows with these ids, from what this process put."""
+        seen = self._seen.get(kind)
+        wanted = {quote(id) for id in ids if seen is not None and id in seen}
+        if not wanted:
+            return {}
+        where: dict[str, tuple[str, str]] = {}
+        for lines in self._lines(kind, "i", {id_group(json.loads(i)) for i in wanted}):
+            for text in lines:
+                id_json, part_json, payload = text.split("\t", 2)
+                if id_json in wanted:
+                    where[id_json] = (part_json, payload)
+        located = {id_json: part_json for id_json, (part_json, _) in where.items() if part_json != _NULL}
+        payloads = {id_json: where[id_json][1] for id_json in located if where[id_json][1] != ELSEWHERE}
+        elsewhere = {id_json: located[id_json] for id_json in located.keys() - payloads.keys()}
+        slices = {bucket_of(json.loads(part_json)) * _SLICES // 1024 for part_json in elsewhere.values()}
+        for lines in self._lines(kind, "p", slices) if elsewhere else ():
+            for text in lines:
+                id_json, part_json, payload = text.split("\t", 2)
+                if elsewhere.get(id_json) == part_json:
+                    payloads[id_json] = payload
+        container = self._storage._container
+        return {
+            json.loads(id_json): MirrorRow(
+                kind, json.loads(id_json), json.loads(located[id_json]), row_data(container, payload)
+            )
+            for id_json, payload in payloads.items()
+        }
+
+    # ---- sealing ----
+
+    def seal(self) -> None:
+        """Write the loaded rows in the readers' layout (see the module docstring)."""
+        for kind in sorted(self._seen):
+            moved = self._seal_ids(kind)
+            self._seal_partitions(kind, moved)
+        self._held.clear()
+
+    def _write(self, table: TableClient, ops: list[Op], *, last: bool = False) -> list[Op]:
+        """Write `ops` once they are many (or `last`): transactions of several slices go out together, a few at a
+        time; returns what is still to write."""
+        if ops and (last or len(ops) >= _WRITE_AT or sum(len(op[1].get("t00", "")) for op in ops) > _FLUSH):
+            self._storage._transact(table, ops)
+            return []
+        return ops
+
+    def _seal_ids(self, kind: str) -> dict[str, str]:
+        """Write the id pages, a slice (one PartitionKey of them) at a time; returns the ids put in more than one
+        partition or removed, with their last partition (or "null")."""
+        kind_key = table_key(kind)
+        moved: dict[str, str] = {}
+        ops: list[Op] = []
+        for _, slice_lines in self._slices(kind, "i"):
+            last: dict[str, tuple[str, str]] = {}
+            blobbed: set[str] = set()
+            for lines in slice_lines:
+                for text in lines:
+                    id_json, part_json, payload = text.split("\t", 2)
+                    before = last.get(id_json)
+                    if part_json == _NULL or id_json in moved or (before is not None and before[0] != part_json):
+                        moved[id_json] = part_json
+                    if payload.startswith('"'):
+                        blobbed.add(payload)
+                    last[id_json] = (part_json, payload)
+            pages: dict[int, list[str]] = {}
+            for id_json, (part_json, payload) in last.items():
+                if part_json != _NULL:
+                    pages.setdefault(id_bucket(json.loads(id_json)), []).append(f"{id_json}\t{part_json}\t{payload}")
+                blobbed.discard(payload)
+            ops += [
+                ("create", new_entity(*id_key(kind_key, bucket), **page_properties("\n".join(sorted(lines)))), {})
+                for bucket, lines in pages.items()
+            ]
+            ops = self._write(self.generation.ids, ops)
+            self._storage._drop_blobs(json.loads(blob) for blob in blobbed)
+        self._write(self.generation.ids, ops, last=True)
+        return moved
+
+    def _seal_partitions(self, kind: str, moved: dict[str, str]) -> None:
+        """Write the partition pages and the listing, a slice (one PartitionKey of rows) at a time, without the rows
+        of an id put elsewhere later or removed."""
+        kind_key = table_key(kind)
+        listing: list[Op] = []
+        pages: list[Op] = []
+        for _, slice_lines in self._slices(kind, "p"):
+            rows: dict[str, dict[str, str]] = {}
+            for lines in slice_lines:
+                for text in lines:
+                    id_json, part_json, payload = text.split("\t", 2)
+                    if moved.get(id_json, part_json) == part_json:
+                        rows.setdefault(part_json, {})[id_json] = payload
+            for part_json, by_id in rows.items():
+                partition = json.loads(part_json)
+                partition_key = table_key(partition)
+                texts = join_pages(f"{id_json}\t{by_id[id_json]}" for id_json in sorted(by_id))
+                for n, text in enumerate(texts):
+                    rk = f"{partition_key}!{kind_key}!p!{n:03d}"
+                    page = new_entity(group_of(partition), rk, kind=kind, partition=partition, **page_properties(text))
+                    pages.append(("create", page, {}))
+                listing.append(("create", new_entity(*listing_key(kind_key, partition), partition=partition), {}))
+            pages = self._write(self.generation.rows, pages)
+        self._write(self.generation.rows, pages, last=True)
+        self._storage._transact(self.generation.listing, listing)
