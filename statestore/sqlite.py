@@ -72,9 +72,15 @@ class SqliteStateStore(SqliteAgenda, SqliteEventLog):
 
     def __init__(self, path: str | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or wall_clock
-        self.conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        self.conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.RLock()
         with self._lock:
+            # A write-ahead log: a commit is an append, synced at checkpoints rather than an fsync per transaction
+            # (a run records thousands of workflow claims one by one). What it gives up: a power loss or an OS crash
+            # (not a crash of the process) may roll back the last commits; this is the local and demo store.
+            if path:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
             (version,) = self.conn.execute("PRAGMA user_version").fetchone()
         # Upgrading takes the write lock first (and reads the version again under it): of two processes opening an
         # old file at once, one migrates. A current file is opened without writing.
