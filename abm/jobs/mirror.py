@@ -129,12 +129,13 @@ def mirror_queries(
 
 class Mirror:
     """Applies changes to the mirror in one state store, reporting (and marking due) the partitions they touched.
-    `track=False` for a full read, which evaluates every partition anyway."""
+    `fresh=True` while a full read fills the mirror it just cleared: no row is there to compare with, and nothing is
+    marked due (every partition is evaluated after a full read)."""
 
-    def __init__(self, store: MirrorAndAgenda, config: MappingConfig | None = None, *, track: bool = True) -> None:
+    def __init__(self, store: MirrorAndAgenda, config: MappingConfig | None = None, *, fresh: bool = False) -> None:
         self.store = store
         self.config = config or MappingConfig()
-        self.track = track
+        self.fresh = fresh
 
     def row_id(self, kind: str, row: Mapping[str, Any]) -> str:
         return mapping.row_id(table(kind), row)
@@ -186,7 +187,7 @@ class Mirror:
 
     def _due(self, touched: set[str], refs: set[str]) -> set[str]:
         """The partitions touched and those whose evaluation read a changed record, marked due at once."""
-        if not self.track:
+        if self.fresh:
             return touched
         due = touched | (self.store.dependents(refs) if refs else set())
         if due:
@@ -207,8 +208,8 @@ class Mirror:
         partitions = self.partitions_of(kind, rows, contacts)
         if kind == "contact":
             contacts.update(zip(ids, partitions, strict=True))
-        before = self.store.mirror_rows(kind, ids)
-        provisional = self._provisional(kind, rows, ids, before)
+        before = {} if self.fresh else self.store.mirror_rows(kind, ids)
+        provisional = {} if self.fresh else self._provisional(kind, rows, ids, before)
         changed = [
             (i, p, row)
             for i, p, row in zip(ids, partitions, rows, strict=True)
@@ -225,7 +226,7 @@ class Mirror:
         if kind == CONSENT:  # a consent partition is not evaluated: the contacts with its address are
             touched = set()
         refs = set[str]()
-        if self.track:
+        if not self.fresh:
             refs = refs.union(*(self._refs(kind, row) for _, _, row in changed))
             refs |= refs.union(*(self._refs(kind, before[i].data) for i, _, _ in changed if i in before))
         due = self._due(touched, refs)

@@ -178,7 +178,7 @@ def read_into_mirror(client: DataverseClient, store: MirrorSync, setup: RunSetup
 
 
 def _read_full(client: DataverseClient, mirror: Mirror, queries: Mapping[str, Query], fingerprint: str) -> Sync:
-    mirror = Mirror(mirror.store, mirror.config, track=False)  # every partition is evaluated after a full read
+    mirror = Mirror(mirror.store, mirror.config, fresh=True)
     mirror.store.clear_mirror()
     checkpoints, count, contacts = {COLUMNS: fingerprint}, 0, dict[str, str]()
     for kind in KINDS:
