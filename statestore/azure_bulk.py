@@ -36,11 +36,11 @@ from statestore.azure_pages import (
     ELSEWHERE,
     GROUPS,
     ROW_INLINE,
+    IdLayout,
     dumps,
     group_of,
-    id_bucket,
+    id_buckets_for,
     id_group,
-    id_key,
     id_payload,
     join_pages,
     listing_key,
@@ -66,6 +66,7 @@ _SLICES: Final = GROUPS  # fragments per flush and side, a PartitionKey's worth 
 _FLUSH: Final = 16_000_000  # characters of lines held before they are written as fragments
 _AT_ONCE: Final = 50_000  # rows of a kind up to which a seal reads a side's fragments in one query
 _WRITE_AT: Final = 2_000  # entities a seal writes at once
+_KEPT: Final = 64_000_000  # characters of a kind's rows up to which a seal keeps them all to write its id pages
 _NULL: Final = "null"
 
 
@@ -102,6 +103,7 @@ class BulkLoad:
         self._flushes = 0
         self._seen: dict[str, _Seen] = {}
         self._counts: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}  # characters of a kind's rows put
         self._held: dict[tuple[str, str, int], list[str]] = {}  # (kind, side, slice) -> lines not written yet
         self._size = 0
 
@@ -116,9 +118,10 @@ class BulkLoad:
                 blob = f"{self.generation.blobs}{digest(kind, row.id)}"
                 self._storage._container.upload_blob(blob, text.encode(), overwrite=True)
                 text = dumps(blob)
-            self._hold(kind, "p", bucket_of(row.partition) * _SLICES // 1024, f"{id_json}\t{part_json}\t{text}")
-            by_id = f"{id_json}\t{part_json}\t{id_payload(text)}"
-            self._hold(kind, "i", id_group(row.id), by_id)
+            line = f"{id_json}\t{part_json}\t{text}"
+            self._hold(kind, "p", bucket_of(row.partition) * _SLICES // 1024, line)
+            self._hold(kind, "i", id_group(row.id), f"{id_json}\t{part_json}")
+            self._sizes[kind] = self._sizes.get(kind, 0) + len(line)
         self._seen.setdefault(kind, _Seen()).add(row.id for row in rows)
         self._counts[kind] = self._counts.get(kind, 0) + len(rows)
         if self._size > _FLUSH:
@@ -129,7 +132,7 @@ class BulkLoad:
         seen = self._seen.get(kind)
         for id in ids:
             if seen is not None and id in seen:
-                self._hold(kind, "i", id_group(id), f"{quote(id)}\t{_NULL}\t{_NULL}")
+                self._hold(kind, "i", id_group(id), f"{quote(id)}\t{_NULL}")
 
     def _hold(self, kind: str, side: str, number: int, text: str) -> None:
         self._held.setdefault((kind, side, number), []).append(text)
@@ -182,20 +185,19 @@ class BulkLoad:
         wanted = {quote(id) for id in ids if seen is not None and id in seen}
         if not wanted:
             return {}
-        where: dict[str, tuple[str, str]] = {}
+        where: dict[str, str] = {}
         for lines in self._lines(kind, "i", {id_group(json.loads(i)) for i in wanted}):
             for text in lines:
-                id_json, part_json, payload = text.split("\t", 2)
+                id_json, part_json = text.split("\t")
                 if id_json in wanted:
-                    where[id_json] = (part_json, payload)
-        located = {id_json: part_json for id_json, (part_json, _) in where.items() if part_json != _NULL}
-        payloads = {id_json: where[id_json][1] for id_json in located if where[id_json][1] != ELSEWHERE}
-        elsewhere = {id_json: located[id_json] for id_json in located.keys() - payloads.keys()}
-        slices = {bucket_of(json.loads(part_json)) * _SLICES // 1024 for part_json in elsewhere.values()}
-        for lines in self._lines(kind, "p", slices) if elsewhere else ():
+                    where[id_json] = part_json
+        located = {id_json: part_json for id_json, part_json in where.items() if part_json != _NULL}
+        slices = {bucket_of(json.loads(part_json)) * _SLICES // 1024 for part_json in located.values()}
+        payloads: dict[str, str] = {}
+        for lines in self._lines(kind, "p", slices) if located else ():
             for text in lines:
                 id_json, part_json, payload = text.split("\t", 2)
-                if elsewhere.get(id_json) == part_json:
+                if located.get(id_json) == part_json:
                     payloads[id_json] = payload
         container = self._storage._container
         return {
@@ -208,65 +210,69 @@ class BulkLoad:
     # ---- sealing ----
 
     def seal(self) -> None:
-        """Write the loaded rows in the readers' layout (see the module docstring)."""
+        """Write the loaded rows in the readers' layout (see the module docstring), a kind at a time: which ids
+        moved (or went) while loading, then the partition pages (and, for a kind small enough to hold, its rows by
+        id), then the id pages."""
         for kind in sorted(self._seen):
-            moved = self._seal_ids(kind)
-            self._seal_partitions(kind, moved)
+            moved = self._moved(kind)
+            payloads = self._seal_partitions(kind, moved, keep=self._sizes.get(kind, 0) <= _KEPT)
+            self._seal_ids(kind, payloads)
         self._held.clear()
 
     def _write(self, table: TableClient, ops: list[Op], *, last: bool = False) -> list[Op]:
         """Write `ops` once they are many (or `last`): transactions of several slices go out together, a few at a
         time; returns what is still to write."""
-        if ops and (last or len(ops) >= _WRITE_AT or sum(len(op[1].get("t00", "")) for op in ops) > _FLUSH):
+        if ops and (last or len(ops) >= _WRITE_AT or sum(len(op[1].get("z00", b"")) for op in ops) > _FLUSH // 4):
             self._storage._transact(table, ops)
             return []
         return ops
 
-    def _seal_ids(self, kind: str) -> dict[str, str]:
-        """Write the id pages, a slice (one PartitionKey of them) at a time; returns the ids put in more than one
-        partition or removed, with their last partition (or "null")."""
-        kind_key = table_key(kind)
+    def _last_places(self, lines: list[list[str]]) -> dict[str, str]:
+        """id -> its last partition ("null" once removed), from a slice of id lines in the order put."""
+        last: dict[str, str] = {}
+        for some in lines:
+            for text in some:
+                id_json, part_json = text.split("\t")
+                last[id_json] = part_json
+        return last
+
+    def _moved(self, kind: str) -> dict[str, str]:
+        """The ids put in more than one partition, or removed, with their last partition (or "null")."""
         moved: dict[str, str] = {}
-        ops: list[Op] = []
         for _, slice_lines in self._slices(kind, "i"):
-            last: dict[str, tuple[str, str]] = {}
-            blobbed: set[str] = set()
+            seen: dict[str, str] = {}
             for lines in slice_lines:
                 for text in lines:
-                    id_json, part_json, payload = text.split("\t", 2)
-                    before = last.get(id_json)
-                    if part_json == _NULL or id_json in moved or (before is not None and before[0] != part_json):
+                    id_json, part_json = text.split("\t")
+                    before = seen.get(id_json)
+                    if part_json == _NULL or id_json in moved or (before is not None and before != part_json):
                         moved[id_json] = part_json
-                    if payload.startswith('"'):
-                        blobbed.add(payload)
-                    last[id_json] = (part_json, payload)
-            pages: dict[int, list[str]] = {}
-            for id_json, (part_json, payload) in last.items():
-                if part_json != _NULL:
-                    pages.setdefault(id_bucket(json.loads(id_json)), []).append(f"{id_json}\t{part_json}\t{payload}")
-                blobbed.discard(payload)
-            ops += [
-                ("create", new_entity(*id_key(kind_key, bucket), **page_properties("\n".join(sorted(lines)))), {})
-                for bucket, lines in pages.items()
-            ]
-            ops = self._write(self.generation.ids, ops)
-            self._storage._drop_blobs(json.loads(blob) for blob in blobbed)
-        self._write(self.generation.ids, ops, last=True)
+                    seen[id_json] = part_json
         return moved
 
-    def _seal_partitions(self, kind: str, moved: dict[str, str]) -> None:
+    def _seal_partitions(self, kind: str, moved: dict[str, str], *, keep: bool) -> dict[str, str]:
         """Write the partition pages and the listing, a slice (one PartitionKey of rows) at a time, without the rows
-        of an id put elsewhere later or removed."""
+        of an id put elsewhere later or removed; returns the rows' payloads by id when `keep`, and removes the
+        blobs of rows replaced or removed since."""
         kind_key = table_key(kind)
         listing: list[Op] = []
         pages: list[Op] = []
+        kept: dict[str, str] = {}
+        stale: set[str] = set()
+        in_use: set[str] = set()
         for _, slice_lines in self._slices(kind, "p"):
             rows: dict[str, dict[str, str]] = {}
             for lines in slice_lines:
                 for text in lines:
                     id_json, part_json, payload = text.split("\t", 2)
-                    if moved.get(id_json, part_json) == part_json:
-                        rows.setdefault(part_json, {})[id_json] = payload
+                    if moved.get(id_json, part_json) != part_json:
+                        if payload.startswith('"'):
+                            stale.add(payload)
+                        continue
+                    earlier = rows.setdefault(part_json, {}).get(id_json)
+                    if earlier is not None and earlier.startswith('"'):
+                        stale.add(earlier)
+                    rows[part_json][id_json] = payload
             for part_json, by_id in rows.items():
                 partition = json.loads(part_json)
                 partition_key = table_key(partition)
@@ -276,6 +282,31 @@ class BulkLoad:
                     page = new_entity(group_of(partition), rk, kind=kind, partition=partition, **page_properties(text))
                     pages.append(("create", page, {}))
                 listing.append(("create", new_entity(*listing_key(kind_key, partition), partition=partition), {}))
+                in_use.update(payload for payload in by_id.values() if payload.startswith('"'))
+                if keep:
+                    kept.update(by_id)
             pages = self._write(self.generation.rows, pages)
         self._write(self.generation.rows, pages, last=True)
         self._storage._transact(self.generation.listing, listing)
+        self._storage._drop_blobs(json.loads(blob) for blob in stale - in_use)
+        return kept
+
+    def _seal_ids(self, kind: str, payloads: dict[str, str]) -> None:
+        """Write the id pages, a slice (one PartitionKey of them) at a time: each id's last partition, with its
+        row's payload when known and short (`id_payload`), else `ELSEWHERE`."""
+        kind_key = table_key(kind)
+        layout = IdLayout(kind_key, id_buckets_for(self._counts.get(kind, 0)))
+        self.generation.listing.create_entity({"PartitionKey": "~", "RowKey": kind_key, "buckets": layout.buckets})
+        ops: list[Op] = []
+        for _, slice_lines in self._slices(kind, "i"):
+            pages: dict[int, list[str]] = {}
+            for id_json, part_json in self._last_places(slice_lines).items():
+                if part_json != _NULL:
+                    payload = id_payload(payloads[id_json]) if id_json in payloads else ELSEWHERE
+                    line = f"{id_json}\t{part_json}\t{payload}"
+                    pages.setdefault(layout.bucket(json.loads(id_json)), []).append(line)
+            for bucket, lines in pages.items():
+                pk, rk = layout.key(bucket)
+                ops.append(("create", new_entity(pk, rk, **page_properties("\n".join(sorted(lines)))), {}))
+            ops = self._write(self.generation.ids, ops)
+        self._write(self.generation.ids, ops, last=True)

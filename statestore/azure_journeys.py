@@ -4,6 +4,7 @@ and workflow intents (`EffectLedger`). The tables' layout: `statestore.azure_tab
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from statestore.azure_storage import (
     AzureStorage,
     Op,
     key_after,
+    key_filters,
     new_entity,
     pair_key,
     table_key,
@@ -25,22 +27,47 @@ from statestore.azure_storage import (
 )
 from statestore.port import Intent, Progress, iso_micro, parse_iso
 
-__all__ = ["AzureEffectLedger", "AzureProgress"]
+__all__ = ["GROUPS", "AzureEffectLedger", "AzureProgress"]
 
 _NO_SLASH = "~"  # the effects partition for keys without "/" (never the result of `table_key`)
+GROUPS = 16  # PartitionKeys per journey of its progress, and of its effects
+
+
+def _group(key: str) -> str:
+    return f"{zlib.crc32(key.encode()) % GROUPS:02d}"
 
 
 class AzureProgress(AzureStorage):
-    """Journey progress by journey and contact, handled (tile, account) pairs, and tile counts by account."""
+    """Journey progress by journey (in GROUPS PartitionKeys by a hash of the contact) and contact, handled (tile,
+    account) pairs, and tile counts by account.
+
+    A run saves thousands of contacts' progress in a journey: in one PartitionKey per journey (the layout before),
+    every write went to one hot partition, and Azurite slows with a partition's size. A store of the layout before is
+    converted when first opened (progress is kept, not dropped)."""
+
+    def __init__(self, connection_string: str, prefix: str) -> None:
+        super().__init__(connection_string, prefix)
+        self._regroup(self._progress, "progress", lambda e: self._progress_partition(e["journey"], e["contact_id"]))
+
+    @staticmethod
+    def _progress_partition(journey: str, contact: str) -> str:
+        return f"{table_key(journey)}!{_group(contact)}"
 
     def progress(self, journey: str, contacts: Iterable[str] | None = None) -> list[Progress]:
-        """The journey's progress (one partition), or these contacts' (lookups by RowKey; for more than SCAN_ABOVE,
-        as a batch asks for, the partition read once), by contact id."""
-        pk = table_key(journey)
-        if contacts is None:
-            entities = list(self._progress.query_entities("PartitionKey eq @pk", parameters={"pk": pk}))
+        """The journey's progress (one range of its PartitionKeys), or these contacts' (lookups by RowKey; for more
+        than SCAN_ABOVE, as a batch asks for, the journey read once), by contact id."""
+        wanted = None if contacts is None else set(contacts)
+        if wanted is None or len(wanted) > SCAN_ABOVE:
+            low = table_key(journey) + "!"
+            found = self._progress.query_entities(
+                "PartitionKey ge @low and PartitionKey lt @high", parameters={"low": low, "high": key_after(low)}
+            )
+            entities = [e for e in found if wanted is None or e["contact_id"] in wanted]
         else:
-            entities = self._lookup(self._progress, pk, sorted({table_key(c) for c in contacts}))
+            by_pk: dict[str, list[str]] = {}
+            for contact in sorted(wanted):
+                by_pk.setdefault(self._progress_partition(journey, contact), []).append(table_key(contact))
+            entities = self._query_all(self._progress, [f for pk, rks in by_pk.items() for f in key_filters(pk, rks)])
         rows = [
             Progress(
                 e["contact_id"],
@@ -78,20 +105,7 @@ class AzureProgress(AzureStorage):
 
         Not one transaction as in SQLite: progress and handled are idempotent, and counts go last."""
         pk = table_key(journey)
-        self._transact(
-            self._progress,
-            (
-                upsert_op(
-                    new_entity(pk, table_key(p.contact_id), journey=journey, contact_id=p.contact_id, tile_id=p.tile_id)
-                    | {
-                        "entered_at": iso_micro(p.entered_at),
-                        "finished": p.finished,
-                        "started_at": iso_micro(p.started_at or p.entered_at),
-                    }
-                )
-                for p in progress
-            ),
-        )
+        self._transact(self._progress, (upsert_op(self._progress_entity(journey, p)) for p in progress))
         self._transact(
             self._handled,
             (
@@ -100,6 +114,18 @@ class AzureProgress(AzureStorage):
             ),
         )
         self._add_counts(journey, counts or {})
+
+    def _progress_entity(self, journey: str, p: Progress) -> dict[str, Any]:
+        return new_entity(
+            self._progress_partition(journey, p.contact_id),
+            table_key(p.contact_id),
+            journey=journey,
+            contact_id=p.contact_id,
+            tile_id=p.tile_id,
+            entered_at=iso_micro(p.entered_at),
+            finished=p.finished,
+            started_at=iso_micro(p.started_at or p.entered_at),
+        )
 
     def _add_counts(self, journey: str, counts: Mapping[str, Mapping[str, Mapping[str, int]]]) -> None:
         """Add counters per (account, tile), each entity replaced only if unchanged since read (else reread)."""
@@ -153,25 +179,33 @@ class AzureProgress(AzureStorage):
 
 
 class AzureEffectLedger(AzureStorage):
-    """Effects by key (partitioned by the key's journey) and workflow intents, each in a partition of its own."""
+    """Effects by key (partitioned by the key's journey and a hash of the key) and workflow intents, each in a
+    partition of its own.
+
+    A run records thousands of effects of one journey: in one PartitionKey per journey (the layout before), every
+    write went to one hot partition, and Azurite slows with a partition's size. So a journey's effects are spread
+    over GROUPS PartitionKeys (`journey!nn`). Effects are what keeps a run from writing anything twice, so a store of
+    the layout before is converted when first opened (its effects copied, then removed), not dropped."""
 
     _clock: Callable[[], datetime]
+
+    def __init__(self, connection_string: str, prefix: str) -> None:
+        super().__init__(connection_string, prefix)
+        self._regroup(self._effects, "effects", lambda e: self._effect_partition(e["key"]))
 
     @staticmethod
     def _effect_partition(key: str) -> str:
         head, slash, _ = key.partition("/")
-        return table_key(head) if slash else _NO_SLASH
+        return f"{table_key(head) if slash else _NO_SLASH}!{_group(key)}"
 
     def effects_done(self, keys: Iterable[str]) -> dict[str, str]:
-        """The effects among `keys` already written, with the id of the row each created."""
+        """The effects among `keys` already written, with the id of the row each created: per group of them, a query
+        per 14, all a few at a time."""
         by_partition: dict[str, set[str]] = {}
         for key in keys:
             by_partition.setdefault(self._effect_partition(key), set()).add(table_key(key))
-        found: dict[str, str] = {}
-        for pk, rks in by_partition.items():
-            for entity in self._find(self._effects, pk, sorted(rks), select=["key", "entity_id"]):
-                found[entity["key"]] = entity["entity_id"]
-        return found
+        filters = [found for pk, rks in by_partition.items() for found in key_filters(pk, sorted(rks))]
+        return {e["key"]: e["entity_id"] for e in self._query_all(self._effects, filters, ["key", "entity_id"])}
 
     def record_effects(self, done: Iterable[tuple[str, str]]) -> None:
         self._transact(

@@ -39,10 +39,9 @@ from statestore.azure_mirror_reads import IdPage, MirrorReads, Where, blob_of
 from statestore.azure_pages import (
     ELSEWHERE,
     ROW_INLINE,
+    IdLayout,
     dumps,
     group_of,
-    id_bucket,
-    id_key,
     id_payload,
     listing_key,
     page_properties,
@@ -158,7 +157,10 @@ class AzureMirror(MirrorReads):
             return self._bulk.rows(kind, wanted)
 
         def read(generation: Generation) -> dict[str, MirrorRow]:
-            where = self._where(self._pages(generation, table_key(kind), {id_bucket(id) for id in wanted}, fresh=True))
+            layout = self._id_layout(generation, kind, create=False)
+            if layout is None:
+                return {}
+            where = self._where(self._pages(generation, layout, {layout.bucket(id) for id in wanted}, fresh=True))
             found = {id: where[id] for id in wanted if id in where}
             elsewhere = {partition for partition, payload in found.values() if payload == ELSEWHERE}
             rows = self._read(generation, kind, elsewhere).get(kind, {}) if elsewhere else {}
@@ -202,8 +204,9 @@ class AzureMirror(MirrorReads):
 
     def _put(self, generation: Generation, kind: str, by_id: dict[str, MirrorRow]) -> None:
         """Rows, listing, id pages (from a recent read by id where there was one), then `gone` in old partitions."""
-        kind_key = table_key(kind)
-        pages = self._pages(generation, kind_key, {id_bucket(id) for id in by_id})
+        layout = self._id_layout(generation, kind, create=True)
+        assert layout is not None
+        pages = self._pages(generation, layout, {layout.bucket(id) for id in by_id})
         before = self._where(pages)
         rows: list[Op] = []
         listed: list[Op] = []
@@ -224,7 +227,7 @@ class AzureMirror(MirrorReads):
             after[id] = (row.partition, id_payload(payload))
         self._transact(generation.rows, rows)
         self._transact(generation.listing, listed)
-        replaced = self._update_ids(generation, kind_key, after, pages)
+        replaced = self._update_ids(generation, layout, after, pages)
         moved = {id: old for id, old in replaced.items() if old is not None and old[0] != by_id[id].partition}
         unseen = {  # rows a stale page showed in place already, so not listed above: listed now
             by_id[id].partition
@@ -249,16 +252,18 @@ class AzureMirror(MirrorReads):
     def _delete(self, generation: Generation, kind: str, ids: list[str]) -> None:
         """`gone` in the rows' partitions, then the id pages (each rewritten under its etag, so that a page kept from
         a read and changed since is read again), then the blobs."""
-        kind_key = table_key(kind)
-        pages = self._pages(generation, kind_key, {id_bucket(id) for id in ids})
+        layout = self._id_layout(generation, kind, create=False)
+        if layout is None:
+            return
+        pages = self._pages(generation, layout, {layout.bucket(id) for id in ids})
         absent = {bucket for bucket, page in pages.items() if page is None}  # no etag to check them by: read again
         if absent:
-            found = self._id_pages(generation, kind_key, absent)
+            found = self._id_pages(generation, layout, absent)
             pages |= {bucket: found.get(bucket) for bucket in absent}
         entries = self._where(pages)
         present = {id: entries[id] for id in ids if id in entries}
         self._remove(generation, kind, present)
-        replaced = self._update_ids(generation, kind_key, dict.fromkeys(ids), pages)
+        replaced = self._update_ids(generation, layout, dict.fromkeys(ids), pages)
         late = {id: old for id, old in replaced.items() if old is not None and old != present.get(id)}
         self._remove(generation, kind, late)
         self._drop_blobs(blob for old in [*present.values(), *late.values()] if (blob := blob_of(old[1])))
@@ -277,7 +282,7 @@ class AzureMirror(MirrorReads):
     def _update_ids(
         self,
         generation: Generation,
-        kind_key: str,
+        layout: IdLayout,
         changes: Mapping[str, Where | None],
         pages: Mapping[int, IdPage | None],
     ) -> dict[str, Where | None]:
@@ -290,7 +295,7 @@ class AzureMirror(MirrorReads):
         for _ in range(MAX_TRIES):
             by_bucket: dict[int, list[str]] = {}
             for id in pending:
-                by_bucket.setdefault(id_bucket(id), []).append(id)
+                by_bucket.setdefault(layout.bucket(id), []).append(id)
             ops: list[Op] = []
             seen: dict[str, Where | None] = {}
             written: dict[int, dict[str, Where]] = {}
@@ -304,29 +309,29 @@ class AzureMirror(MirrorReads):
                         entries.pop(id, None)
                     else:
                         entries[id] = change
-                op = self._page_op(kind_key, bucket, page, entries)
+                op = self._page_op(layout, bucket, page, entries)
                 if op is not None:
                     ops.append(op)
                     written[bucket] = entries
             etags: dict[tuple[str, str], str | None] = {}
             failed = {int(op[1]["RowKey"]) for op in self._transact(generation.ids, ops, conflicts=True, etags=etags)}
-            self._keep_pages(generation, kind_key, {
-                bucket: IdPage(entries, etag) if entries and (etag := etags.get(id_key(kind_key, bucket))) else None
+            self._keep_pages(generation, layout.kind_key, {
+                bucket: IdPage(entries, etag) if entries and (etag := etags.get(layout.key(bucket))) else None
                 for bucket, entries in written.items()
                 if bucket not in failed
             })  # fmt: skip
-            replaced |= {id: old for id, old in seen.items() if id_bucket(id) not in failed}
+            replaced |= {id: old for id, old in seen.items() if layout.bucket(id) not in failed}
             if not failed:
                 return replaced
-            pending = {id: change for id, change in pending.items() if id_bucket(id) in failed}
-            fresh = self._id_pages(generation, kind_key, failed)
+            pending = {id: change for id, change in pending.items() if layout.bucket(id) in failed}
+            fresh = self._id_pages(generation, layout, failed)
             current |= {bucket: fresh.get(bucket) for bucket in failed}
-        raise RuntimeError(f"mirror ids of {kind_key!r}: still contended after {MAX_TRIES} tries")
+        raise RuntimeError(f"mirror ids of {layout.kind_key!r}: still contended after {MAX_TRIES} tries")
 
     @staticmethod
-    def _page_op(kind_key: str, bucket: int, page: IdPage | None, entries: dict[str, Where]) -> Op | None:
+    def _page_op(layout: IdLayout, bucket: int, page: IdPage | None, entries: dict[str, Where]) -> Op | None:
         """The write of an id page with these lines: created, replaced or deleted, under the etag it was read with."""
-        pk, rk = id_key(kind_key, bucket)
+        pk, rk = layout.key(bucket)
         text = "\n".join(f"{quote(id)}\t{quote(entries[id][0])}\t{entries[id][1]}" for id in sorted(entries))
         if page is None:
             return ("create", new_entity(pk, rk, **page_properties(text)), {}) if entries else None

@@ -24,10 +24,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableEntity
 
 from statestore.azure_generations import Generation
-from statestore.azure_pages import GROUPS, group_of, id_key, page_text
+from statestore.azure_pages import GROUPS, NEW_KIND_BUCKETS, IdLayout, group_of, page_text
 from statestore.azure_storage import AzureStorage, key_after, key_filters, range_filters, table_key
 from statestore.port import bucket_of
 
@@ -72,23 +73,51 @@ class MirrorReads(AzureStorage):
     _last_read: tuple[frozenset[str], str] | None = None
     _ahead: _Ahead | None = None
     _pages_seen: dict[str, tuple[int, float, dict[int, IdPage | None]]]  # kind key -> (generation, when, pages)
+    _layouts: dict[tuple[int, str], IdLayout]  # (generation, kind key) -> its id pages: fixed for a generation
+
+    def _id_layout(self, generation: Generation, kind: str, *, create: bool) -> IdLayout | None:
+        """A kind's id pages in a generation: as a bulk load or the kind's first put recorded them (entity `~`,
+        kind in the listing table), else, with `create`, NEW_KIND_BUCKETS recorded now (of two processes doing it
+        at once, the first wins); None for a kind never put."""
+        if not hasattr(self, "_layouts"):
+            self._layouts = {}
+        kind_key = table_key(kind)
+        known = self._layouts.get((generation.number, kind_key))
+        if known is not None:
+            return known
+        for _ in range(2):
+            try:
+                buckets = int(generation.listing.get_entity("~", kind_key)["buckets"])
+            except ResourceNotFoundError:
+                if not create:
+                    return None
+                try:
+                    record = {"PartitionKey": "~", "RowKey": kind_key, "buckets": NEW_KIND_BUCKETS}
+                    generation.listing.create_entity(record)
+                except ResourceExistsError:
+                    continue
+                buckets = NEW_KIND_BUCKETS
+            layout = IdLayout(kind_key, buckets)
+            self._layouts[(generation.number, kind_key)] = layout
+            return layout
+        raise RuntimeError(f"the id pages of {kind!r}: their record vanished")
 
     def _forget_reads(self) -> None:
         """Drop what was read ahead (a write through this store may have changed it)."""
         self._last_read, self._ahead = None, None
 
     def _pages(
-        self, generation: Generation, kind_key: str, buckets: Collection[int], *, fresh: bool = False
+        self, generation: Generation, layout: IdLayout, buckets: Collection[int], *, fresh: bool = False
     ) -> dict[int, IdPage | None]:
         """The id pages of these buckets (None for a bucket without one), read now (and kept); unless `fresh`, those
         kept from a recent read or write of the kind are taken as they are (for writes: their etags are checked)."""
-        seen: dict[int, IdPage | None] = {} if fresh else self._seen_pages(generation, kind_key)
+        seen: dict[int, IdPage | None] = {} if fresh else self._seen_pages(generation, layout.kind_key)
         known = {bucket: seen[bucket] for bucket in set(buckets) & seen.keys()}
         missing = set(buckets) - known.keys()
         if missing:
-            found = self._id_pages(generation, kind_key, missing)
+            found = self._id_pages(generation, layout, missing)
             read = {bucket: found.get(bucket) for bucket in missing}
-            self._keep_pages(generation, kind_key, read)
+            self._keep_pages(generation, layout.kind_key, read)
             known |= read
         return known
 
@@ -167,11 +196,11 @@ class MirrorReads(AzureStorage):
         kept = {kind: {p: ids for p, ids in by_partition.items() if ids} for kind, by_partition in rows.items()}
         return {kind: by_partition for kind, by_partition in kept.items() if by_partition}
 
-    def _id_pages(self, generation: Generation, kind_key: str, buckets: Iterable[int]) -> dict[int, IdPage]:
+    def _id_pages(self, generation: Generation, layout: IdLayout, buckets: Iterable[int]) -> dict[int, IdPage]:
         """The id pages of these buckets that exist: a query per 14 of a PartitionKey."""
         by_pk: dict[str, list[str]] = {}
         for bucket in sorted(set(buckets)):
-            pk, rk = id_key(kind_key, bucket)
+            pk, rk = layout.key(bucket)
             by_pk.setdefault(pk, []).append(rk)
         filters = [found for pk, rks in by_pk.items() for found in key_filters(pk, rks)]
         return {int(e["RowKey"]): self._id_page(e) for e in self._query_all(generation.ids, filters)}

@@ -1,10 +1,11 @@
 """How the Azure mirror packs rows into entities (`statestore.azure_mirror`): keys, pages and the lines in them.
 
-A page is one entity holding many rows as lines of text, split over string properties `t00`, `t01`, ... of at most
-`PAGE_CHARS` characters. Every line is ASCII (JSON with `ensure_ascii`, fields separated by tabs, which JSON never
-leaves raw), so a property's UTF-16 size is twice its length: 64,000 bytes, under the service's 64 KiB per property,
-and `PAGE_PROPS` of them stay under its 1 MiB per entity. A row whose JSON is longer than `ROW_INLINE` is kept in a
-blob; its line holds the blob's name as a JSON string where the data would be (data is always a JSON object).
+A page is one entity holding many rows as lines of text, at most `PAGE_LIMIT` characters, compressed (zlib, its
+fastest level: mirror rows shrink about five times, and so does what the service stores, sends and parses) and split
+over binary properties `z00`, `z01`, ... of at most `PROPERTY_BYTES` (the service's limit is 64 KiB a property, 1 MiB
+an entity). Every line is ASCII (JSON with `ensure_ascii`, fields separated by tabs, which JSON never leaves raw), so
+a page's bytes are its characters, and even uncompressed they fit. A row whose JSON is longer than `ROW_INLINE` is
+kept in a blob; its line holds the blob's name as a JSON string where the data would be (data is always an object).
 
 Lines, by where they are kept:
 - a partition page or a fragment of a bulk load: `id<TAB>partition<TAB>payload` (the page's lines leave out the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from azure.storage.blob import ContainerClient
@@ -27,15 +29,16 @@ from statestore.port import bucket_of
 
 __all__ = [
     "ELSEWHERE",
+    "FINE",
     "GROUPS",
-    "ID_BUCKETS",
+    "NEW_KIND_BUCKETS",
     "PAGE_LIMIT",
     "ROW_INLINE",
+    "IdLayout",
     "dumps",
     "group_of",
-    "id_bucket",
+    "id_buckets_for",
     "id_group",
-    "id_key",
     "id_payload",
     "join_pages",
     "line",
@@ -46,14 +49,14 @@ __all__ = [
     "row_data",
 ]
 
-PAGE_CHARS: Final = 32_000
-PAGE_PROPS: Final = 14
-PAGE_LIMIT: Final = PAGE_CHARS * PAGE_PROPS  # characters of lines per page
+PROPERTY_BYTES: Final = 64_000
+PAGE_LIMIT: Final = 14 * PROPERTY_BYTES  # characters of lines per page (so bytes, so compressed at most that)
 ROW_INLINE: Final = 30_000  # characters of a row's JSON kept in its line; beyond, in a blob
 ID_INLINE: Final = 2_000  # characters of a payload an id page keeps (so that a page of 8,192 holds ~200 rows)
 ELSEWHERE: Final = "0"  # an id page's payload for one kept only in the partition's rows
-GROUPS: Final = 64  # PartitionKeys of a table's partitions (a group is 16 consecutive buckets), or of a kind's ids
-ID_BUCKETS: Final = 8192  # id pages per kind: a lookup by id reads the page of the id's bucket
+GROUPS: Final = 16  # PartitionKeys of a table's partitions (a group is 64 consecutive buckets), or of a kind's ids
+FINE: Final = 8192  # the most id pages a kind has: a lookup by id reads the page of the id's bucket
+NEW_KIND_BUCKETS: Final = 1024  # id pages of a kind first put row by row (not by a bulk load, which counts them)
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode  # json.dumps builds one per call
@@ -76,7 +79,7 @@ def line(*fields: Any) -> str:
 
 
 def group_of(partition: str) -> str:
-    """The PartitionKey of a partition's pages and rows: its bucket's group ("00" to "63"), so that a put of rows of
+    """The PartitionKey of a partition's pages and rows: its bucket's group ("00" to "15"), so that a put of rows of
     many partitions is a few transactions and a shard's partitions are in known groups."""
     return f"{bucket_of(partition) // (1024 // GROUPS):02d}"
 
@@ -86,18 +89,37 @@ def id_payload(payload: str) -> str:
     return payload if len(payload) <= ID_INLINE else ELSEWHERE
 
 
-def id_bucket(id: str) -> int:
-    return zlib.crc32(id.encode()) % ID_BUCKETS
+def _fine(id: str) -> int:
+    return zlib.crc32(id.encode()) % FINE
 
 
 def id_group(id: str) -> int:
-    """The PartitionKey (0 to GROUPS - 1) of an id's page within its kind."""
-    return id_bucket(id) * GROUPS // ID_BUCKETS
+    """The PartitionKey (0 to GROUPS - 1) of an id's page within its kind, whatever the kind's number of pages."""
+    return _fine(id) * GROUPS // FINE
 
 
-def id_key(kind_key: str, bucket: int) -> tuple[str, str]:
-    """The (PartitionKey, RowKey) of the id page of a kind's bucket: 64 PartitionKeys of 128 pages per kind."""
-    return f"{kind_key}!{bucket * GROUPS // ID_BUCKETS:02d}", f"{bucket:04d}"
+def id_buckets_for(rows: int) -> int:
+    """The id pages of a kind of this many rows: about 16 rows a page, a power of two from 64 to FINE."""
+    buckets = 64
+    while buckets < FINE and buckets * 16 < rows:
+        buckets *= 2
+    return buckets
+
+
+@dataclass(frozen=True)
+class IdLayout:
+    """How a kind's ids map to its id pages in a generation: `buckets` pages (fixed for the generation), each a
+    coarsening of the FINE buckets, so that a page is in its ids' `id_group` whatever the count."""
+
+    kind_key: str
+    buckets: int
+
+    def bucket(self, id: str) -> int:
+        return _fine(id) * self.buckets // FINE
+
+    def key(self, bucket: int) -> tuple[str, str]:
+        """The (PartitionKey, RowKey) of a page: GROUPS PartitionKeys per kind."""
+        return f"{self.kind_key}!{bucket * GROUPS // self.buckets:02d}", f"{bucket:04d}"
 
 
 def listing_key(kind_key: str, partition: str) -> tuple[str, str]:
@@ -121,14 +143,19 @@ def join_pages(lines: Iterable[str]) -> Iterator[str]:
         yield "\n".join(page)
 
 
-def page_properties(text: str) -> dict[str, str]:
+def page_properties(text: str) -> dict[str, bytes]:
+    """A page's lines as the entity's properties: compressed, in pieces."""
     if len(text) > PAGE_LIMIT:
         raise ValueError(f"a page of {len(text)} characters is more than an entity holds")
-    return {f"t{i // PAGE_CHARS:02d}": text[i : i + PAGE_CHARS] for i in range(0, len(text), PAGE_CHARS)}
+    packed = zlib.compress(text.encode("ascii"), 1)
+    size = PROPERTY_BYTES
+    return {f"z{i // size:02d}": packed[i : i + size] for i in range(0, len(packed), size)}
 
 
 def page_text(entity: Mapping[str, Any]) -> str:
-    return "".join(str(entity[name]) for name in sorted(entity) if len(name) == 3 and name[0] == "t")
+    """A page's lines from its entity."""
+    pieces = [bytes(entity[name]) for name in sorted(entity) if len(name) == 3 and name[0] == "z"]
+    return zlib.decompress(b"".join(pieces)).decode("ascii") if pieces else ""
 
 
 _DECODE = json.JSONDecoder().raw_decode  # what json.loads does, without its checks around: lines have no whitespace

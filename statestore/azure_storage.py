@@ -203,6 +203,21 @@ class AzureStorage:
         with contextlib.suppress(ResourceExistsError):
             self._container.create_container()
 
+    def _regroup(self, table: TableClient, marker: str, partition: Callable[[TableEntity], str]) -> None:
+        """Move a table's entities of the layout before (a PartitionKey without "!") to the PartitionKey `partition`
+        gives them, properties and all, once per store: the checkpoints entity ("m", `marker`) says it is done. Of
+        processes doing it at once, each copies (idempotent) and removes (a row already gone is no error)."""
+        try:
+            self._checkpoints.get_entity("m", marker)
+            return
+        except ResourceNotFoundError:
+            pass
+        old = [entity for entity in table.list_entities() if "!" not in entity["PartitionKey"]]
+        self._transact(table, (upsert_op({**entity, "PartitionKey": partition(entity)}) for entity in old))
+        self._transact(table, (delete_op(entity["PartitionKey"], entity["RowKey"]) for entity in old))
+        with contextlib.suppress(ResourceExistsError):
+            self._checkpoints.create_entity(new_entity("m", marker, layout=2))
+
     def _settle_mirror(self) -> None:
         """Finish what the mirror has under way before its contents reach another process (see
         `statestore.azure_mirror`; nothing here)."""

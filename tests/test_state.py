@@ -155,6 +155,33 @@ def test_an_azure_mirror_of_the_previous_layout_is_dropped_and_read_again(
         service.close()
 
 
+def test_azure_effects_of_the_previous_layout_are_moved_to_their_groups(azurite: str) -> None:
+    """Effects keep a run from writing anything twice: a store of the layout before (a PartitionKey per journey)
+    keeps them, converted when first opened."""
+    prefix = f"t{uuid.uuid4().hex[:16]}"
+    service = TableServiceClient.from_connection_string(azurite)
+    effects = service.create_table(f"{prefix}effects")
+    old = {f"welcome/t{i}/c{i}": f"row-{i}" for i in range(150)} | {"no-slash": "row-x"}
+    for key, row in old.items():
+        head, slash, _ = key.partition("/")
+        pk = table_key(head) if slash else "~"
+        effects.create_entity({"PartitionKey": pk, "RowKey": table_key(key), "key": key, "entity_id": row})
+    store = AzureStateStore(azurite, prefix=prefix)
+    try:
+        assert store.effects_done([*old, "welcome/t1/other"]) == old
+        assert all("!" in e["PartitionKey"] for e in effects.list_entities())  # nothing left in the old places
+        store.record_effects([("welcome/t9/new", "row-new")])
+    finally:
+        store.close()
+    again = AzureStateStore(azurite, prefix=prefix)
+    try:
+        assert again.effects_done(["welcome/t9/new", "welcome/t0/c0"]) == {"welcome/t9/new": "row-new",
+                                                                           "welcome/t0/c0": "row-0"}  # fmt: skip
+    finally:
+        again.close()
+        service.close()
+
+
 def test_a_new_state_file_is_not_migrated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="abm.state"):
         store = SqliteStateStore(str(tmp_path / "new.state"))

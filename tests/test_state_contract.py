@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from statestore import azure_bulk, azure_pages, azure_storage
+from statestore import azure_bulk, azure_mirror_reads, azure_storage
 from statestore.azure_tables import AzureStateStore
 from statestore.port import (
     BUCKETS,
@@ -413,12 +413,19 @@ def test_mirror_partitions_are_listed_by_kind_and_bucket(store: StateStore) -> N
     assert store.mirror_partitions(["contact", "account", "lead"]) == []
 
 
-@pytest.mark.parametrize("held", [10**9, 1], ids=["held", "written"])
-def test_a_refilled_mirror_reads_back_complete(store: StateStore, monkeypatch: pytest.MonkeyPatch, held: int) -> None:
+@pytest.mark.parametrize(
+    ("held", "at_once", "kept"),
+    [(10**9, 10**9, 10**9), (1, 10**9, 10**9), (1, 0, 0)],
+    ids=["held", "written", "written-by-slice"],
+)
+def test_a_refilled_mirror_reads_back_complete(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch, held: int, at_once: int, kept: int
+) -> None:
     """A full sync: the mirror emptied, every row put again (chunks of one kind, each after a read by id of its
     rows), some moved, replaced or removed while it refills; then read by partition and by id, and written again."""
     monkeypatch.setattr(azure_bulk, "_FLUSH", held)  # the Azure adapter holds this much before writing fragments,
-    monkeypatch.setattr(azure_bulk, "_AT_ONCE", held)  # and seals a kind this large a slice at a time
+    monkeypatch.setattr(azure_bulk, "_AT_ONCE", at_once)  # seals a kind of more rows a slice at a time,
+    monkeypatch.setattr(azure_bulk, "_KEPT", kept)  # and keeps the rows of a kind this large in its id pages
     big = {"notes": "x" * 70_000}
     store.put_mirror([MirrorRow("contact", "old", "a1", {"n": 0}), MirrorRow("contact", "old-big", "a1", big)])
     store.clear_mirror()
@@ -501,7 +508,7 @@ def test_a_refill_reaches_the_other_stores_once_read_by_partition(two_stores: tu
 def test_concurrent_puts_of_rows_sharing_pages_all_land(
     two_stores: tuple[StateStore, StateStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(azure_pages, "ID_BUCKETS", 64)  # the Azure adapter's id pages: a handful for 400 rows
+    monkeypatch.setattr(azure_mirror_reads, "NEW_KIND_BUCKETS", 64)  # the Azure adapter's id pages: 64 for 400 rows
     one, other = two_stores
     wanted = {f"c{i:03d}": MirrorRow("contact", f"c{i:03d}", f"a{i % 7}", {"i": i}) for i in range(400)}
     rows = list(wanted.values())
@@ -948,7 +955,7 @@ def test_azure_reads_only_the_wanted_buckets_of_the_agenda(
     wanted = {bucket_of("p7"), bucket_of("p8"), 1000}
     assert azure.due_partitions(WHEN, wanted) == sorted(p for p in ("p7", "p8") if bucket_of(p) in wanted)
     assert all(f.startswith("PartitionKey eq @pk and ") for f, _ in queries)  # one partition each
-    assert sorted(str(parameters["pk"]) for _, parameters in queries) == sorted({f"{b // 16:02d}" for b in wanted})
+    assert sorted(str(parameters["pk"]) for _, parameters in queries) == sorted({f"{b // 64:02d}" for b in wanted})
 
 
 def test_azure_keeps_large_refs_in_a_blob_and_removes_it(azure: AzureStateStore) -> None:
