@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from abm.bootstrap import build_setup
+from abm.jobs.mirror import KINDS
 from abm.jobs.pipeline import RunSetup
 from abm.settings import Settings
 from dataverse.auth import NoAuth
@@ -23,6 +24,7 @@ from devtools.emulator.limits import GuardConfig
 from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
+from statestore.port import MirrorStore
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 ENTITY = "Entity:http://schemas.microsoft.com/xrm/2011/Contracts"
@@ -130,3 +132,23 @@ def abm_command() -> list[str]:
     """The console script installed next to this interpreter (`.venv/bin/abm`), else the module it runs."""
     script = Path(sys.executable).with_name("abm")
     return [str(script)] if script.exists() else [sys.executable, "-m", "abm_command.main"]
+
+
+STAMPS = ("@odata.etag", "createdon", "modifiedon")  # set by the emulator's clock, not by the engine
+
+
+def mirror_contents(store: MirrorStore) -> dict[str, dict[Any, tuple[str, dict[str, Any]]]]:
+    """The mirror, comparable across two tenants of one seed: without the server's clock stamps, and scores by
+    (lead, model) since Dataverse gives an upserted score row an id of its own."""
+    contents: dict[str, dict[Any, tuple[str, dict[str, Any]]]] = {}
+    for kind in KINDS:
+        rows: dict[Any, tuple[str, dict[str, Any]]] = {}
+        for row in store.mirror(kind):
+            data = {k: v for k, v in row.data.items() if k not in STAMPS}
+            key: Any = row.id
+            if kind == "abm_leadscore":
+                key = (data["_abm_leadid_value"], data["abm_model"])
+                data.pop("abm_leadscoreid", None)  # (absent while the run's own write has not been read back)
+            rows[key] = (row.partition, data)
+        contents[kind] = rows
+    return contents

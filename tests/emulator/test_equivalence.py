@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from abm.jobs.mirror import AT_ONCE, EVALUATED, KINDS
+from abm.jobs.mirror import AT_ONCE, EVALUATED
 from abm.jobs.pipeline import RunReport, RunSetup
 from abm.jobs.sync import sync
 from dataverse.client import DataverseClient
@@ -54,7 +54,7 @@ from scoring.model import parse_model
 from statestore.port import iso_micro
 from statestore.sqlite import SqliteStateStore
 from tests.emulator.conftest import CALLER, CONTOSO, FABRIKAM, OBRIEN, REP, STAMP
-from tests.runtime_support import NOW, Clock, demo_setup, fresh_client
+from tests.runtime_support import NOW, Clock, demo_setup, fresh_client, mirror_contents
 
 SEEDS = (1, 2, 3, 4, 5, 6, 7)
 STEPS = 26  # after the first (full) sync
@@ -388,7 +388,6 @@ class SharedClock(Clock):
 
 # ---- what the engine leaves behind ------------------------------------------------------------------------------
 
-STAMPS = ("@odata.etag", "createdon", "modifiedon")
 ACTIVITY_COLUMNS = ("subject", "_regardingobjectid_value", "_ownerid_value", "statecode", "abm_idempotencykey")
 LEAD_COLUMNS = ("subject", "_parentcontactid_value", "_parentaccountid_value", "statecode", "abm_salesready")
 SCORE_COLUMNS = (
@@ -431,22 +430,6 @@ def dataverse_rows(client: DataverseClient) -> dict[str, Any]:
         (r["_workflowactivationid_value"], r["_regardingobjectid_value"]) for r in client.iter_rows(jobs)
     )
     return state
-
-
-def mirror_contents(store: SqliteStateStore) -> dict[str, dict[Any, tuple[str, dict[str, Any]]]]:
-    """The mirror without the server's stamps, scores by (lead, model) (Dataverse gives a score row its own id)."""
-    contents: dict[str, dict[Any, tuple[str, dict[str, Any]]]] = {}
-    for kind in KINDS:
-        rows: dict[Any, tuple[str, dict[str, Any]]] = {}
-        for row in store.mirror(kind):
-            data = {k: v for k, v in row.data.items() if k not in STAMPS}
-            key: Any = row.id
-            if kind == "abm_leadscore":
-                key = (data["_abm_leadid_value"], data["abm_model"])
-                data.pop("abm_leadscoreid", None)  # (absent while the run's own write has not been read back)
-            rows[key] = (row.partition, data)
-        contents[kind] = rows
-    return contents
 
 
 def stored(store: SqliteStateStore, setup: RunSetup) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 
 from abm.jobs import sync as sync_module
 from abm.jobs.interactions import InteractionEvent, ingest
-from abm.jobs.mirror import CONSENT, EVALUATED, KINDS, Mirror
+from abm.jobs.mirror import CONSENT, EVALUATED, Mirror
 from abm.jobs.pipeline import RunSetup
 from abm.jobs.sync import COLUMNS, ShardMessage, run_shard, sync
 from abm.jobs.workflows import CLAIM_LEASE
@@ -21,7 +21,16 @@ from dataverse.query import Query, eq
 from dataverse.tables import table
 from statestore.port import MirrorRow, bucket_of
 from statestore.sqlite import SqliteStateStore
-from tests.runtime_support import NOW, Clock, dataverse_state, demo_setup, fresh_client, outsider_contact, tenant
+from tests.runtime_support import (
+    NOW,
+    Clock,
+    dataverse_state,
+    demo_setup,
+    fresh_client,
+    mirror_contents,
+    outsider_contact,
+    tenant,
+)
 
 
 def checkpoints(store: SqliteStateStore) -> dict[str, str | None]:
@@ -168,26 +177,6 @@ def change_the_tenant(client: DataverseClient) -> str:
 
 def all_checkpoints(store: SqliteStateStore) -> dict[str, str]:
     return dict(store.conn.execute("SELECT name, value FROM checkpoints").fetchall())
-
-
-STAMPS = ("@odata.etag", "createdon", "modifiedon")  # set by the emulator's clock, not by the engine
-
-
-def mirror_contents(store: SqliteStateStore) -> dict[str, dict[Any, tuple[str, dict[str, Any]]]]:
-    """The mirror, comparable across two tenants of one seed: without the server's clock stamps, and scores by
-    (lead, model) since Dataverse gives an upserted score row an id of its own."""
-    contents: dict[str, dict[Any, tuple[str, dict[str, Any]]]] = {}
-    for kind in KINDS:
-        rows: dict[Any, tuple[str, dict[str, Any]]] = {}
-        for row in store.mirror(kind):
-            data = {k: v for k, v in row.data.items() if k not in STAMPS}
-            key: Any = row.id
-            if kind == "abm_leadscore":
-                key = (data["_abm_leadid_value"], data["abm_model"])
-                data.pop("abm_leadscoreid", None)  # (absent while the run's own write has not been read back)
-            rows[key] = (row.partition, data)
-        contents[kind] = rows
-    return contents
 
 
 def engine_state(client: DataverseClient, store: SqliteStateStore, setup: RunSetup) -> dict[str, Any]:
