@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import time
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
@@ -65,7 +66,7 @@ __all__ = ["BulkLoad"]
 _SLICES: Final = GROUPS  # fragments per flush and side, a PartitionKey's worth of rows or of id pages each
 _FLUSH: Final = 16_000_000  # characters of lines held before they are written as fragments
 _AT_ONCE: Final = 50_000  # rows of a kind up to which a seal reads a side's fragments in one query
-_WRITE_AT: Final = 2_000  # entities a seal writes at once
+_WRITE_AT: Final = 500  # entities a seal writes at once
 _KEPT: Final = 64_000_000  # characters of a kind's rows up to which a seal keeps them all to write its id pages
 _NULL: Final = "null"
 
@@ -100,6 +101,7 @@ class BulkLoad:
 
     def __init__(self, storage: AzureStorage, generation: Generation) -> None:
         self._storage, self.generation = storage, generation
+        self.touched = time.monotonic()  # when the load last put, removed or read a row
         self._flushes = 0
         self._seen: dict[str, _Seen] = {}
         self._counts: dict[str, int] = {}
@@ -111,6 +113,7 @@ class BulkLoad:
 
     def put(self, kind: str, rows: Sequence[MirrorRow]) -> None:
         """Hold the rows (one per id) as lines; write them as fragments once enough are held."""
+        self.touched = time.monotonic()
         for row in rows:
             id_json, part_json, text = quote(row.id), quote(row.partition), dumps(row.data)
             blob = None
@@ -129,6 +132,7 @@ class BulkLoad:
 
     def delete(self, kind: str, ids: Sequence[str]) -> None:
         """Note the removal of the rows put before (others were never here)."""
+        self.touched = time.monotonic()
         seen = self._seen.get(kind)
         for id in ids:
             if seen is not None and id in seen:
@@ -181,6 +185,7 @@ class BulkLoad:
 
     def rows(self, kind: str, ids: Sequence[str]) -> dict[str, MirrorRow]:
         """The rows with these ids, from what this process put."""
+        self.touched = time.monotonic()
         seen = self._seen.get(kind)
         wanted = {quote(id) for id in ids if seen is not None and id in seen}
         if not wanted:

@@ -24,9 +24,11 @@ kind and id, so that a put replaces its blob in place.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import partial
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
@@ -58,9 +60,12 @@ from statestore.azure_storage import (
 )
 from statestore.port import MirrorRow
 
-__all__ = ["AzureMirror"]
+__all__ = ["IDLE_SECONDS", "AzureMirror"]
+
+log = logging.getLogger("abm.state")
 
 _T = TypeVar("_T")
+IDLE_SECONDS: Final = 600.0  # a bulk load untouched this long is taken for abandoned
 
 
 def _gone(error: Exception) -> bool:
@@ -87,11 +92,22 @@ class AzureMirror(MirrorReads):
         self._generations.close()
         super().close()
 
+    def _bulk_load(self) -> BulkLoad | None:
+        """This process's bulk load, if one is under way; one left untouched for IDLE_SECONDS (a sync that failed
+        while refilling, in a process that lives on) is dropped, and the mirror stays the one before."""
+        bulk = self._bulk
+        if bulk is not None and time.monotonic() - bulk.touched > IDLE_SECONDS:
+            log.warning("an unfinished refill of the mirror was dropped: the mirror is the one before it")
+            self._bulk = None
+            self._generations.drop(bulk.generation.number)
+        return self._bulk
+
     def _settle_mirror(self) -> None:
         """Seal and publish this process's bulk load, if one is under way."""
-        if self._bulk is not None:
+        if self._bulk_load() is not None:
             self._forget_reads()
             bulk, self._bulk = self._bulk, None
+            assert bulk is not None
             bulk.seal()
             self._generations.drop_log(bulk.generation)
             self._generations.publish(bulk.generation)
@@ -113,9 +129,10 @@ class AzureMirror(MirrorReads):
         for row in rows:
             latest.setdefault(row.kind, {})[row.id] = row
         self._forget_reads()
-        if self._bulk is not None:
+        bulk = self._bulk_load()
+        if bulk is not None:
             for kind, by_id in latest.items():
-                self._bulk.put(kind, list(by_id.values()))
+                bulk.put(kind, list(by_id.values()))
             return
         for kind, by_id in latest.items():
             self._on_current(partial(self._put, kind=kind, by_id=by_id))
@@ -125,8 +142,9 @@ class AzureMirror(MirrorReads):
         if not wanted:
             return
         self._forget_reads()
-        if self._bulk is not None:
-            self._bulk.delete(kind, wanted)
+        bulk = self._bulk_load()
+        if bulk is not None:
+            bulk.delete(kind, wanted)
             return
         self._on_current(lambda generation: self._delete(generation, kind, wanted))
 
@@ -153,8 +171,9 @@ class AzureMirror(MirrorReads):
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        if self._bulk is not None:
-            return self._bulk.rows(kind, wanted)
+        bulk = self._bulk_load()
+        if bulk is not None:
+            return bulk.rows(kind, wanted)
 
         def read(generation: Generation) -> dict[str, MirrorRow]:
             layout = self._id_layout(generation, kind, create=False)
@@ -221,11 +240,14 @@ class AzureMirror(MirrorReads):
                 stored["data_blob"], payload = blob, quote(blob)
             else:
                 stored["data"] = payload
-            rows.append(upsert_op(stored))
+            # A row new to the mirror is inserted (cheaper than a replace on Azurite), unless its partition still
+            # has the entity of an earlier one (removed since): then replaced, as every other row.
+            rows.append(("create", stored, {}) if id not in before else upsert_op(stored))
             if not self._in_place(before.get(id), row.partition):
                 listed.append(self._listing_op(kind, row.partition))
             after[id] = (row.partition, id_payload(payload))
-        self._transact(generation.rows, rows)
+        taken = self._transact(generation.rows, rows, conflicts=True)
+        self._transact(generation.rows, [upsert_op(op[1]) for op in taken])
         self._transact(generation.listing, listed)
         replaced = self._update_ids(generation, layout, after, pages)
         moved = {id: old for id, old in replaced.items() if old is not None and old[0] != by_id[id].partition}

@@ -29,12 +29,13 @@ from azure.data.tables import TableEntity
 
 from statestore.azure_generations import Generation
 from statestore.azure_pages import GROUPS, NEW_KIND_BUCKETS, IdLayout, group_of, page_text
-from statestore.azure_storage import AzureStorage, key_after, key_filters, range_filters, table_key
+from statestore.azure_storage import FILTER_KEYS, AzureStorage, key_after, key_filters, range_filters, table_key
 from statestore.port import bucket_of
 
-__all__ = ["AHEAD_SECONDS", "IdPage", "MirrorReads", "Rows", "Where", "blob_of", "id_of"]
+__all__ = ["AHEAD_SECONDS", "KEPT_LINES", "IdPage", "MirrorReads", "Rows", "Where", "blob_of", "id_of"]
 
 AHEAD_SECONDS: Final = 10.0
+KEPT_LINES: Final = 100_000  # id page lines kept per kind at most (a lookup of a few thousand rows keeps fewer)
 Where = tuple[str, str]  # a row's partition and payload
 Rows = dict[str, dict[str, dict[str, str]]]  # kind -> partition -> id -> payload (a row's data, or its blob's name)
 
@@ -130,8 +131,11 @@ class MirrorReads(AzureStorage):
         return seen[2]
 
     def _keep_pages(self, generation: Generation, kind_key: str, pages: dict[int, IdPage | None]) -> None:
-        """Keep these id pages (as read, or as just written) for the next put or removal of the kind."""
+        """Keep these id pages (as read, or as just written) for the next put or removal of the kind, beside those
+        kept already unless that makes more than KEPT_LINES lines."""
         kept = {**self._seen_pages(generation, kind_key), **pages}
+        if sum(len(page.entries) for page in kept.values() if page is not None) > KEPT_LINES:
+            kept = dict(pages)
         self._pages_seen[kind_key] = (generation.number, time.monotonic(), kept)
 
     def _batch_rows(self, generation: Generation, kind: str, partitions: list[str]) -> dict[str, dict[str, str]]:
@@ -197,12 +201,19 @@ class MirrorReads(AzureStorage):
         return {kind: by_partition for kind, by_partition in kept.items() if by_partition}
 
     def _id_pages(self, generation: Generation, layout: IdLayout, buckets: Iterable[int]) -> dict[int, IdPage]:
-        """The id pages of these buckets that exist: a query per 14 of a PartitionKey."""
+        """The id pages of these buckets that exist (and maybe others): a query per 14 of a PartitionKey, or one for
+        all of it when a quarter of its pages (and more than 14) are wanted."""
         by_pk: dict[str, list[str]] = {}
         for bucket in sorted(set(buckets)):
             pk, rk = layout.key(bucket)
             by_pk.setdefault(pk, []).append(rk)
-        filters = [found for pk, rks in by_pk.items() for found in key_filters(pk, rks)]
+        per_pk = layout.buckets // GROUPS
+        filters: list[tuple[str, dict[str, Any]]] = []
+        for pk, rks in by_pk.items():
+            if len(rks) > FILTER_KEYS and 4 * len(rks) >= per_pk:
+                filters.append(("PartitionKey eq @pk", {"pk": pk}))
+            else:
+                filters += key_filters(pk, rks)
         return {int(e["RowKey"]): self._id_page(e) for e in self._query_all(generation.ids, filters)}
 
     @staticmethod

@@ -56,6 +56,7 @@ ID_INLINE: Final = 2_000  # characters of a payload an id page keeps (so that a 
 ELSEWHERE: Final = "0"  # an id page's payload for one kept only in the partition's rows
 GROUPS: Final = 16  # PartitionKeys of a table's partitions (a group is 64 consecutive buckets), or of a kind's ids
 FINE: Final = 8192  # the most id pages a kind has: a lookup by id reads the page of the id's bucket
+ROWS_PER_ID_PAGE: Final = 64  # what a bulk load sizes a kind's id pages for
 NEW_KIND_BUCKETS: Final = 1024  # id pages of a kind first put row by row (not by a bulk load, which counts them)
 
 
@@ -99,9 +100,10 @@ def id_group(id: str) -> int:
 
 
 def id_buckets_for(rows: int) -> int:
-    """The id pages of a kind of this many rows: about 16 rows a page, a power of two from 64 to FINE."""
-    buckets = 64
-    while buckets < FINE and buckets * 16 < rows:
+    """The id pages of a kind of this many rows: about ROWS_PER_ID_PAGE rows a page, a power of two from GROUPS to
+    FINE. Pages are compressed, so a large one costs little to send; fewer pages are fewer queries per lookup."""
+    buckets = GROUPS
+    while buckets < FINE and buckets * ROWS_PER_ID_PAGE < rows:
         buckets *= 2
     return buckets
 

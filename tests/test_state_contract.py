@@ -7,6 +7,7 @@ the session's one Azurite. At the end, a few checks that only the Azure adapter 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from statestore import azure_bulk, azure_mirror_reads, azure_storage
+from statestore import azure_bulk, azure_mirror, azure_mirror_reads, azure_storage
 from statestore.azure_tables import AzureStateStore
 from statestore.port import (
     BUCKETS,
@@ -465,6 +466,11 @@ def test_a_refilled_mirror_reads_back_complete(
         "c400": MirrorRow("contact", "c400", "a2", {}),
     }
     assert len(list(store.mirror("contact"))) == len(expected) - 1
+    store.delete_mirror("contact", ["c400"])
+    again = MirrorRow("contact", "c400", "a2", {"again": True})
+    store.put_mirror([again])  # where a row of that id was removed
+    assert store.mirror_rows("contact", ["c400"]) == {"c400": again}
+    assert again in list(store.mirror("contact", ["a2"]))
 
 
 @pytest.fixture(params=["sqlite", "azure"])
@@ -909,6 +915,39 @@ def test_azure_drops_the_previous_generation_once_a_refill_is_sealed(azure: Azur
     after = mirror_tables()
     assert not after & before and len(after) == 3
     assert blobs(azure) == []
+
+
+def test_azure_drops_a_refill_left_unfinished(
+    azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sync that failed while refilling, in a process that lives on: its refill is dropped, not published."""
+    row = MirrorRow("contact", "c1", "a1", {"n": 1})
+    azure.put_mirror([row])
+    azure.clear_mirror()
+    azure.put_mirror([MirrorRow("contact", "c2", "a2", {"n": 2})])
+    monkeypatch.setattr(azure_mirror, "IDLE_SECONDS", 0.0)
+    with caplog.at_level(logging.WARNING, logger="abm.state"):
+        assert azure.mirror_rows("contact", ["c1", "c2"]) == {"c1": row}
+    assert [r.getMessage() for r in caplog.records] == [
+        "an unfinished refill of the mirror was dropped: the mirror is the one before it"
+    ]
+    assert list(azure.mirror("contact")) == [row]
+
+
+def test_azure_reads_again_from_the_generation_published_meanwhile(azure: AzureStateStore) -> None:
+    """A process that read which generation is the mirror just before another published a newer one (and deleted
+    the older one's tables) reads the newer one."""
+    azure.put_mirror([MirrorRow("contact", "c1", "a1", {"n": 1})])
+    stale = azure._generations.current()
+    azure.clear_mirror()
+    azure.put_mirror([MirrorRow("contact", "c2", "a2", {"n": 2})])
+    assert azure.mirror_partitions(["contact"]) == ["a2"]  # published: the tables of `stale` are gone
+    current, answers = azure._generations.current, iter([stale])
+    azure._generations.current = lambda: next(answers, None) or current()  # type: ignore[method-assign]
+    assert [r.id for r in azure.mirror_rows("contact", ["c1", "c2"]).values()] == ["c2"]
+    answers = iter([stale])
+    azure.put_mirror([MirrorRow("contact", "c3", "a2", {"n": 3})])
+    assert [r.id for r in azure.mirror("contact")] == ["c2", "c3"]
 
 
 def test_azure_reads_a_batch_once_for_all_its_kinds(azure: AzureStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
