@@ -5,14 +5,14 @@ A run saves the agenda of every partition it evaluated (2,000 at `ref` after a f
 partitions its changes touched due, asks which partitions depend on the records that changed, and lists those due
 in its buckets. So everything is grouped by PartitionKey, not spread one partition (or one ref) per key:
 
-- an entry sits in its partition's group of 16 buckets ("00" to "63", as the mirror's rows), RowKey
+- an entry sits in its partition's group of 64 buckets ("00" to "15", as the mirror's rows), RowKey
   `bucket!partition`; its refs are kept in it as JSON (in a blob when large), so that a save knows which refs rows
-  to remove. A save reads the groups it touches (a query each) and writes each group in one transaction;
+  to remove. A save reads the groups it touches (a query each) and writes a transaction per group (of up to 100);
 - marking due adds a mark, `bucket!partition!m!moment`, beside the entry, written blind (no read, no etag): a
   partition is due at the earliest of its entry's due and its marks, so an earlier due always stays; a save
   replaces the entry and removes the marks it read, in the same transaction;
 - a refs row sits in the group of the ref's own bucket, RowKey `ref!partition`: the partitions depending on a few
-  refs are one query per group for up to seven refs.
+  refs are one query per group for up to seven refs, and a save writes a transaction per group.
 
 Writes are not one transaction as in SQLite; they are ordered so that a crash leaves refs rows too many (a partition
 found dependent that no longer is: evaluated once more), never too few: refs rows added, then the entries, then refs

@@ -1,23 +1,25 @@
 """A bulk load of the Azure mirror: how a full sync refills a mirror it emptied (`statestore.azure_mirror`).
 
 A full sync empties the mirror and puts every row again, 1,000 rows of one kind at a time, in Dataverse's order (by
-id, so in no order of partition), each chunk after a read by id of the same rows. Written row by row, a chunk would
-touch hundreds of partitions (a transaction each) and every read by id would be a query. So `clear_mirror` starts a
-new generation (`statestore.azure_generations`) that only this process writes until it is sealed, and:
+id, so in no order of partition), each chunk after a read by id of the same rows. Written row by row, every chunk
+would touch hundreds of partitions and every read by id would be a query. So `clear_mirror` starts a new generation
+(`statestore.azure_generations`) that only this process writes until it is sealed, and:
 
-- a put appends fragments: per 16th of the buckets, one entity with the chunk's rows of those partitions, and per
-  16th of the id buckets one with where those rows are; all of a kind's fragments share a PartitionKey, so a chunk is
-  one or two transactions, whatever partitions it touches;
+- a put only holds the rows, as lines: by partition (grouped as the mirror's rows are) and by id (the id and its
+  partition, grouped as the id pages are). Past `_FLUSH` characters held, the lines are written as fragments, one
+  compressed entity per kind, side and slice, all of a kind in one PartitionKey: a few transactions per flush;
 - a read by id answers from what this process put (the generation is its own): an id it never put is not there,
-  without a request; one it put (ids are remembered as 64-bit digests, 8 bytes each) is read from the fragments;
-- sealing turns the fragments into the layout readers use, one 16th of a kind at a time (what memory holds):
-  id pages first (learning which ids moved or were removed during the load), then partition pages and the listing;
-  the fragments' table is then deleted and the generation published.
+  without a request (ids are remembered as 64-bit digests, 8 bytes each); one it put is found in the lines;
+- sealing writes the readers' layout, a kind at a time and a 16th of it at a time (what memory holds): which ids
+  moved (or went) while loading, then the partition pages and the listing, then the id pages, with each row's data
+  when the kind is small enough to hold while its partition pages are written (else they point to the partition).
+  The fragments' table is then deleted and the generation published.
 
 The owner seals before anything that reads by partition or hands the mirror to another process (reads by partition,
 listing partitions, saving checkpoints, starting a fanned-out run, closing the store). Until then other processes
-keep reading the previous generation; a process that dies before sealing leaves the previous mirror in place (and
-its checkpoints, so the next sync reads everything again).
+keep reading the previous generation; a load left untouched for `IDLE_SECONDS` (a sync that failed, in a process
+that lives on) is dropped, and one whose process died is never published: the previous mirror stays (and so do its
+checkpoints, so the next sync reads everything again).
 """
 
 from __future__ import annotations

@@ -3,19 +3,21 @@
 The engine reads the mirror by batches of partitions (a kind at a time), by id (a chunk's rows before it puts them,
 the leads of scores, the records a batch reaches in other partitions), and lists the partitions of a shard's
 buckets; it writes it in bulk after emptying it (a full sync: `statestore.azure_bulk`), else a few thousand rows at
-a time (a tick's changes). A generation (`statestore.azure_generations`) holds, as the layout table in
-`statestore.azure_tables` shows:
+a time (a tick's changes, the scores a run wrote coming back with their ids). A generation
+(`statestore.azure_generations`) holds, as the layout table in `statestore.azure_tables` shows:
 
-- rows by partition (`mp`): PartitionKey the partition's group of 16 buckets, so that a chunk touching hundreds of
+- rows by partition (`mp`): PartitionKey the partition's group of 64 buckets, so that a chunk touching hundreds of
   partitions is a few transactions; under it, for a partition and a kind, the pages a bulk load wrote (`...!p!n`,
   never changed afterwards) and one entity per row put since (`...!r!id`: the row, or `gone` for a row that moved
   away or was removed), which replaces the page's line of the same id. Reads: `statestore.azure_mirror_reads`;
-- id pages (`mi`): each row again, by id (its partition and data, or its blob's name), 8,192 pages per kind keyed by
-  a hash of the id, in 64 PartitionKeys: a read by id is one query per 14 pages, with no second step; a put rewrites
-  the pages it touched under their etags (read again on a conflict);
+- id pages (`mi`): each row again, by id (its partition and data, or its blob's name; a longer row only points to
+  its partition), in pages of about 64 rows keyed by a hash of the id, 16 PartitionKeys per kind: a read by id is a
+  query per 14 pages, with no second step; a put rewrites the pages it touched under their etags (read again on a
+  conflict);
 - the listing (`ml`): a kind's (bucket, partition) pairs, 16 PartitionKeys per kind, so that a shard lists only its
-  buckets; a pair is removed (under its etag, so that a concurrent put wins) once a move or a removal left the
-  partition without rows of the kind.
+  buckets. A pair is added when a row lands in a new partition and never removed: a partition a move or a removal
+  left empty stays listed until the next refill (the engine evaluates it and finds nothing). Removing it would cost
+  a read of the partition after every move or removal, and the engine removes and puts back every score it wrote.
 
 A put writes the rows first, then the id pages, then the `gone` entities of the rows that moved: a crash in between
 leaves a row in two partitions (until it is put again), never in none. Large rows sit in blobs named by generation,

@@ -7,11 +7,12 @@ an entity). Every line is ASCII (JSON with `ensure_ascii`, fields separated by t
 a page's bytes are its characters, and even uncompressed they fit. A row whose JSON is longer than `ROW_INLINE` is
 kept in a blob; its line holds the blob's name as a JSON string where the data would be (data is always an object).
 
-Lines, by where they are kept:
-- a partition page or a fragment of a bulk load: `id<TAB>partition<TAB>payload` (the page's lines leave out the
-  partition: it is the page's); payload is the data, a blob name, or `null` for a row removed;
+Lines, by where they are kept (every field JSON):
+- a partition page: `id<TAB>payload`, the payload being the row's data or its blob's name;
 - an id page: `id<TAB>partition<TAB>payload`, the payload as in a partition page when it is at most `ID_INLINE`
-  characters (most rows: a read by id needs nothing else), else `0`: read it from the partition's rows.
+  characters (most rows: a read by id needs nothing else), else `ELSEWHERE` (`0`): in the partition's rows;
+- a bulk load's fragment (`statestore.azure_bulk`): `id<TAB>partition<TAB>payload` by partition, `id<TAB>partition`
+  by id (`null` for a row removed).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ __all__ = [
     "id_group",
     "id_payload",
     "join_pages",
-    "line",
     "listing_key",
     "page_properties",
     "page_text",
@@ -73,10 +73,6 @@ def quote(text: str) -> str:
     if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return f'"{text}"'
     return _ENCODE(text)
-
-
-def line(*fields: Any) -> str:
-    return "\t".join(dumps(field) for field in fields)
 
 
 def group_of(partition: str) -> str:

@@ -1,28 +1,44 @@
 """The state store in Azure Table Storage, with blobs for large values: the production adapter of `StateStore`.
 
-It lives in the Function app's own storage account. Every table is `{prefix}{name}`:
+It lives in the Function app's own storage account. Every table is `{prefix}{name}`; the mirror's four come per
+generation `g` (`statestore.azure_generations`): emptying the mirror starts a new set instead of deleting rows. A
+"group" is one of 16 PartitionKeys a table spreads its keys over (of a partition: its bucket // 64, so a shard's
+partitions are in known groups; of another key: a hash of it), so that no partition is hot and a write of many keys
+is a few transactions. Each table is laid out for how the engine reads and writes it (issue 15):
 
 | table | PartitionKey | RowKey | why |
 |---|---|---|---|
-| progress | journey | contact | a journey is one partition query; a contact in every journey one RowKey query |
+| progress | journey!group of contact | contact | a batch's contacts: a query per 14; a journey: one range |
 | handled | journey | tile!account | add-only, written in transactions |
-| counts | journey | account!tile | counters as JSON, added under optimistic concurrency; an account is a key range |
-| effects | the key's first segment (the journey) | key | recorded in transactions; looked up by key |
+| counts | journey | account!tile | counters as JSON, added under optimistic concurrency |
+| effects | journey!group of key | key | recorded in a transaction per group; looked up 14 a query |
 | intents | key | "" | claimed by insert: the first writer wins |
-| checkpoints | "c" | name | saved together in one transaction |
-| mirror | the row's partition (its account) | kind!id | a partition's rows of a kind are one range query |
-| mirrorindex | kind | id | where a row lives (and its blob), so rows are found, moved and deleted by id |
+| checkpoints | "c"; "m" | name; what | saved together; "m": the mirror's generation, layouts converted |
+| mp{g} | group of partition | partition!kind!p!n, partition!kind!r!id | rows by partition (1) |
+| mi{g} | kind!group of id | page number | rows by id (2) |
+| ml{g} | kind!bucket // 64; "~" | bucket!partition; kind | partitions by bucket (3); "~": each kind's id pages |
+| mf{g} | kind | side slice!flush!n | a bulk load's fragments (`statestore.azure_bulk`), dropped once sealed |
 | runs | "r" | run id | |
 | shards | run id | shard | the done shards of a run are one partition |
 | events | event id | "" | recorded by insert: the first delivery wins |
 | deadletters | letter id | "" | |
-| agenda | the partition's bucket, "0000" to "1023" | partition | a shard's due partitions are a query per bucket |
-| agendarefs | ref | partition | the partitions depending on a ref are one partition query |
+| agenda | group of partition | bucket!partition; ...!m!moment | a shard's due partitions: a query per group (4) |
+| agendarefs | group of ref | ref!partition | the partitions depending on a few refs: a query per group for 7 (4) |
 
-Keys are escaped and large values kept in blobs by the plumbing in `statestore.azure_storage`; each role's reads and
-writes sit in `azure_journeys` (progress, effects, intents), `azure_sync` (checkpoints, mirror, runs), `azure_events`
-(events, dead letters) and `azure_agenda` (the agenda). `AzureStateStore` is all of them, and forgets a contact
-across them.
+1. A partition's pages a bulk load wrote (`p`, never changed afterwards) and one entity per row put since (`r`: the
+   row, or `gone`), which replaces the page's line of its id. A batch is a query per group for up to 7 partitions,
+   every kind at once when read ahead; a chunk of rows is a transaction per group (`statestore.azure_mirror`).
+2. Each row again, by id: about 64 to a page (compressed), up to 8,192 pages per kind. A read by id is a query per
+   14 pages (or per group, when many); a put rewrites the pages it touched under their etags.
+3. Kept on put; a partition emptied since the mirror was refilled may stay listed (evaluating it finds nothing).
+4. Entries with their refs; a mark makes a partition due without a read (`statestore.azure_agenda`).
+
+Pages (`statestore.azure_pages`) pack many rows into one entity as compressed lines; transactions are sent as one
+hand-built `$batch` request (`statestore.azure_batch`). Keys are escaped and large values kept in blobs by the
+plumbing in `statestore.azure_storage`; each role's reads and writes sit in `azure_journeys` (progress, effects,
+intents), `azure_sync` (checkpoints, runs), `azure_mirror` (with `azure_mirror_reads` and `azure_bulk`),
+`azure_events` (events, dead letters) and `azure_agenda` (the agenda). `AzureStateStore` is all of them, and forgets
+a contact across them.
 """
 
 from __future__ import annotations
