@@ -25,7 +25,7 @@ from typing import Final
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from statestore.azure_storage import MAX_TRIES, PARALLEL, new_entity, table_key
@@ -124,18 +124,8 @@ class Generations:
         for _ in range(MAX_TRIES):
             entity = self._checkpoints.get_entity(*_META)
             number = int(entity["next"]) + 1
-            try:
-                self._checkpoints.update_entity(
-                    new_entity(*_META, next=number),
-                    mode=UpdateMode.MERGE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except HttpResponseError as failure:
-                if failure.status_code != 412:
-                    raise
-                continue
-            return self._create(number)
+            if self._merge_meta(entity, next=number):
+                return self._create(number)
         raise RuntimeError(f"mirror generations: still contended after {MAX_TRIES} tries")
 
     def publish(self, generation: Generation) -> bool:
@@ -146,20 +136,25 @@ class Generations:
             if int(entity["current"]) >= generation.number:
                 self.drop(generation.number)
                 return False
-            try:
-                self._checkpoints.update_entity(
-                    new_entity(*_META, current=generation.number),
-                    mode=UpdateMode.MERGE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except HttpResponseError as failure:
-                if failure.status_code != 412:
-                    raise
-                continue
-            self._drop_older(generation.number)
-            return True
+            if self._merge_meta(entity, current=generation.number):
+                self._drop_older(generation.number)
+                return True
         raise RuntimeError(f"mirror generations: still contended after {MAX_TRIES} tries")
+
+    def _merge_meta(self, read: TableEntity, **values: int) -> bool:
+        """Set these values on the generations entity unless it changed since `read` (then False: read again)."""
+        try:
+            self._checkpoints.update_entity(
+                {**new_entity(*_META), **values},
+                mode=UpdateMode.MERGE,
+                etag=read.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as failure:
+            if failure.status_code != 412:
+                raise
+            return False
+        return True
 
     def _drop_older(self, number: int) -> None:
         names = self._service.query_tables(

@@ -226,9 +226,9 @@ class Mirror:
         if kind == CONSENT:  # a consent partition is not evaluated: the contacts with its address are
             touched = set()
         refs = set[str]()
-        if not self.fresh:
-            refs = refs.union(*(self._refs(kind, row) for _, _, row in changed))
-            refs |= refs.union(*(self._refs(kind, before[i].data) for i, _, _ in changed if i in before))
+        if not self.fresh:  # the rows' refs as they are now and as they were
+            old = [before[i].data for i, _, _ in changed if i in before]
+            refs = refs.union(*(self._refs(kind, row) for row in [*(row for _, _, row in changed), *old]))
         due = self._due(touched, refs)
         if kind == "contact":  # what follows a moved contact moves first: a rerun after a crash finds it moved
             moves = {i: p for i, p, _ in changed if i in before and before[i].partition != p}

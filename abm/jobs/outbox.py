@@ -64,6 +64,3 @@ class Outbox:
         """Send everything queued (a sender may queue into a later channel, which is then sent too)."""
         for name in self._channels:
             self._drain(name)
-
-    def pending(self) -> int:
-        return sum(len(c.items) for c in self._channels.values())

@@ -175,7 +175,6 @@ class _Evaluation:
         )
         self.tenant: dict[str, int] = {}
         self.scoring: dict[str, Any] = score_run(setup.models, (), (), (), (), now=now).summary()
-        self.segments: dict[str, dict[str, Any]] = {}
         self.agenda: dict[str, AgendaEntry] = {}
         self.scored: set[str] = set()
 

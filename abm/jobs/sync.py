@@ -249,10 +249,11 @@ def sync(
         return _resume(client, store, open_run, now=now, enqueue=enqueue)
     read = read_into_mirror(client, store, setup, full=full)
     seconds = {"read": round(time.perf_counter() - started, 3)}
-    everything = evaluate_all or read.mode == "full" or store.checkpoint(EVALUATION) != setup.fingerprint()
+    fingerprint = setup.fingerprint()
+    everything = evaluate_all or read.mode == "full" or store.checkpoint(EVALUATION) != fingerprint
     if everything:
         store.clear_agenda()  # rebuilt by evaluating every partition
-    read.checkpoints[EVALUATION] = setup.fingerprint()
+    read.checkpoints[EVALUATION] = fingerprint
     if shards > 1 and enqueue is not None:
         run = ShardRun(str(uuid.uuid4()), shards, now, read.checkpoints)
         store.start_run(run)
