@@ -22,7 +22,7 @@ from dataverse.mapping import when
 from dataverse.query import Query, eq
 from dataverse.tables import table
 from scoring.engine import ConsentRule, Contribution, LeadScore
-from scoring.records import StoredScore
+from scoring.records import Lead, StoredScore
 
 __all__ = [
     "SCORE_SELECT",
@@ -32,6 +32,7 @@ __all__ = [
     "ScoreRecord",
     "ScoreWrite",
     "flag_sales_ready",
+    "flagged_lead",
     "flagged_lead_row",
     "read_lead_scores",
     "read_predictive",
@@ -227,8 +228,18 @@ def score_mirror_row(write: ScoreWrite) -> dict[str, Any]:
 
 
 def flagged_lead_row(row: Mapping[str, Any], flag: SalesReadyFlag) -> dict[str, Any]:
-    """A mirrored lead row with the sales-ready flag the run wrote (as `flag_sales_ready` writes it)."""
-    return {**row, "abm_salesready": True, "abm_salesreadyon": flag.on.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    """A mirrored lead row with the sales-ready flag the run wrote (as `flag_sales_ready` writes it, and Dataverse
+    keeps it: to the second)."""
+    return {**row, "abm_salesready": True, "abm_salesreadyon": f"{_flag_time(flag):%Y-%m-%dT%H:%M:%SZ}"}
+
+
+def flagged_lead(lead: Lead, flag: SalesReadyFlag) -> Lead:
+    """A lead record as the mirror holds it once its flag is written (`flagged_lead_row`, mapped)."""
+    return replace(lead, sales_ready=True, sales_ready_on=_flag_time(flag))
+
+
+def _flag_time(flag: SalesReadyFlag) -> datetime:
+    return flag.on.astimezone(UTC).replace(microsecond=0)
 
 
 def upsert_scores(client: DataverseClient, writes: Sequence[ScoreWrite]) -> None:

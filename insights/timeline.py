@@ -29,6 +29,7 @@ __all__ = [
     "OPPORTUNITY_WON",
     "Container",
     "Event",
+    "event_order",
     "timeline",
 ]
 
@@ -53,7 +54,7 @@ Container = Literal["account", "contact", "opportunity"]
 CONTAINERS: tuple[Container, ...] = ("account", "contact", "opportunity")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One dated event: an interaction (its type, e.g. FormSubmitted) or a milestone (e.g. OpportunityCreated), the
     containers it belongs to, and the interaction's content type. `source` is the id of the record it came from."""
@@ -86,7 +87,7 @@ def timeline(
     opportunities: Iterable[Opportunity],
     interactions: Iterable[Interaction],
 ) -> list[Event]:
-    """Every interaction and milestone as events, ordered by time (ties: see `_order`, so the order is stable)."""
+    """Every interaction and milestone as events, ordered by time (ties: see `event_order`)."""
     account_of: Mapping[str, str | None] = {c.id: c.account_id for c in contacts}
     events = [
         Event(
@@ -118,13 +119,14 @@ def timeline(
         for kind, at in dated:
             if at is not None:
                 events.append(Event(at, kind, True, opportunity.id, account, contact, opportunity.id))
-    events.sort(key=_order)
+    events.sort(key=event_order)
     return events
 
 
 _RANK = {name: rank for rank, name in enumerate(MILESTONES, start=1)}
 
 
-def _order(event: Event) -> tuple[datetime, int, str, str]:
-    """Time first; at the same moment interactions before milestones, milestones in the buying journey's order."""
+def event_order(event: Event) -> tuple[datetime, int, str, str]:
+    """The stream's order: time first; at the same moment interactions before milestones, milestones in the buying
+    journey's order; then the source record and the type (so the order is stable)."""
     return (event.at, _RANK.get(event.type, 0) if event.milestone else 0, event.source, event.type)

@@ -69,6 +69,7 @@ _TABLES = (
     "deadletters",
     "agenda",
     "agendarefs",
+    "timeline",
 )
 REPLACE = {"mode": UpdateMode.REPLACE}
 _RANGES = 7  # RowKey ranges per OR query: with the partition, the service's 15 comparisons per filter
@@ -198,6 +199,7 @@ class AzureStorage:
         self._letters = tables["deadletters"]
         self._agenda = tables["agenda"]
         self._agenda_refs = tables["agendarefs"]
+        self._timeline = tables["timeline"]
         self._tables = list(tables.values())
         self._container: ContainerClient = self._blob_service.get_container_client(f"{prefix}-payloads")
         with contextlib.suppress(ResourceExistsError):

@@ -24,6 +24,7 @@ is a few transactions. Each table is laid out for how the engine reads and write
 | deadletters | letter id | "" | |
 | agenda | group of partition | bucket!partition; ...!m!moment | a shard's due partitions: a query per group (4) |
 | agendarefs | group of ref | ref!partition | the partitions depending on a few refs: a query per group for 7 (4) |
+| timeline | group of partition | partition!n; "~types" | a partition's events in a chunk or a few; the types (5) |
 
 1. A partition's pages a bulk load wrote (`p`, never changed afterwards) and one entity per row put since (`r`: the
    row, or `gone`), which replaces the page's line of its id. A batch is a query per group for up to 7 partitions,
@@ -32,13 +33,15 @@ is a few transactions. Each table is laid out for how the engine reads and write
    14 pages (or per group, when many); a put rewrites the pages it touched under their etags.
 3. Kept on put; a partition emptied since the mirror was refilled may stay listed (evaluating it finds nothing).
 4. Entries with their refs; a mark makes a partition due without a read (`statestore.azure_agenda`).
+5. Compressed, each string once; a save is a transaction per group (with the group's types record, under its etag),
+   a whole read a query per group, one account's events one query (`statestore.azure_timeline`).
 
 Pages (`statestore.azure_pages`) pack many rows into one entity as compressed lines; transactions are sent as one
 hand-built `$batch` request (`statestore.azure_batch`). Keys are escaped and large values kept in blobs by the
 plumbing in `statestore.azure_storage`; each role's reads and writes sit in `azure_journeys` (progress, effects,
 intents), `azure_sync` (checkpoints, runs), `azure_mirror` (with `azure_mirror_reads` and `azure_bulk`),
-`azure_events` (events, dead letters) and `azure_agenda` (the agenda). `AzureStateStore` is all of them, and forgets
-a contact across them.
+`azure_events` (events, dead letters), `azure_agenda` (the agenda) and `azure_timeline` (the insights' events).
+`AzureStateStore` is all of them, and forgets a contact across them.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from statestore.azure_journeys import AzureEffectLedger, AzureProgress
 from statestore.azure_mirror import AzureMirror
 from statestore.azure_storage import FILTER_KEYS, INLINE_LIMIT, blobs_of, delete_op, table_key
 from statestore.azure_sync import AzureCheckpoints, AzureFanOut
+from statestore.azure_timeline import AzureTimeline
 from statestore.port import wall_clock
 
 if TYPE_CHECKING:
@@ -62,7 +66,14 @@ __all__ = ["INLINE_LIMIT", "AzureStateStore"]
 
 
 class AzureStateStore(
-    AzureProgress, AzureEffectLedger, AzureCheckpoints, AzureMirror, AzureFanOut, AzureEventLog, AzureAgenda
+    AzureProgress,
+    AzureEffectLedger,
+    AzureCheckpoints,
+    AzureMirror,
+    AzureFanOut,
+    AzureEventLog,
+    AzureAgenda,
+    AzureTimeline,
 ):
     """`StateStore` in Table Storage and blobs of one storage account (see the module docstring for the layout)."""
 

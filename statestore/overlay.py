@@ -6,17 +6,19 @@ memory (an in-memory SQLite store):
 
 - read through: journey progress (`ProgressStore`), effects and intents (`EffectLedger`), `Checkpoints`, the mirror
   (`MirrorStore`), the `Agenda`: the real store's, under the dry run's own writes;
-- read only: fanned-out runs (`FanOut`) and events and dead letters (`EventLog`): the real store's, never changed
-  (an event the dry run records is known to it by id, nothing more);
+- read only: fanned-out runs (`FanOut`), events and dead letters (`EventLog`) and the insights' `Timeline`: the
+  real store's, never changed (an event the dry run records is known to it by id, nothing more; what a dry run
+  evaluates changes no insight);
 - in memory: forgetting a contact (`Erasure`), whose progress read from the real store is hidden from then on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from insights.timeline import Event
 from statestore.port import (
     AgendaEntry,
     DeadLetter,
@@ -26,6 +28,7 @@ from statestore.port import (
     ShardRun,
     StateStore,
     StoredEvent,
+    TimelineQuery,
 )
 from statestore.sqlite import SqliteStateStore
 
@@ -242,6 +245,22 @@ class _EventLogReadOnly(_Layers):
         """A dry run removes nothing."""
 
 
+class _TimelineReadOnly(_Layers):
+    """The insights' timeline: the real store's. A dry run's evaluation saves nothing to it (no insight changes)."""
+
+    def save_timeline(self, partitions: Mapping[str, Sequence[Event]]) -> None:
+        """A dry run changes no insight."""
+
+    def timeline(self, query: TimelineQuery = TimelineQuery()) -> list[Event]:  # noqa: B008 (frozen, shared)
+        return self.base.timeline(query)
+
+    def timeline_types(self) -> set[str]:
+        return self.base.timeline_types()
+
+    def clear_timeline(self) -> None:
+        """A dry run changes no insight."""
+
+
 class _ErasureInMemory(_Layers):
     """Forgetting a contact: in memory, and its progress read from the real store is hidden from then on."""
 
@@ -258,6 +277,7 @@ class OverlayStore(
     _AgendaThrough,
     _FanOutReadOnly,
     _EventLogReadOnly,
+    _TimelineReadOnly,
     _ErasureInMemory,
 ):
     """A `StateStore` that reads `base` and writes to memory: what a dry run sees as its own state (each role as the

@@ -13,6 +13,8 @@ play. A job asks for the roles it uses (a small intersection where it needs two)
 - `Erasure`: forgetting a contact deleted in Dataverse, in every role that keeps something about it.
 - `Agenda`: when each partition must next be evaluated, and the foreign records its last evaluation read (so that a
   change to one of those makes it due too): what lets a run evaluate only the partitions that need it.
+- `Timeline`: the insights' event stream, each partition's interactions and milestones as its last evaluation found
+  them, read by type, time and account without loading the mirror.
 
 Partitions fall into `BUCKETS` fixed buckets (`bucket_of`): a shard of N takes the buckets b with b % N == shard, so
 the mirror's partitions and the agenda are read by bucket, and changing the shard count moves nothing.
@@ -25,11 +27,12 @@ Its adapters sit beside it: `statestore.sqlite.SqliteStateStore` (the embedded d
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from insights.timeline import Event  # the timeline keeps the insights' events as the domain holds them
 from journeys.engine import Progress  # a contact's place in a journey is stored as the engine holds it
 
 __all__ = [
@@ -60,6 +63,8 @@ __all__ = [
     "ShardRun",
     "StateStore",
     "StoredEvent",
+    "Timeline",
+    "TimelineQuery",
     "bucket_of",
     "iso",
     "iso_micro",
@@ -139,6 +144,28 @@ class AgendaEntry:
     partition: str
     due: datetime | None
     refs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TimelineQuery:
+    """Which events of the timeline to read: of `types` (None: every type), or with `content_typed` also those that
+    have a content type whatever their type; moments in `[start, end)` (None: unbounded); of one `account`."""
+
+    types: frozenset[str] | None = None
+    content_typed: bool = False
+    start: datetime | None = None
+    end: datetime | None = None
+    account: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        """Whether `event` is one this query reads (what an adapter without an index filters with)."""
+        typed = self.types is None or event.type in self.types or (self.content_typed and bool(event.content_type))
+        return (
+            typed
+            and (self.start is None or event.at >= self.start)
+            and (self.end is None or event.at < self.end)
+            and (self.account is None or event.account_id == self.account)
+        )
 
 
 @dataclass(frozen=True)
@@ -293,7 +320,9 @@ class Erasure(Protocol):
 
     def forget_contact(self, contact_id: str, record_ids: Iterable[str] = ()) -> None:
         """Remove a deleted contact's journey progress in every journey, the workflow runs recorded on it, and the
-        events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten."""
+        events and dead letters about it or about `record_ids` (its interactions): the right to be forgotten. Its
+        events in the timeline (ids only) go when its partition is evaluated again, which removing its rows from the
+        mirror makes due."""
         ...
 
 
@@ -324,7 +353,31 @@ class Agenda(Protocol):
         ...
 
 
-class StateStore(ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Agenda, Protocol):
+class Timeline(Protocol):
+    """The insights' event stream: per partition, the events (`insights.timeline.Event`) of its interactions, leads
+    and opportunities as its last evaluation found them, the sales-ready flags that evaluation wrote included.
+    Whole-tenant cohorts, flows and paths read the events they need from it rather than mapping the mirror."""
+
+    def save_timeline(self, partitions: Mapping[str, Sequence[Event]]) -> None:
+        """Replace each named partition's events (an empty sequence removes them)."""
+        ...
+
+    def timeline(self, query: TimelineQuery = TimelineQuery()) -> list[Event]:
+        """The events `query` matches, ordered as `insights.timeline.timeline` orders them."""
+        ...
+
+    def timeline_types(self) -> set[str]:
+        """Every event type the timeline holds."""
+        ...
+
+    def clear_timeline(self) -> None:
+        """Forget every partition's events (a full evaluation saves them all again)."""
+        ...
+
+
+class StateStore(
+    ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Agenda, Timeline, Protocol
+):
     """The whole port (see the module docstring): every role. Every method is safe to call again with the same
     arguments. A job asks for the roles it uses; the composition root builds the whole store."""
 
@@ -357,13 +410,13 @@ class MirrorSync(MirrorStore, Erasure, Checkpoints, Agenda, Protocol):
     agenda (applying changes marks the partitions they touch due)."""
 
 
-class InsightsStore(MirrorStore, Erasure, ProgressStore, Protocol):
-    """The read side over the mirror and journey progress (the mirror's loader needs erasure too)."""
+class InsightsStore(MirrorStore, Erasure, ProgressStore, Timeline, Protocol):
+    """The read side over the timeline, the mirror and journey progress (the mirror's loader needs erasure too)."""
 
 
-class Evaluation(MirrorStore, Erasure, ProgressStore, EffectLedger, Agenda, Protocol):
-    """Evaluating accounts of the mirror: segments, journeys (progress and effects), scoring, and the agenda each
-    evaluation saves (when the account is next due, what it read)."""
+class Evaluation(MirrorStore, Erasure, ProgressStore, EffectLedger, Agenda, Timeline, Protocol):
+    """Evaluating accounts of the mirror: segments, journeys (progress and effects), scoring, and what each
+    evaluation saves besides its writes: the agenda (when the account is next due, what it read) and the timeline."""
 
 
 class RunStore(Evaluation, Checkpoints, FanOut, Protocol):

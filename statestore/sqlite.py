@@ -25,6 +25,8 @@ from statestore.port import (
 from statestore.sqlite_agenda import SqliteAgenda
 from statestore.sqlite_agenda import chunks as _chunks
 from statestore.sqlite_events import SqliteEventLog
+from statestore.sqlite_timeline import SCHEMA as _TIMELINE
+from statestore.sqlite_timeline import SqliteTimeline
 
 if TYPE_CHECKING:
     from statestore.port import StateStore
@@ -67,7 +69,7 @@ _SCHEMA = """
 """
 
 
-class SqliteStateStore(SqliteAgenda, SqliteEventLog):
+class SqliteStateStore(SqliteAgenda, SqliteEventLog, SqliteTimeline):
     """The state store in one SQLite file (or in memory): the embedded default, for `abm demo` and local runs."""
 
     def __init__(self, path: str | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -90,7 +92,7 @@ class SqliteStateStore(SqliteAgenda, SqliteEventLog):
             relaid = version < _VERSION and bool(mirror) and "bucket" not in mirror
             if relaid:  # a file from before buckets: the mirror is read again rather than converted
                 conn.execute("DROP TABLE mirror")
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + _TIMELINE).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(progress)")}

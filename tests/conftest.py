@@ -13,6 +13,7 @@ from dataverse.client import DataverseClient
 from dataverse.transport import Transport, TransportConfig
 from tests.azurite import azurite  # noqa: F401 (session fixture: one Azurite for the Azure state store tests)
 from tests.browser import chromium  # noqa: F401 (module fixture: one headless Chromium per module that asks)
+from tests.state_stores import both_stores  # noqa: F401 (a fresh store of each adapter, for the contract suites)
 
 ORG = "https://contoso.crm4.dynamics.com"
 API = f"{ORG}/api/data/v9.2/"

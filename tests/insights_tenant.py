@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from abm.jobs.pipeline import RunSetup
+from abm.jobs.pipeline import RunSetup, evaluate
 from abm.jobs.sync import read_into_mirror
 from dataverse.auth import NoAuth
 from dataverse.client import DataverseClient
@@ -166,7 +166,8 @@ JOURNEY_ENTRY = datetime(2026, 2, 3, tzinfo=UTC)  # a1 and a2 entered abm-nurtur
 
 
 def mirror_into(state: StateStore, setup: RunSetup) -> None:
-    """Fill a state store as a full sync of this tenant would (through an emulator on loopback), plus journey
+    """Fill a state store as a full sync of this tenant would (through an emulator on loopback; the timeline saved
+    by an evaluation that writes nothing), plus journey
     progress: a1 and a2 in abm-nurture since Feb 3; tile counts A: opened entered 2, B: opened entered 1, false 1."""
     store = Store()
     try:
@@ -177,6 +178,8 @@ def mirror_into(state: StateStore, setup: RunSetup) -> None:
             DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client,
         ):
             state.save_checkpoints(read_into_mirror(client, state, setup, full=True).checkpoints)
+            # An evaluation with no definitions writes nothing and saves the insights' timeline, as a sync's would.
+            evaluate(client, state, RunSetup(config=setup.config), now=JOURNEY_ENTRY)
     finally:
         store.close()
     progress = [Progress(c, "opened", JOURNEY_ENTRY, False, JOURNEY_ENTRY) for c in (A1, A2)]

@@ -37,6 +37,7 @@ from statestore.port import (
     ShardRun,
     StateStore,
     StoredEvent,
+    Timeline,
     bucket_of,
 )
 from statestore.sqlite import SqliteStateStore
@@ -216,7 +217,7 @@ def test_the_filtered_reads_walk_indexes(tmp_path: Path) -> None:
 
 # ---- the roles: every adapter plays each, and together they are the whole port ----
 
-ROLES = (ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Agenda)
+ROLES = (ProgressStore, EffectLedger, Checkpoints, MirrorStore, FanOut, EventLog, Erasure, Agenda, Timeline)
 
 
 def members(protocol: type) -> set[str]:

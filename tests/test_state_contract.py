@@ -50,16 +50,10 @@ def shard(n: int, of: int = 4) -> list[int]:
     return [b for b in range(BUCKETS) if b % of == n]
 
 
-@pytest.fixture(params=["sqlite", "azure"])
-def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    if request.param == "sqlite":
-        sqlite = SqliteStateStore()
-        yield sqlite
-        sqlite.close()
-    else:
-        azure = AzureStateStore(request.getfixturevalue("azurite"), prefix=f"t{uuid.uuid4().hex[:16]}")
-        yield azure
-        azure.close()
+@pytest.fixture
+def store(both_stores: StateStore) -> StateStore:
+    """A fresh store of each adapter (`tests.state_stores`)."""
+    return both_stores
 
 
 def event(id: str, at: datetime, record: str = "c1", **changes: object) -> StoredEvent:

@@ -32,12 +32,13 @@ __all__ = ["Batch", "load_batch"]
 @dataclass(frozen=True)
 class Batch(Snapshot):
     """A snapshot of some partitions (their own records), plus the records they read from other partitions
-    (`related_*`), the partition of each contact and lead, and each partition's refs."""
+    (`related_*`), the partition of each of its own records (contacts, leads, opportunities, interactions), and each
+    partition's refs."""
 
     related_accounts: list[Account] = field(default_factory=list)
     related_contacts: list[Contact] = field(default_factory=list)
     related_interactions: list[Interaction] = field(default_factory=list)
-    partition_of: dict[str, str] = field(default_factory=dict)  # contact and lead ids -> partition
+    partition_of: dict[str, str] = field(default_factory=dict)  # ids of the batch's own records -> partition
     refs: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
@@ -107,8 +108,10 @@ def load_batch(store: MirrorStore, config: MappingConfig, partitions: Sequence[s
     contacts = [mapping.contact(r.data, config, by_email) for r in rows["contact"]]
     related_contacts = [mapping.contact(r.data, config, by_email) for r in related_rows]
     key = table("abm_interaction").primary_key
-    interactions = [mapping.interaction(r.data, key, config) for r in store.mirror("abm_interaction", wanted)]
+    interaction_rows = list(store.mirror("abm_interaction", wanted))
+    interactions = [mapping.interaction(r.data, key, config) for r in interaction_rows]
     interactions.sort(key=lambda i: (i.occurred_on, i.id))
+    partition_of |= {r.id: r.partition for r in (*rows["opportunity"], *interaction_rows)}
     lead_contacts = {lead.contact_id for lead in leads if lead.contact_id and lead.contact_id not in local_contacts}
     related_interactions = _interactions_of(store, config, lead_contacts, related) if lead_contacts else []
     related_accounts = [a for id, a in related.accounts.items() if a is not None and id not in local_accounts]

@@ -43,7 +43,7 @@ from journeys.model import columns_needed as journey_columns
 from journeys.segments import Segment
 from journeys.segments import columns_needed as segment_columns
 from scoring.model import ScoringModel, columns_needed
-from scoring.records import Account, Contact, Interaction, Lead, Opportunity
+from scoring.records import Account, Contact, Interaction, Lead, Opportunity, StoredScore
 from statestore.port import MirrorAndAgenda, MirrorRow, MirrorStore
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "load_snapshot",
     "mirror_queries",
     "record_ref",
+    "stored_scores",
 ]
 
 CONSENT = "msdynmkt_contactpointconsent4"
@@ -336,6 +337,11 @@ class Mirror:
 def _provisional_id(record: ScoreRecord) -> str:
     """The mirror id of a score row written through before its own id is known: its alternate key."""
     return f"~{record.lead_id}/{record.model}"
+
+
+def stored_scores(store: MirrorStore) -> list[StoredScore]:
+    """Every score the mirror holds, as the insights show them (the report's distributions)."""
+    return [score_record(r.data).as_stored() for r in store.mirror(SCORE)]
 
 
 def load_snapshot(store: MirrorStore, config: MappingConfig, partitions: Collection[str] | None = None) -> Snapshot:

@@ -5,9 +5,10 @@ moment has come; a webhook or a replay evaluates the partitions a change touched
 walks its partitions in batches (`BATCH` accounts with everything they hold, `abm.jobs.loading`), so memory is
 bounded by the batch, not the tenant: per batch it evaluates the segments (the server-side queries' members, held
 as ids, on a full run; the mirror evaluator otherwise: one definition, two evaluators, tested to agree), advances
-the journeys and scores the open leads. The writes wait in an outbox and leave in full bulk requests; once all are
-written, journey progress and each partition's agenda entry (the next moment its outcome can change with no new
-data, and the records it read elsewhere) are saved.
+the journeys and scores the open leads, and saves the batch's partitions' events to the insights' timeline as they
+stand once the run's writes are made (a lead this run finds sales-ready is marketing qualified in it). The writes
+wait in an outbox and leave in full bulk requests; once all are written, journey progress and each partition's
+agenda entry (the next moment its outcome can change with no new data, and the records it read elsewhere) are saved.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from abm.jobs.scoring import ScoreWriter
 from abm.jobs.segments import evaluate_segments, segment_report
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
+from dataverse.scores import SalesReadyFlag, flagged_lead
+from insights.timeline import Event, timeline
 from journeys.model import Journey
 from journeys.segments import Member, Segment, members
 from scoring.due import next_change
@@ -40,6 +43,9 @@ from statestore.port import BUCKETS, AgendaEntry, Evaluation
 __all__ = ["BATCH", "RunReport", "RunSetup", "Scope", "Shard", "evaluate", "merge_writes"]
 
 BATCH = 250  # partitions (accounts) evaluated together
+# What an evaluation saves besides its writes, as a version in the run setup's fingerprint: a new one makes the next
+# sync evaluate every partition once (2: the insights' timeline).
+SAVES = 2
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class RunSetup:
     def fingerprint(self) -> str:
         """What evaluation depends on besides the data, as a stable digest: the definitions and the options. The
         agenda holds only for the fingerprint it was computed with."""
-        return hashlib.sha256(repr(_canonical(self)).encode()).hexdigest()[:16]
+        return hashlib.sha256(repr((SAVES, _canonical(self))).encode()).hexdigest()[:16]
 
 
 def _canonical(value: object) -> object:
@@ -192,7 +198,7 @@ class _Evaluation:
             interactions.sort(key=lambda i: (i.occurred_on, i.id))
         models, accounts = self.setup.models, [*batch.accounts, *batch.related_accounts]
         run = score_run(models, leads, contacts, accounts, interactions, now=self.now)
-        self.scores.queue(run, leads, batch.scores)
+        self.store.save_timeline(_timeline(batch, self.scores.queue(run, leads, batch.scores)))
         _add(self.scoring, run.summary())
         for lead_id, moment in next_change(models, leads, contacts, interactions, now=self.now).items():
             due[lead_id] = min(moment, due.get(lead_id, moment))
@@ -208,6 +214,18 @@ class _Evaluation:
                 due_at = min((m for m in (entry.due, earlier.due) if m is not None), default=None)
                 entry = AgendaEntry(partition, due_at, refs | earlier.refs)
             self.agenda[partition] = entry
+
+
+def _timeline(batch: Batch, flags: Sequence[SalesReadyFlag]) -> dict[str, list[Event]]:
+    """Each partition's events (none for an emptied one) as they stand once this run's sales-ready flags are
+    written; a lead's account may be its contact's, in another partition (hence the related contacts)."""
+    flagged = {flag.lead_id: flag for flag in flags}
+    leads = [flagged_lead(lead, flagged[lead.id]) if lead.id in flagged else lead for lead in batch.leads]
+    contacts = [*batch.contacts, *batch.related_contacts]
+    found: dict[str, list[Event]] = {partition: [] for partition in batch.refs}
+    for event in timeline(contacts, leads, batch.opportunities, batch.interactions):
+        found[batch.partition_of[event.source]].append(event)
+    return found
 
 
 def _segment_members(

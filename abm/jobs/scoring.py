@@ -125,8 +125,11 @@ class ScoreWriter:
         outbox.open("flags", BULK, self._flag, after=("handoffs",))
         outbox.open("predictive", BULK, self._copy)
 
-    def queue(self, run: ScoringRun, leads: Sequence[Lead], stored: Mapping[tuple[str, str], ScoreRecord]) -> None:
-        """Queue what one batch's scoring changes. The hand-off workflow is checked before anything is queued."""
+    def queue(
+        self, run: ScoringRun, leads: Sequence[Lead], stored: Mapping[tuple[str, str], ScoreRecord]
+    ) -> list[SalesReadyFlag]:
+        """Queue what one batch's scoring changes, and answer the sales-ready flags queued. The hand-off workflow is
+        checked before anything is queued."""
         already = {lead.id for lead in leads if lead.sales_ready}
         newly = sorted(run.sales_ready_leads() - already)
         if self.handoff_workflow and newly and not self._checked:
@@ -137,11 +140,13 @@ class ScoreWriter:
         if self.handoff_workflow:
             workflow = self.handoff_workflow
             self.outbox.put("handoffs", (WorkflowRun(handoff_key(workflow, lead), workflow, lead) for lead in newly))
-        self.outbox.put("flags", (SalesReadyFlag(lead, self.now) for lead in newly))
+        flags = [SalesReadyFlag(lead, self.now) for lead in newly]
+        self.outbox.put("flags", flags)
         if self.predictive_model:
             if self._predictive is None:
                 self._predictive = read_predictive(self.client)
             self.outbox.put("predictive", predictive_writes(run.scores, self.predictive_model, self._predictive))
+        return flags
 
     def _upsert(self, writes: list[ScoreWrite]) -> None:
         upsert_scores(self.client, writes)

@@ -6,7 +6,8 @@
 - Incremental sync otherwise: one change read per table from its stored delta link.
 - Then the partitions (accounts) are evaluated from the mirror, with no further read of Dataverse beyond what the
   writes need: every partition after a full read or when the definitions or the settings that shape evaluation
-  changed (their fingerprint, `RunSetup.fingerprint`, is kept as a checkpoint; the agenda is rebuilt), otherwise
+  changed (their fingerprint, `RunSetup.fingerprint`, is kept as a checkpoint; the agenda and the insights'
+  timeline are rebuilt; a state store from before the timeline is evaluated whole once for it), otherwise
   only those the agenda says are due: touched by a change since they were last evaluated, or whose next moment of
   change with no new data (a wait ending, a trigger expiring, an interaction entering or leaving a scoring window)
   has come.
@@ -251,8 +252,9 @@ def sync(
     seconds = {"read": round(time.perf_counter() - started, 3)}
     fingerprint = setup.fingerprint()
     everything = evaluate_all or read.mode == "full" or store.checkpoint(EVALUATION) != fingerprint
-    if everything:
-        store.clear_agenda()  # rebuilt by evaluating every partition
+    if everything:  # rebuilt by evaluating every partition
+        store.clear_agenda()
+        store.clear_timeline()
     read.checkpoints[EVALUATION] = fingerprint
     if shards > 1 and enqueue is not None:
         run = ShardRun(str(uuid.uuid4()), shards, now, read.checkpoints)

@@ -1,8 +1,10 @@
-"""Insights as the HTTP functions, the `abm insights` command and the HTML report ask for them: read the mirror and
-the state store (never Dataverse: the mirror is as current as the last sync or webhook), build the event stream,
-run the pure analyses of `insights/`, and answer JSON-able dicts.
+"""Insights as the HTTP functions, the `abm insights` command and the HTML report ask for them: read the insights'
+timeline and the mirror (never Dataverse: both are as current as the last sync or webhook, and hold what that run
+wrote), run the pure analyses of `insights/`, and answer JSON-able dicts.
 
-One account's insights read that account's partition of the mirror only; cohorts, flows and paths read all of it.
+Cohorts, flows and paths read from the timeline only the events they need (a cohort its metrics' types, a path its
+steps', a flow over content types the events that have one), in their range; one account's insights read its
+events and its partition of the mirror.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from abm.errors import NotFound
-from abm.jobs.mirror import load_snapshot
+from abm.jobs.mirror import load_snapshot, stored_scores
 from abm.jobs.pipeline import RunSetup
 from abm.views.params import InsightsInputError, check_names, cohort_settings, date_range, flow_settings, path_settings
 from insights.cohorts import CohortSettings, Criteria, MetricTest, cohort_table
@@ -23,27 +25,19 @@ from insights.kpis import INTERACTION_KPIS, JourneyEntry, account_kpis
 from insights.paths import journey_path
 from insights.periods import DateRange, add, floor
 from insights.scores import score_distributions
-from insights.timeline import (
-    MARKETING_QUALIFIED,
-    MILESTONES,
-    OPPORTUNITY_CREATED,
-    OPPORTUNITY_WON,
-    Event,
-    timeline,
-)
+from insights.timeline import MARKETING_QUALIFIED, MILESTONES, OPPORTUNITY_CREATED, OPPORTUNITY_WON, Event
 from journeys.engine import COUNTERS
 from scoring.records import Account, Contact, Lead, Opportunity, StoredScore
-from statestore.port import InsightsStore, MirrorAndProgress, MirrorStore, ProgressStore, iso
+from statestore.port import InsightsStore, MirrorAndProgress, ProgressStore, Timeline, TimelineQuery, iso
 
 __all__ = [
-    "Dataset",
     "InsightsInputError",
     "InsightsNotFoundError",
+    "Records",
     "account_insights",
     "cohorts",
     "flows",
     "journey_insights",
-    "load",
     "paths",
     "report_data",
 ]
@@ -56,31 +50,35 @@ class InsightsNotFoundError(NotFound):
 
 
 @dataclass(frozen=True)
-class Dataset:
-    """The records of a scope of the mirror, their event stream and the stored scores."""
+class Records:
+    """Some partitions' records of the mirror (what an account's KPIs count besides its events)."""
 
     accounts: dict[str, Account]
     contacts: list[Contact]
     leads: list[Lead]
     opportunities: list[Opportunity]
     scores: list[StoredScore]
-    events: list[Event]
 
-    def known_types(self) -> set[str]:
-        """Event types a parameter may name: those in the data, the milestones and the standard interactions."""
-        return {e.type for e in self.events} | set(MILESTONES) | set(INTERACTION_KPIS.values())
+    @classmethod
+    def load(cls, store: InsightsStore, setup: RunSetup, partitions: Collection[str]) -> Records:
+        snapshot = load_snapshot(store, setup.config, partitions)
+        return cls(
+            accounts={a.id: a for a in snapshot.accounts},
+            contacts=snapshot.contacts,
+            leads=snapshot.leads,
+            opportunities=snapshot.opportunities,
+            scores=[score.as_stored() for score in snapshot.scores.values()],
+        )
 
 
-def load(store: MirrorStore, setup: RunSetup, scope: Collection[str] | None = None) -> Dataset:
-    snapshot = load_snapshot(store, setup.config, scope)
-    return Dataset(
-        accounts={a.id: a for a in snapshot.accounts},
-        contacts=snapshot.contacts,
-        leads=snapshot.leads,
-        opportunities=snapshot.opportunities,
-        scores=[score.as_stored() for score in snapshot.scores.values()],
-        events=timeline(snapshot.contacts, snapshot.leads, snapshot.opportunities, snapshot.interactions),
-    )
+def _known_types(store: Timeline) -> set[str]:
+    """Event types a parameter may name: those in the timeline, the milestones and the standard interactions."""
+    return store.timeline_types() | set(MILESTONES) | set(INTERACTION_KPIS.values())
+
+
+def _in(span: DateRange | None, **query: Any) -> TimelineQuery:
+    """A timeline query over a range (None: all time)."""
+    return TimelineQuery(start=span.start if span else None, end=span.end if span else None, **query)
 
 
 def _entries(store: ProgressStore, setup: RunSetup) -> list[JourneyEntry]:
@@ -92,14 +90,16 @@ def _entries(store: ProgressStore, setup: RunSetup) -> list[JourneyEntry]:
     ]
 
 
-def _kpis(data: Dataset, entries: list[JourneyEntry], account: Account, span: DateRange) -> dict[str, Any]:
+def _kpis(
+    data: Records, events: list[Event], entries: list[JourneyEntry], account: Account, span: DateRange
+) -> dict[str, Any]:
     return account_kpis(
         account,
         span,
         contacts=data.contacts,
         leads=data.leads,
         opportunities=data.opportunities,
-        events=data.events,
+        events=events,
         scores=data.scores,
         entries=entries,
     ).as_dict()
@@ -112,11 +112,12 @@ def account_insights(
     check_names("account", params)
     span = date_range(params, now)
     account_id = account_id.strip().lower()
-    data = load(store, setup, [account_id])
+    data = Records.load(store, setup, [account_id])
     account = data.accounts.get(account_id)
     if account is None:
         raise InsightsNotFoundError(f"account {account_id} is not in the mirror")
-    return _kpis(data, _entries(store, setup), account, span)
+    events = store.timeline(_in(span, account=account_id))
+    return _kpis(data, events, _entries(store, setup), account, span)
 
 
 def journey_insights(store: MirrorAndProgress, setup: RunSetup, name: str, params: Mapping[str, str]) -> dict[str, Any]:
@@ -145,25 +146,32 @@ def journey_insights(store: MirrorAndProgress, setup: RunSetup, name: str, param
     }
 
 
-def cohorts(store: MirrorStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def cohorts(store: InsightsStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/cohorts`: a cohort table (see `abm.views.params` for the parameters)."""
-    data = load(store, setup)
-    return cohort_table(data.events, cohort_settings(params, now, data.known_types())).as_dict()
+    settings = cohort_settings(params, now, _known_types(store))
+    metrics = frozenset(t.metric for c in (settings.inclusion, settings.returning) for t in c.metrics)
+    return cohort_table(store.timeline(_in(settings.span, types=metrics)), settings).as_dict()
 
 
-def flows(store: MirrorStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def flows(store: InsightsStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """`GET /api/insights/flows`: a flow anchored on an event type or dimension item."""
-    data = load(store, setup)
-    return flow(data.events, flow_settings(params, now, data.known_types())).as_dict()
+    settings = flow_settings(params, now, _known_types(store))
+    by_type = settings.dimension == "type"  # else only the events with a content type are nodes, and the anchor
+    query = _in(settings.span, types=None if by_type else frozenset({settings.anchor}), content_typed=not by_type)
+    return flow(store.timeline(query), settings).as_dict()
 
 
-def paths(store: MirrorStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
-    """`GET /api/insights/paths`: conversion between steps with fallout, and one account's own path."""
-    data = load(store, setup)
-    settings = path_settings(params, now, data.known_types())
-    if settings.account is not None and settings.account not in data.accounts:
+def paths(store: InsightsStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """`GET /api/insights/paths`: conversion between steps with fallout, and one account's own path (all its
+    events between its first step and its last)."""
+    settings = path_settings(params, now, _known_types(store))
+    if settings.account is None:
+        query = _in(settings.span, types=frozenset(settings.steps))
+    elif not store.mirror_rows("account", [settings.account]):
         raise InsightsNotFoundError(f"account {settings.account} is not in the mirror")
-    return journey_path(data.events, settings).as_dict()
+    else:
+        query = _in(settings.span, account=settings.account)
+    return journey_path(store.timeline(query), settings).as_dict()
 
 
 def report_data(store: InsightsStore, setup: RunSetup, now: datetime) -> dict[str, Any]:
@@ -171,11 +179,14 @@ def report_data(store: InsightsStore, setup: RunSetup, now: datetime) -> dict[st
     KPIs, monthly cohorts of opportunities created returning as won, the content types that lead to marketing
     qualification (to opportunity creation when nothing qualified in the range), the score distribution per model,
     and the journeys' tile counts."""
-    data = load(store, setup)
     span = DateRange(add(floor(now, "month"), "month", -11), add(floor(now, "day"), "day", 1))
-    in_span = [e for e in data.events if e.at in span]
+    in_span = store.timeline(_in(span))
     engaged = Counter(e.account_id for e in in_span if not e.milestone and e.account_id)
-    top = [data.accounts[a] for a, _ in sorted(engaged.items(), key=lambda i: (-i[1], i[0])) if a in data.accounts]
+    ranked = [a for a, _ in sorted(engaged.items(), key=lambda i: (-i[1], i[0]))]
+    known = store.mirror_rows("account", ranked)  # an event's account may be one the mirror does not hold
+    chosen = [a for a in ranked if a in known][:TOP_ACCOUNTS]
+    data = Records.load(store, setup, chosen)
+    top = [data.accounts[a] for a in chosen]
     entries = _entries(store, setup)
     created, won = Criteria((MetricTest(OPPORTUNITY_CREATED),)), Criteria((MetricTest(OPPORTUNITY_WON),))
     anchor = MARKETING_QUALIFIED if any(e.type == MARKETING_QUALIFIED for e in in_span) else OPPORTUNITY_CREATED
@@ -184,13 +195,13 @@ def report_data(store: InsightsStore, setup: RunSetup, now: datetime) -> dict[st
         "title": "ABM insights",
         "now": iso(now),
         "range": span.as_dict(),
-        "accounts": [_kpis(data, entries, account, span) for account in top[:TOP_ACCOUNTS]],
-        "cohort": cohort_table(data.events, CohortSettings(created, won, "month", span, "opportunity")).as_dict(),
-        "flow": flow(data.events, FlowSettings("content_type", ends_with=anchor, span=span)).as_dict(),
+        "accounts": [_kpis(data, in_span, entries, account, span) for account in top],
+        "cohort": cohort_table(in_span, CohortSettings(created, won, "month", span, "opportunity")).as_dict(),
+        "flow": flow(in_span, FlowSettings("content_type", ends_with=anchor, span=span)).as_dict(),
         "scores": {
             "models": {
                 name: {"target": targets.get(name), **distribution.as_dict()}
-                for name, distribution in score_distributions(data.scores).items()
+                for name, distribution in score_distributions(stored_scores(store)).items()
             }
         },
         "journeys": [journey_insights(store, setup, j.name, {}) for j in setup.journeys],

@@ -434,7 +434,8 @@ def dataverse_rows(client: DataverseClient) -> dict[str, Any]:
 
 def stored(store: SqliteStateStore, setup: RunSetup) -> dict[str, Any]:
     """The state store but the agenda and the checkpoints: progress, handled pairs, tile counts by account, effects
-    (a workflow's is the system job's id, the emulator's own), workflow intents (claims aside), the mirror."""
+    (a workflow's is the system job's id, the emulator's own), workflow intents (claims aside), the mirror and the
+    insights' timeline."""
     counts = store.conn.execute("SELECT * FROM tile_counts ORDER BY 1, 2, 3, 4").fetchall()
     effects = dict(store.conn.execute("SELECT key, entity_id FROM effects").fetchall())
     intents = store.conn.execute("SELECT key, workflow_id, entity_id, job_id IS NULL FROM intents").fetchall()
@@ -446,6 +447,7 @@ def stored(store: SqliteStateStore, setup: RunSetup) -> dict[str, Any]:
         "effects": {key: ("<job>" if key in jobs else value) for key, value in effects.items()},
         "intents": sorted(intents),
         "mirror": mirror_contents(store),
+        "timeline": store.conn.execute("SELECT * FROM timeline ORDER BY partition, at, rank, source, type").fetchall(),
     }
 
 

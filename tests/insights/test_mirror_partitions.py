@@ -1,6 +1,7 @@
-"""Where the mirror files opportunities, so that one account's insights (which read its partition only) see all of
-them: like a lead, an opportunity sits in its parent account's partition, else in its contact's, else its own; and
-a contact that moves to another account takes along the opportunities linked to it alone."""
+"""Where the mirror files opportunities, so that one account's insights (its partition and the events its
+evaluation saved) see all of them: like a lead, an opportunity sits in its parent account's partition, else in its
+contact's, else its own; and a contact that moves to another account takes along the opportunities linked to it
+alone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from abm.jobs.mirror import Mirror
+from abm.jobs.pipeline import RunSetup, evaluate
 from abm.views.insights import account_insights
+from dataverse.client import DataverseClient
 from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import demo_setup
 
@@ -92,15 +95,19 @@ def test_a_contact_moving_to_another_account_takes_its_contact_only_opportunitie
     assert partitions(mirror)["o-loner"] == "a1"
 
 
-def test_account_insights_count_the_opportunities_of_the_accounts_contacts(mirror: Mirror) -> None:
+def test_account_insights_count_the_opportunities_of_the_accounts_contacts(
+    mirror: Mirror, client: DataverseClient
+) -> None:
     setup = demo_setup()
 
     def created(account: str) -> tuple[int, int]:
         kpis = account_insights(mirror.store, setup, account, RANGE, NOW)["kpis"]
         return kpis["opportunities_created"], kpis["opportunities_open"]
 
+    # The events come from the timeline an evaluation saves (no definitions here: nothing is written).
+    evaluate(client, mirror.store, RunSetup(), now=NOW)
     assert created("a1") == (1, 1)  # o-contact, through c1
     assert created("a2") == (1, 1)  # o-account
-    mirror.apply("contact", [contact("c1", "a2")])
+    evaluate(client, mirror.store, RunSetup(), now=NOW, scope=mirror.apply("contact", [contact("c1", "a2")]))
     assert created("a1") == (0, 0)
     assert created("a2") == (2, 2)  # o-account and o-contact, which came along with c1

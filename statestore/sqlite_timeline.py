@@ -1,0 +1,102 @@
+"""The SQLite state store's timeline (`Timeline`), a role of `statestore.sqlite.SqliteStateStore` kept apart: one row
+per event, indexed by type and time (a cohort or a path reads only the types it names), by account and time (one
+account's events) and by partition (an evaluation replaces its partitions' events). Each row keeps its place in the
+stream's order (`rank`), so SQLite answers in order. The table is in the store's schema; every write is one
+transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from insights.timeline import Event, event_order
+from statestore.port import TimelineQuery, iso_micro, parse_iso
+from statestore.sqlite_agenda import chunks
+
+__all__ = ["SCHEMA", "SqliteTimeline"]
+
+SCHEMA = """
+    CREATE TABLE IF NOT EXISTS timeline (partition TEXT, at TEXT, rank INTEGER, source TEXT, type TEXT,
+        milestone INTEGER, account TEXT, contact TEXT, opportunity TEXT, content_type TEXT);
+    CREATE INDEX IF NOT EXISTS timeline_partition ON timeline (partition);
+    CREATE INDEX IF NOT EXISTS timeline_type ON timeline (type, at);
+    CREATE INDEX IF NOT EXISTS timeline_account ON timeline (account, at);
+"""
+_COLUMNS = "at, type, milestone, source, account, contact, opportunity, content_type"
+
+
+def _row(partition: str, event: Event) -> tuple[Any, ...]:
+    return (
+        partition,
+        iso_micro(event.at),
+        event_order(event)[1],
+        event.source,
+        event.type,
+        int(event.milestone),
+        event.account_id,
+        event.contact_id,
+        event.opportunity_id,
+        event.content_type,
+    )
+
+
+def _where(query: TimelineQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of a query and its parameters (types as an IN list, under SQLite's parameter limit)."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    if query.types is not None:
+        marks = ",".join("?" for _ in query.types)
+        typed = f"type IN ({marks})" if query.types else "0"
+        clauses.append(f"({typed} OR content_type IS NOT NULL)" if query.content_typed else typed)
+        values += sorted(query.types)
+    for clause, value in (("at >= ?", query.start), ("at < ?", query.end)):
+        if value is not None:
+            clauses.append(clause)
+            values.append(iso_micro(value))
+    if query.account is not None:
+        clauses.append("account = ?")
+        values.append(query.account)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), values
+
+
+class SqliteTimeline:
+    """The timeline's reads and writes over the store's connection (see the module docstring)."""
+
+    conn: sqlite3.Connection
+    _lock: threading.RLock
+
+    if TYPE_CHECKING:
+
+        def _transaction(self, *, immediate: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def save_timeline(self, partitions: Mapping[str, Sequence[Event]]) -> None:
+        names = sorted(partitions)
+        with self._transaction() as conn:
+            for chunk, marks in chunks(names):
+                conn.execute(f"DELETE FROM timeline WHERE partition IN ({marks})", chunk)  # noqa: S608
+            conn.executemany(
+                "INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_row(name, event) for name in names for event in partitions[name]),
+            )
+
+    def timeline(self, query: TimelineQuery = TimelineQuery()) -> list[Event]:  # noqa: B008 (frozen, shared)
+        where, values = _where(query)
+        sql = f"SELECT {_COLUMNS} FROM timeline{where} ORDER BY at, rank, source, type"  # noqa: S608
+        with self._lock:
+            rows = self.conn.execute(sql, values).fetchall()
+        return [
+            Event(parse_iso(at), kind, bool(milestone), source, account, contact, opportunity, content_type)
+            for at, kind, milestone, source, account, contact, opportunity, content_type in rows
+        ]
+
+    def timeline_types(self) -> set[str]:
+        with self._lock:
+            return {kind for (kind,) in self.conn.execute("SELECT DISTINCT type FROM timeline")}
+
+    def clear_timeline(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM timeline")
