@@ -50,7 +50,9 @@ def test_the_timeline_is_the_mirrors_events_after_a_full_an_incremental_sync_and
         )
         active = {e.contact_id for e in kept if not e.milestone}
         moved = next(r.id for r in store.mirror("contact", [contact.partition]) if r.id in active - {contact.id})
-        client.update(table("contact"), uuid.UUID(moved), {"parentcustomerid_account@odata.bind": f"/accounts({other})"})
+        client.update(
+            table("contact"), uuid.UUID(moved), {"parentcustomerid_account@odata.bind": f"/accounts({other})"}
+        )
         tick = sync(fresh_client(emulator), store, setup, now=NOW + timedelta(minutes=5))
         assert tick.sync["mode"] == "incremental" and 0 < tick.sync["evaluated"] < 10
         found = store.timeline(TimelineQuery(types=frozenset({"WebinarAttended"})))
