@@ -1,10 +1,10 @@
 """Benchmark: how long the insights take on a mirror of the `ref` tenant, and the memory they need.
 
-Loads the synthetic tenant into an in-memory emulator and reads it into a SQLite state store on disk (a full
-sync's reads, not counted), evaluates every partition with no definitions (which saves the insights' timeline and
-writes nothing; timed apart), then times each insights call as the HTTP functions make it: one account's KPIs (its
-partition and events), a whole-tenant cohort table, flow and journey path (each reading the timeline), and the HTML
-report. Prints one JSON object with seconds per call and the peak RSS. Run:
+Loads the synthetic tenant into an in-memory emulator and runs a full sync of the demo definitions into a SQLite
+state store on disk (not counted: it fills the mirror and the insights' timeline, and finds leads sales-ready, so
+flows ending with MarketingQualified have paths), then times each insights call as the HTTP functions make it: one
+account's KPIs (its partition and events), a whole-tenant cohort table, flow and journey path (each reading the
+timeline), and the HTML report. Prints one JSON object with seconds per call and the peak RSS. Run:
 
     PYTHONPATH=. .venv/bin/python benchmarks/insights_ref.py --size ref
 """
@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from abm.bootstrap import build_setup
-from abm.jobs.pipeline import RunSetup, evaluate
-from abm.jobs.sync import read_into_mirror
+from abm.jobs.sync import sync
 from abm.settings import Settings
 from abm.views.insights import account_insights, cohorts, flows, paths, report_data
 from abm.views.report import write_report
@@ -58,9 +57,7 @@ def main() -> None:
             Emulator(source, EmulatorIdentity(CALLER_USER_ID)) as emulator,
             DataverseClient(TransportConfig(org_url=emulator.org_url), NoAuth()) as client,
         ):
-            read, fill = timed(lambda: read_into_mirror(client, state, setup, full=True))
-            state.save_checkpoints(read.checkpoints)
-            _, saved = timed(lambda: evaluate(client, state, RunSetup(config=setup.config), now=NOW))
+            report, fill = timed(lambda: sync(client, state, setup, now=NOW, full=True))
         source.close()
         account = next(iter(state.mirror("account"))).id
         cohort = {"include": "OpportunityCreated", "return": "OpportunityWon", "container": "opportunity"}
@@ -73,14 +70,16 @@ def main() -> None:
             "report": lambda: write_report(Path(scratch) / "report.html", report_data(state, setup, NOW)),
         }
         seconds = {name: timed(call)[1] for name, call in calls.items()}
+        events, flagged = len(state.timeline()), sum(m["sales_ready"] for m in report.scoring["models"].values())
         state.close()
     print(
         json.dumps(
             {
                 "size": args.size,
-                "mirrored_rows": read.changes,
+                "mirrored_rows": report.sync["changes"],
                 "fill_seconds": round(fill, 1),
-                "timeline_seconds": round(saved, 1),
+                "events": events,
+                "sales_ready": flagged,
                 "seconds": seconds,
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
             }

@@ -11,9 +11,8 @@ out the events that have no account, as Customer Journey Analytics skips event r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from scoring.records import Contact, Interaction, Lead, Opportunity
 
@@ -54,10 +53,10 @@ Container = Literal["account", "contact", "opportunity"]
 CONTAINERS: tuple[Container, ...] = ("account", "contact", "opportunity")
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One dated event: an interaction (its type, e.g. FormSubmitted) or a milestone (e.g. OpportunityCreated), the
-    containers it belongs to, and the interaction's content type. `source` is the id of the record it came from."""
+    containers it belongs to, and the interaction's content type. `source` is the id of the record it came from. (A
+    named tuple: whole-tenant analyses build hundreds of thousands, four times faster than a frozen dataclass.)"""
 
     at: datetime
     type: str

@@ -2,8 +2,8 @@
 a record of the event types it holds. The tables' layout: `statestore.azure_tables`.
 
 A run saves the events of 250 partitions at a time (every partition after `clear_timeline` on a full sync, a few
-hundred on a tick); the insights read the whole tenant's events (of a few types, a span, or one account) and the
-types on every call. So, in the table `timeline`:
+hundred on a tick); the insights read the whole tenant's events (of a few types, a span, some accounts or contacts) and
+the types on every call. So, in the table `timeline`:
 
 - a partition's events sit in its group of 64 buckets ("00" to "15", as the mirror's rows and the agenda), RowKey
   `partition!nnnn`, in chunks of up to `PAGE_LIMIT` characters (one chunk for all but the largest partitions),
@@ -25,9 +25,9 @@ of many thousand events, are not atomic: a crash between them leaves a mix until
 
 Reading the timeline is a query per group (a few in parallel); chunks without a wanted type are skipped undecoded,
 rows are filtered as `TimelineQuery.matches` does before an `Event` is built, and each chunk's events (saved in
-order) are merged in the stream's order, so that little more than the events returned is held. One account's
-events are one query: its partition's chunks, and every chunk flagged `foreign` (an event's account is not always
-its partition). The types are one query for the 16 records.
+order) are merged in the stream's order, so that little more than the events returned is held. A few accounts'
+events are a query per four for their partitions' chunks, the first also for every chunk flagged `foreign` (an
+event's account is not always its partition). The types are one query for the 16 records.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ _TYPES: Final = "~types"  # RowKey of a group's types record
 _TYPES_LIMIT: Final = 8_000  # characters of a chunk's `types` past which the next event starts a new chunk
 _ROW_MAX: Final = 200  # characters a row's indices and moment take at most
 _HEADS: Final = ["PartitionKey", "RowKey", "types"]
+_FEW_ACCOUNTS: Final = 8  # accounts a read asks for by key (more: a query per group, filtered)
+_PER_QUERY: Final = 4  # accounts per query (3 comparisons each, within the service's 15 per filter)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
 Filter = tuple[str, dict[str, Any]]
@@ -132,24 +134,32 @@ def _pack(partition: str, events: Sequence[Event]) -> list[dict[str, Any]]:
 
 def _unpack(text: str, query: TimelineQuery) -> list[Event]:
     """A chunk's events that `query` reads, in the order saved: rows are filtered on their indices and moment before
-    an `Event` is built, and then by `TimelineQuery.matches`."""
+    an `Event` is built (kinds, accounts and contacts as sets of indices), and then by `TimelineQuery.matches`."""
     strings, rows = json.loads(text)
-    types = None if query.types is None else {i for i, s in enumerate(strings) if s in query.types}
-    account = None
-    if query.account is not None:
-        if query.account not in strings:
-            return []
-        account = strings.index(query.account)
+
+    def indices(wanted: frozenset[str] | None) -> set[int] | None:
+        return None if wanted is None else {i for i, s in enumerate(strings) if s in wanted}
+
+    types, contents = indices(query.types), indices(query.content_types)
+    accounts, contacts = indices(query.accounts), indices(query.contacts)
+    if accounts == set() or contacts == set():
+        return []
+    kinds = query.by_kind()
+    typed = query.content_typed
     start = None if query.start is None else _micros(query.start)
     end = None if query.end is None else _micros(query.end)
-    every = query == TimelineQuery()
     events: list[Event] = []
     for at, t, m, s, a, c, o, ct in rows:
         if (
-            (types is not None and t not in types and not (query.content_typed and ct is not None and strings[ct]))
+            (
+                kinds
+                and not (types is not None and t in types)
+                and not (ct is not None and ((typed and strings[ct]) or (contents is not None and ct in contents)))
+            )
             or (start is not None and at < start)
             or (end is not None and at >= end)
-            or (account is not None and a != account)
+            or (accounts is not None and a not in accounts)
+            or (contacts is not None and c not in contacts)
         ):
             continue
         event = Event(
@@ -162,7 +172,7 @@ def _unpack(text: str, query: TimelineQuery) -> list[Event]:
             None if o is None else strings[o],
             None if ct is None else strings[ct],
         )
-        if every or query.matches(event):
+        if query.matches(event):
             events.append(event)
     return events
 
@@ -171,9 +181,9 @@ def _skipped(entity: TableEntity, query: TimelineQuery) -> bool:
     """Whether a chunk (or the types record) holds no event `query` reads, judged without decoding it."""
     if entity["RowKey"] == _TYPES:
         return True
-    if query.types is None or (query.content_typed and entity.get("content")):
+    if not query.by_kind() or ((query.content_typed or query.content_types is not None) and entity.get("content")):
         return False
-    return query.types.isdisjoint(json.loads(entity["types"]))
+    return (query.types or frozenset()).isdisjoint(json.loads(entity["types"]))
 
 
 def _group_ops(group: str, saved: Mapping[str, list[dict[str, Any]]], heads: Iterable[TableEntity]) -> list[Op]:
@@ -244,23 +254,33 @@ class AzureTimeline(AzureStorage):
         raise RuntimeError(f"timeline: groups {pending} still contended after {MAX_TRIES} tries")
 
     def timeline(self, query: TimelineQuery = TimelineQuery()) -> list[Event]:  # noqa: B008 (frozen, shared)
-        """The events `query` reads: a query per group, or for one account one query (see the module docstring)."""
-        if query.account is None:
-            filters: list[Filter] = [("PartitionKey eq @pk", {"pk": f"{group:02d}"}) for group in range(GROUPS)]
-        else:
-            low = f"{table_key(query.account)}!"
-            own = "( PartitionKey eq @pk and RowKey ge @low and RowKey lt @high )"
-            where = {"pk": group_of(query.account), "low": low, "high": key_after(low), "yes": True}
-            filters = [(f"{own} or foreign eq @yes", where)]
+        """The events `query` reads: a query per group, or for a few accounts a query per four (see the module
+        docstring)."""
+        filters: list[Filter] = [("PartitionKey eq @pk", {"pk": f"{group:02d}"}) for group in range(GROUPS)]
+        if query.accounts is not None and len(query.accounts) <= _FEW_ACCOUNTS:
+            wanted = sorted(query.accounts)
+            filters = []
+            for start in range(0, max(len(wanted), 1), _PER_QUERY):  # the first also every chunk flagged foreign
+                where: dict[str, Any] = {} if start else {"yes": True}
+                terms = [] if start else ["foreign eq @yes"]
+                for n, account in enumerate(wanted[start : start + _PER_QUERY]):
+                    low = f"{table_key(account)}!"
+                    terms.append(f"( PartitionKey eq @pk{n} and RowKey ge @low{n} and RowKey lt @high{n} )")
+                    where |= {f"pk{n}": group_of(account), f"low{n}": low, f"high{n}": key_after(low)}
+                filters.append((" or ".join(terms), where))
 
-        def read(found: Filter) -> list[list[Event]]:
+        def read(found: Filter) -> list[tuple[tuple[str, str], list[Event]]]:
             chunks = self._timeline.query_entities(found[0], parameters=found[1])
-            runs = [_unpack(page_text(chunk), query) for chunk in chunks if not _skipped(chunk, query)]
-            for run in runs:
-                run.sort(key=event_order)  # saved in order (so at once), unless that order changed since
-            return [run for run in runs if run]
+            return [
+                ((str(chunk["PartitionKey"]), str(chunk["RowKey"])), _unpack(page_text(chunk), query))
+                for chunk in chunks
+                if not _skipped(chunk, query)
+            ]
 
-        return list(heapq.merge(*in_parallel(read, filters), key=event_order))
+        runs = dict(in_parallel(read, filters))  # a chunk two queries found counts once
+        for run in runs.values():
+            run.sort(key=event_order)  # saved in order (so at once), unless that order changed since
+        return list(heapq.merge(*(run for run in runs.values() if run), key=event_order))
 
     def timeline_types(self) -> set[str]:
         """Every type the groups' types records list: one query."""

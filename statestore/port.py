@@ -148,23 +148,37 @@ class AgendaEntry:
 
 @dataclass(frozen=True)
 class TimelineQuery:
-    """Which events of the timeline to read: of `types` (None: every type), or with `content_typed` also those that
-    have a content type whatever their type; moments in `[start, end)` (None: unbounded); of one `account`."""
+    """Which events of the timeline to read. By kind, when any of the three is given: of `types`, or with a content
+    type in `content_types`, or (`content_typed`) with any content type; moments in `[start, end)` (None: unbounded);
+    of `accounts`, of `contacts` (None: any)."""
 
     types: frozenset[str] | None = None
+    content_types: frozenset[str] | None = None
     content_typed: bool = False
     start: datetime | None = None
     end: datetime | None = None
-    account: str | None = None
+    accounts: frozenset[str] | None = None
+    contacts: frozenset[str] | None = None
+
+    def by_kind(self) -> bool:
+        """Whether the query reads some kinds of events only."""
+        return self.types is not None or self.content_types is not None or self.content_typed
 
     def matches(self, event: Event) -> bool:
         """Whether `event` is one this query reads (what an adapter without an index filters with)."""
-        typed = self.types is None or event.type in self.types or (self.content_typed and bool(event.content_type))
+        content = event.content_type
+        kind = (
+            not self.by_kind()
+            or (self.types is not None and event.type in self.types)
+            or (self.content_typed and bool(content))
+            or (self.content_types is not None and content in self.content_types)
+        )
         return (
-            typed
+            kind
             and (self.start is None or event.at >= self.start)
             and (self.end is None or event.at < self.end)
-            and (self.account is None or event.account_id == self.account)
+            and (self.accounts is None or event.account_id in self.accounts)
+            and (self.contacts is None or event.contact_id in self.contacts)
         )
 
 

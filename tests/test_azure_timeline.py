@@ -81,7 +81,7 @@ def test_a_batch_of_250_partitions_is_a_read_and_a_transaction_per_group(
     assert everything == sorted(everything, key=event_order)
     types, typed = counting(requests, store.timeline_types)
     assert typed == 1 and types == {"EmailOpened", "FormSubmitted"}
-    one, by_account = counting(requests, lambda: store.timeline(TimelineQuery(account="acc0300")))
+    one, by_account = counting(requests, lambda: store.timeline(TimelineQuery(accounts=frozenset({"acc0300"}))))
     assert by_account == 1 and one == events("acc0300", 40, "FormSubmitted")
 
 
@@ -93,7 +93,7 @@ def test_a_smaller_version_of_a_partition_removes_the_chunks_left_over(
     store.save_timeline({"a/1": big, "a2": events("a2", 5, "FormSubmitted")})
     keys = chunk_keys(store, "a/1")
     assert len(keys) > 5 and keys == [f"{table_key('a/1')}!{n:04d}" for n in range(len(keys))]
-    assert store.timeline(TimelineQuery(account="a/1")) == big
+    assert store.timeline(TimelineQuery(accounts=frozenset({"a/1"}))) == big
     store.save_timeline({"a/1": big[:60]})
     fewer = chunk_keys(store, "a/1")
     assert 1 < len(fewer) < len(keys) and fewer == keys[: len(fewer)]
@@ -122,9 +122,9 @@ def test_one_accounts_events_include_those_saved_in_other_partitions(
 ) -> None:
     contact_only = Event(T0, "LeadCreated", True, "lead1", "acc1", "c9", None, None)  # a lead of acc1 via c9
     store.save_timeline({"acc1": events("acc1", 3), "~c9": [contact_only], "acc2": events("acc2", 3)})
-    found, sent = counting(requests, lambda: store.timeline(TimelineQuery(account="acc1")))
+    found, sent = counting(requests, lambda: store.timeline(TimelineQuery(accounts=frozenset({"acc1"}))))
     assert sent == 1 and found == sorted([*events("acc1", 3), contact_only], key=event_order)
-    assert store.timeline(TimelineQuery(account="c9")) == []
+    assert store.timeline(TimelineQuery(accounts=frozenset({"c9"}))) == []
 
 
 def test_chunks_without_a_wanted_type_are_not_decoded(store: AzureStateStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,15 +109,26 @@ def test_a_query_reads_its_types_range_and_account_only(store: StateStore) -> No
 
     assert sources(TimelineQuery(types=frozenset({"FormSubmitted", OPPORTUNITY_CREATED}))) == ["i2", "i3", "o1"]
     assert sources(TimelineQuery(types=frozenset({MARKETING_QUALIFIED}), content_typed=True)) == ["i1", "i3", "l1"]
-    assert sources(TimelineQuery(types=frozenset(), content_typed=True)) == ["i1", "i3"]
+    assert sources(TimelineQuery(content_typed=True)) == ["i1", "i3"]
+    assert sources(TimelineQuery(content_types=frozenset({"ebook", "video"}))) == ["i3"]
+    assert sources(TimelineQuery(types=frozenset({"EmailOpened"}), content_types=frozenset({"ebook"}))) == [
+        "i1",
+        "i3",
+        "i4",
+    ]
     assert sources(TimelineQuery(types=frozenset({"Unknown"}))) == []
+    assert sources(TimelineQuery(types=frozenset(), content_types=frozenset())) == []
     # The range is half-open, to the microsecond.
     start, end = T0 + timedelta(days=1), T0 + timedelta(days=4)
     assert sources(TimelineQuery(start=start, end=end)) == ["i2", "i3", "i4"]
     assert sources(TimelineQuery(start=start + MICRO, end=end + MICRO)) == ["i3", "i4", "l1"]
-    assert sources(TimelineQuery(account="a2")) == ["i3", "l1"]
-    assert sources(TimelineQuery(types=frozenset({"FormSubmitted"}), account="a2", end=end)) == ["i3"]
-    assert sources(TimelineQuery(account="nobody")) == []
+    assert sources(TimelineQuery(accounts=frozenset({"a2"}))) == ["i3", "l1"]
+    assert sources(TimelineQuery(accounts=frozenset({"a1", "a2"}), start=start)) == ["i2", "i3", "l1", "o1"]
+    assert sources(TimelineQuery(types=frozenset({"FormSubmitted"}), accounts=frozenset({"a2"}), end=end)) == ["i3"]
+    assert sources(TimelineQuery(accounts=frozenset({"nobody"}))) == []
+    assert sources(TimelineQuery(accounts=frozenset())) == []
+    assert sources(TimelineQuery(contacts=frozenset({"c-a2", "c-None"}))) == ["i3", "i4", "l1"]
+    assert sources(TimelineQuery(contacts=frozenset({"c-a1"}), accounts=frozenset({"a1"}), end=end)) == ["i1", "i2"]
 
 
 def test_a_large_timeline_is_saved_and_read_whole(store: StateStore) -> None:
@@ -129,4 +140,20 @@ def test_a_large_timeline_is_saved_and_read_whole(store: StateStore) -> None:
     assert len(found) == 3300
     assert found == sorted([*big, *(e for es in many.values() for e in es)], key=event_order)
     store.save_timeline({"big": big[:10]})
-    assert len(store.timeline(TimelineQuery(account="a1"))) == 10
+    assert len(store.timeline(TimelineQuery(accounts=frozenset({"a1"})))) == 10
+    # Many accounts at once (an Azure read filters them rather than asking for each).
+    wanted = frozenset(f"acc{p:03d}" for p in range(0, 300, 3))
+    assert {e.source for e in store.timeline(TimelineQuery(accounts=wanted))} == {f"m{p:03d}" for p in range(0, 300, 3)}
+
+
+def test_an_accounts_events_filed_under_another_partition_are_its_own(store: StateStore) -> None:
+    """A lead with a parent account sits in that account's partition, but an event's account is not always its
+    partition (an orphan contact's lead naming an account): reads by account find it wherever it is."""
+    store.save_timeline(
+        {
+            "a1": [interaction("i1", T0)],
+            "contact:x9": [milestone("lead9", T0 + MICRO, LEAD_CREATED, account="a1")],
+            "a2": [interaction("i2", T0, account="a2")],
+        }
+    )
+    assert [e.source for e in store.timeline(TimelineQuery(accounts=frozenset({"a1"})))] == ["i1", "lead9"]

@@ -116,7 +116,7 @@ def account_insights(
     account = data.accounts.get(account_id)
     if account is None:
         raise InsightsNotFoundError(f"account {account_id} is not in the mirror")
-    events = store.timeline(_in(span, account=account_id))
+    events = store.timeline(_in(span, accounts=frozenset({account_id})))
     return _kpis(data, events, _entries(store, setup), account, span)
 
 
@@ -154,11 +154,16 @@ def cohorts(store: InsightsStore, setup: RunSetup, params: Mapping[str, str], no
 
 
 def flows(store: InsightsStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
-    """`GET /api/insights/flows`: a flow anchored on an event type or dimension item."""
+    """`GET /api/insights/flows`: a flow anchored on an event type or dimension item. Only the entities that reach
+    the anchor have a path, so their events alone are read: the anchor's events first, then those entities'."""
     settings = flow_settings(params, now, _known_types(store))
+    anchor = frozenset({settings.anchor})
     by_type = settings.dimension == "type"  # else only the events with a content type are nodes, and the anchor
-    query = _in(settings.span, types=None if by_type else frozenset({settings.anchor}), content_typed=not by_type)
-    return flow(store.timeline(query), settings).as_dict()
+    anchors = store.timeline(_in(settings.span, types=anchor, content_types=None if by_type else anchor))
+    entities = frozenset(e for e in (event.container_id(settings.container) for event in anchors) if e is not None)
+    whose = {"accounts" if settings.container == "account" else "contacts": entities}
+    kinds = {} if by_type else {"types": anchor, "content_typed": True}
+    return flow(store.timeline(_in(settings.span, **kinds, **whose)), settings).as_dict()
 
 
 def paths(store: InsightsStore, setup: RunSetup, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
@@ -170,7 +175,7 @@ def paths(store: InsightsStore, setup: RunSetup, params: Mapping[str, str], now:
     elif not store.mirror_rows("account", [settings.account]):
         raise InsightsNotFoundError(f"account {settings.account} is not in the mirror")
     else:
-        query = _in(settings.span, account=settings.account)
+        query = _in(settings.span, accounts=frozenset({settings.account}))
     return journey_path(store.timeline(query), settings).as_dict()
 
 
