@@ -354,7 +354,7 @@ def load_snapshot(store: MirrorStore, config: MappingConfig, partitions: Collect
     by_email = None
     if config.consent_source == "contactpointconsent":
         by_email = mapping.consent_by_email((r.data for r in store.mirror(CONSENT)), config)
-    accounts = [mapping.account(r.data) for r in store.mirror("account")]
+    accounts = [mapping.account(r.data) for r in rows("account")]
     contacts = [mapping.contact(r.data, config, by_email) for r in rows("contact")]
     leads = [mapping.lead(r.data) for r in rows("lead")]
     key = table("abm_interaction").primary_key

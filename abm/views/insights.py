@@ -81,12 +81,12 @@ def _in(span: DateRange | None, **query: Any) -> TimelineQuery:
     return TimelineQuery(start=span.start if span else None, end=span.end if span else None, **query)
 
 
-def _entries(store: ProgressStore, setup: RunSetup) -> list[JourneyEntry]:
-    """Every journey entry, from every journey's saved progress (`account_kpis` keeps an account's own)."""
+def _entries(store: ProgressStore, setup: RunSetup, contacts: Collection[str]) -> list[JourneyEntry]:
+    """The journey entries of these contacts, from every journey's saved progress."""
     return [
         JourneyEntry(journey.name, p.contact_id, p.started_at or p.entered_at)
         for journey in setup.journeys
-        for p in store.progress(journey.name)
+        for p in store.progress(journey.name, contacts)
     ]
 
 
@@ -117,7 +117,7 @@ def account_insights(
     if account is None:
         raise InsightsNotFoundError(f"account {account_id} is not in the mirror")
     events = store.timeline(_in(span, accounts=frozenset({account_id})))
-    return _kpis(data, events, _entries(store, setup), account, span)
+    return _kpis(data, events, _entries(store, setup, [c.id for c in data.contacts]), account, span)
 
 
 def journey_insights(store: MirrorAndProgress, setup: RunSetup, name: str, params: Mapping[str, str]) -> dict[str, Any]:
@@ -192,7 +192,7 @@ def report_data(store: InsightsStore, setup: RunSetup, now: datetime) -> dict[st
     chosen = [a for a in ranked if a in known][:TOP_ACCOUNTS]
     data = Records.load(store, setup, chosen)
     top = [data.accounts[a] for a in chosen]
-    entries = _entries(store, setup)
+    entries = _entries(store, setup, [c.id for c in data.contacts])
     created, won = Criteria((MetricTest(OPPORTUNITY_CREATED),)), Criteria((MetricTest(OPPORTUNITY_WON),))
     anchor = MARKETING_QUALIFIED if any(e.type == MARKETING_QUALIFIED for e in in_span) else OPPORTUNITY_CREATED
     targets = {m.name: m.target for m in setup.models}
