@@ -8,12 +8,14 @@ the schema cannot express (grades that leave a gap, a lookup path that cannot be
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError, best_match
 
 from abm.errors import NotConfigured
 from journeys.model import Journey, parse_journey
@@ -30,6 +32,7 @@ __all__ = [
     "load_journeys",
     "load_scoring_models",
     "load_segments",
+    "schema_validator",
     "scoring_model_files",
 ]
 
@@ -54,10 +57,27 @@ def _json_path(parts: Iterable[str | int]) -> str:
     return path
 
 
-def _validator(schema_name: str) -> Draft202012Validator:
+@cache
+def _ecma(pattern: str) -> re.Pattern[str]:
+    """A schema pattern as JSON Schema reads it (ECMA-262): `$` ends the string; in Python's `re` it also matches
+    before a final newline, which would let a name with a trailing newline through (the schemas' patterns hold no
+    `$` inside a character class)."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
+def schema_validator(schema_name: str) -> Draft202012Validator:
+    """The validator of one of the published schemas (`schemas/`), patterns read as JSON Schema reads them."""
     schema = json.loads((SCHEMAS / schema_name).read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return cast(Draft202012Validator, _Validator(schema))
 
 
 def _read(file: Path) -> Any:
@@ -77,7 +97,7 @@ class _Named(Protocol):
 
 def _load(files: Sequence[Path], schema: str, parse: Callable[[Any], T], what: str) -> list[T]:
     """Validate each file against `schema`, parse it, and check names are unique across files."""
-    validator = _validator(schema)
+    validator = schema_validator(schema)
     parsed: list[T] = []
     seen: dict[str, Path] = {}
     for file in sorted(files):

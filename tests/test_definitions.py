@@ -71,6 +71,12 @@ def test_bad_json_names_the_file_line_and_column(tmp_path: Path) -> None:
             "$.rules[0].points",
         ),
         ({"surprise": True}, "$"),
+        # A pattern's `$` ends the string, as JSON Schema (ECMA-262) reads it, not also before a final newline.
+        ({"name": "account-fit\n"}, "$.name"),
+        (
+            {"rules": [{"name": "r", "points": 1, "when": [[{"attribute": "lead.subject\n", "op": "is_null"}]]}]},
+            "$.rules[0].when[0][0].attribute",
+        ),
     ],
 )
 def test_a_schema_violation_names_the_path(tmp_path: Path, change: dict[str, Any], path: str) -> None:

@@ -42,6 +42,8 @@ def test_days_are_inclusive_datetimes_exact_and_the_default_is_the_last_twelve_m
         ({"from": "0001-01-01T00:30:00+01:00"}, "from: .* is outside"),  # before year 1 in UTC
         ({"from": "1752-12-31"}, "from: '1752-12-31' is outside"),  # before Dataverse's earliest date
         ({"to": "9999-06-01T00:00:00Z"}, "to: .* is outside"),  # no room for a period after it
+        ({"from": ""}, "from: empty"),  # not the default range, which leaving it out gives
+        ({"to": " "}, "to: empty"),
     ],
 )
 def test_bad_dates_name_the_parameter(params: dict[str, str], message: str) -> None:

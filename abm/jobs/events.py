@@ -32,6 +32,7 @@ from typing import Any
 
 from abm.dry_run import DryRun
 from abm.errors import MAX_BODY_BYTES, InvalidInput, NotFound, check_body_size
+from abm.inputs import EARLIEST, LATEST, guid, is_text, moment
 from abm.jobs.interactions import IngestResult, ingest, parse_events
 from abm.jobs.mirror import KINDS, Mirror, mirror_queries
 from abm.jobs.pipeline import RunReport, RunSetup, evaluate
@@ -337,13 +338,14 @@ def parse_replay_request(body: bytes) -> tuple[dict[str, Any], bool]:
         raise EventInputError('give one of {"event"}, {"table", "id"} or {"since", "until"} (and dry_run)')
     if "event" in data and not (isinstance(data["event"], str) and 0 < len(data["event"]) <= 200):
         raise EventInputError("event must be an event id")
+    if "event" in data and not is_text(data["event"]):
+        raise EventInputError("event must be an event id (text without control characters)")
     if "table" in data:
         if data["table"] not in WATCHED_TABLES:
             raise EventInputError(f"table must be one of {', '.join(WATCHED_TABLES)}")
-        try:
-            data["id"] = str(uuid.UUID(str(data["id"])))
-        except ValueError:
-            raise EventInputError("id must be a GUID") from None
+        data["id"] = guid(data["id"])
+        if data["id"] is None:
+            raise EventInputError("id must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
     if "since" in data:
         data["since"], data["until"] = _moment(data["since"], "since"), _moment(data["until"], "until")
         if data["since"] >= data["until"]:
@@ -352,10 +354,10 @@ def parse_replay_request(body: bytes) -> tuple[dict[str, Any], bool]:
 
 
 def _moment(value: object, name: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise EventInputError(f"{name} must be an ISO 8601 date-time with a time zone") from None
-    if moment.tzinfo is None:
-        raise EventInputError(f"{name} must carry a time zone (e.g. Z)")
-    return moment
+    found = moment(value)
+    if found is None:
+        raise EventInputError(
+            f"{name} must be an ISO 8601 date-time with a time zone (e.g. Z), "
+            f"from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
+        )
+    return found

@@ -16,15 +16,16 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from abm.definitions import SCHEMAS
+from abm.definitions import schema_validator
 from abm.errors import MAX_BODY_BYTES, InvalidInput
+from abm.inputs import EARLIEST, is_text
 from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
@@ -44,7 +45,6 @@ __all__ = [
 log = logging.getLogger("abm.interactions")
 
 FUTURE_TOLERANCE = timedelta(days=1)  # clocks differ; an event further ahead is a sender's bug
-EARLIEST = datetime(1753, 1, 1, tzinfo=UTC)  # the earliest date-time Dataverse stores
 EVENT_NAMESPACE = uuid.UUID("0c5b1f0e-7a43-4d8e-9b61-2f4e8a9d3c57")
 
 INTERACTIONS = table("abm_interaction")
@@ -114,9 +114,7 @@ class IngestResult:
 
 @cache
 def _validator() -> Draft202012Validator:
-    schema = json.loads((SCHEMAS / "interaction-events.schema.json").read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return schema_validator("interaction-events.schema.json")
 
 
 def _path(parts: Iterable[str | int]) -> str:
@@ -185,6 +183,16 @@ def _too_long_for_dataverse(events: Sequence[Mapping[str, Any]]) -> InteractionI
     return None
 
 
+def _not_text(events: Sequence[Mapping[str, Any]]) -> InteractionInputError | None:
+    """The first string the schema admits that is not text (a control character, a lone surrogate: Dataverse
+    cannot store it, nor can a log line carry it)."""
+    for index, event in enumerate(events):
+        for name in ("id", *_OPTIONAL):
+            if name in event and not is_text(event[name]):
+                return InteractionInputError(f"events[{index}].{name}", "must be text (no control characters)")
+    return None
+
+
 def _occurred_on(text: str, index: int, now: datetime) -> datetime:
     path = f"events[{index}].occurred_on"
     try:
@@ -242,7 +250,7 @@ def parse_events(body: bytes, *, now: datetime) -> list[InteractionEvent]:
         ) from None
     except (ValueError, RecursionError):  # an integer of thousands of digits, nesting deeper than the parser goes
         raise InteractionInputError("$", "not valid JSON here: a number too long or nesting too deep") from None
-    problem = _first_problem(document) or _too_long_for_dataverse(document["events"])
+    problem = _first_problem(document) or _not_text(document["events"]) or _too_long_for_dataverse(document["events"])
     if problem is not None:
         raise problem
     events = [

@@ -119,8 +119,11 @@ def _moment(name: str, text: str, *, end: bool) -> datetime:
 
 def date_range(params: Mapping[str, str], now: datetime) -> DateRange:
     """`from` .. `to` (see the module docstring); the twelve months up to `now` by default (never before EARLIEST)."""
-    end = _moment("to", params["to"], end=True) if params.get("to") else now
-    start = _moment("from", params["from"], end=False) if params.get("from") else max(EARLIEST, end - DEFAULT_RANGE)
+    for name in ("from", "to"):
+        if name in params and not params[name].strip():
+            raise InsightsInputError(f"{name}: empty (leave it out for the default range)")
+    end = _moment("to", params["to"], end=True) if "to" in params else now
+    start = _moment("from", params["from"], end=False) if "from" in params else max(EARLIEST, end - DEFAULT_RANGE)
     if end <= start:
         raise InsightsInputError(f"from: the range must start before it ends ({start:%Y-%m-%d} .. {end:%Y-%m-%d})")
     return DateRange(start, end)
