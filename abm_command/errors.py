@@ -1,6 +1,7 @@
 """How the `abm` command ends on an error: the service's error kinds to exit statuses, once, in a table.
 
-0 is success. A service error (`abm.errors`) or a Dataverse failure is printed on stderr as `abm: <message>` and
+0 is success. A service error (`abm.errors`) or a Dataverse failure (by its kind, status, code and request ids:
+Dataverse's own message can quote row values) is printed on stderr as `abm: <message>` and
 ends the command with the status `EXIT_STATUSES` gives its kind: 2 for what the user can fix in the command line or
 the configuration, 1 for what is not there or what the org refuses. Anything else is a bug and keeps its traceback.
 """
@@ -30,5 +31,6 @@ def run_command(command: Callable[[], int]) -> int:
         return command()
     except (ServiceError, UpstreamError) as exc:
         status, prefix = next(EXIT_STATUSES[kind] for kind in type(exc).__mro__ if kind in EXIT_STATUSES)
-        print(f"abm: {prefix}{exc}", file=sys.stderr)
+        message = exc.summary if isinstance(exc, UpstreamError) else str(exc)  # Dataverse's own may quote values
+        print(f"abm: {prefix}{message}", file=sys.stderr)
         return status

@@ -22,6 +22,7 @@ from abm.errors import InvalidInput
 from abm.jobs.events import parse_replay_request, replay
 from abm.jobs.pipeline import merge_writes
 from abm.jobs.sync import ShardMessage, run_shard, sync
+from abm.logs import configure as configure_logs
 from abm.settings import SETTINGS, Settings, environment, export, function_keys
 from abm.views.lead_scores import format_scores, lead_scores
 from abm_command import admin as cli_admin
@@ -375,11 +376,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (abm_command.errors: 2 for bad settings or arguments)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logs(verbose=args.verbose)
     return run_command(lambda: COMMANDS[args.command](args))
 
 

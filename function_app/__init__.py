@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from abm.logs import quiet_libraries
 from function_app.health import bp as _health
 from function_app.insights import bp as _insights
 from function_app.interactions import bp as _interactions
@@ -17,6 +18,7 @@ from function_app.replay import bp as _replay
 from function_app.sync import bp as _sync
 from function_app.webhook import bp as _webhook
 
+quiet_libraries()  # the host owns the handlers; the libraries' records may quote values (`abm.logs`)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(_health)
 app.register_functions(_webhook)

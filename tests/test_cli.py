@@ -80,7 +80,7 @@ def test_settings_lists_every_setting_and_masks_secrets(
         (SettingsError("DATAVERSE_URL is required"), 2, "abm: DATAVERSE_URL is required"),
         (NotFound("account x is not in the mirror"), 1, "abm: account x is not in the mirror"),
         (Refused("not a webhook"), 1, "abm: not a webhook"),
-        (DataverseServerError("unavailable", status=503), 1, "abm: Dataverse: unavailable"),
+        (DataverseServerError("unavailable", status=503), 1, "abm: Dataverse: DataverseServerError: status 503"),
     ],
 )
 def test_each_error_kind_ends_the_command_with_the_status_of_its_kind(
