@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abm import __version__
-from abm.definitions import definition_files, load_journeys, load_scoring_models, load_segments, scoring_model_files
+from abm.definitions import (
+    DefinitionErrors,
+    definition_files,
+    load_journeys,
+    load_scoring_models,
+    load_segments,
+    read_definitions,
+    scoring_model_files,
+)
 from abm.dry_run import DryRun
 from abm.jobs.pipeline import RunSetup
 from abm.settings import Settings, SettingsError
@@ -125,15 +133,25 @@ def scoring_models(settings: Settings) -> list[ScoringModel]:
 
 
 def build_setup(settings: Settings) -> RunSetup:
-    """The definitions (validated) and the org-specific options a run evaluates with."""
+    """The definitions and the org-specific options a run evaluates with; `DefinitionErrors` lists every problem
+    of the definitions' files (their columns are checked against the org before a run, `abm.jobs.columns`), and a
+    predictive-score model the definitions do not hold is a settings problem."""
+    found, problems = read_definitions(settings.definitions_dir)
+    if problems:
+        raise DefinitionErrors(problems)
+    predictive = settings.predictive_score_model or None
+    if predictive is not None and predictive not in {m.name for m in found.models}:
+        known = ", ".join(sorted(m.name for m in found.models)) or "none"
+        raise SettingsError(f"ABM_PREDICTIVE_SCORE_MODEL names no defined scoring model ({known})")
     return RunSetup(
-        models=scoring_models(settings),
-        segments=segments(settings),
-        journeys=journeys(settings),
+        models=found.models,
+        segments=found.segments,
+        journeys=found.journeys,
         config=mapping_config(settings),
-        predictive_model=settings.predictive_score_model or None,
+        predictive_model=predictive,
         send_emails=settings.send_emails == "true",
         handoff_workflow=settings.sales_ready_workflow or None,
+        columns=found.columns,
     )
 
 

@@ -1,11 +1,12 @@
-"""`GET /api/health` (anonymous): can this app work? Settings, Dataverse, the product's schema, change tracking.
+"""`GET /api/health` (anonymous): can this app work? Settings, Dataverse, the product's schema, change tracking,
+the definitions (their files, and their columns in the org).
 
 Anonymous so that availability probes (App Service health check, a load balancer, a status page) can call it without
 a key. It therefore answers only the status and one entry per check (ok, or the problem), never the org URL, the
 application user's ids or any secret: values of secret settings are redacted from whatever a failing check says,
 and ids, URLs and host names in error texts are masked.
 200 when every check passes, 503 otherwise. An answer is reused for `CACHE_SECONDS`, so that calling it in a loop
-costs Dataverse at most seven requests per window (service protection limits are per user).
+costs Dataverse at most a dozen requests per window (service protection limits are per user).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections.abc import Callable, Mapping
 import azure.functions as func
 
 from abm.admin.health import HealthReport, check_health, secret_values
-from abm.bootstrap import shared_client
+from abm.bootstrap import build_setup, shared_client
+from abm.definitions import DefinitionErrors
+from abm.jobs.columns import column_problems
 from abm.settings import Settings, environment
 
 bp = func.Blueprint()
@@ -44,9 +47,18 @@ class _Cache:
 _cache = _Cache()
 
 
+def _definitions() -> None:
+    """The definitions the webhook and the timer would run: every problem of their files, then their columns
+    against the org (the metadata reads of `abm.jobs.columns`), so health fails when every run would."""
+    setup = build_setup(Settings.from_env())
+    problems = column_problems(shared_client(), setup)
+    if problems:
+        raise DefinitionErrors(problems)
+
+
 def extra_checks() -> Mapping[str, Callable[[], None]]:
-    """Checks other parts of the app add by name (the state store's); each raises when it fails."""
-    return {}
+    """Checks other parts of the app add by name; each raises when it fails."""
+    return {"definitions": _definitions}
 
 
 def _answer() -> tuple[int, str]:

@@ -437,8 +437,9 @@ class RunStore(Evaluation, Checkpoints, FanOut, Protocol):
     """A timer run or a shard: evaluation, the delta links and fanned-out runs (everything but the event log)."""
 
 
-class EventWork(Evaluation, EventLog, Protocol):
-    """Processing a stored event: the event log and an evaluation of the accounts it touched."""
+class EventWork(Evaluation, EventLog, Checkpoints, Protocol):
+    """Processing a stored event: the event log, an evaluation of the accounts it touched, and the checkpoint that
+    says the definitions' columns were found in the org."""
 
 
 def wall_clock() -> datetime:

@@ -33,6 +33,7 @@ from typing import Any
 from abm.dry_run import DryRun
 from abm.errors import MAX_BODY_BYTES, InvalidInput, NotFound, check_body_size
 from abm.inputs import EARLIEST, LATEST, guid, is_text, moment
+from abm.jobs.columns import check_columns
 from abm.jobs.interactions import IngestResult, ingest, parse_events
 from abm.jobs.mirror import KINDS, Mirror, mirror_queries
 from abm.jobs.pipeline import RunReport, RunSetup, evaluate
@@ -202,6 +203,7 @@ def process_event(
     if event.status == "done":
         return None
     try:
+        check_columns(client, store, setup)
         touched = touch(client, store, setup, _records(event))
         report = _evaluate(client, store, setup, touched, now)
     except Exception as exc:
@@ -304,6 +306,7 @@ def replay(
     for kind, _, _ in records:
         if kind not in WATCHED_TABLES:
             raise EventInputError(f"table {kind!r} is not one of {', '.join(WATCHED_TABLES)}")
+    check_columns(run_client, run_store, setup)
     touched = touch(run_client, run_store, setup, records)
     report = _evaluate(run_client, run_store, setup, touched, now)
     if not dry_run:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from abm.definitions import ColumnRef
 from abm.jobs.journeys import JourneyBatches
 from abm.jobs.loading import Batch, load_batch
 from abm.jobs.mirror import EVALUATED, Mirror
@@ -74,6 +75,7 @@ class RunSetup:
     predictive_model: str | None = None
     send_emails: bool = False
     handoff_workflow: str | None = None
+    columns: tuple[ColumnRef, ...] = field(default=(), compare=False)  # the columns definitions name, and where
 
     def fingerprint(self) -> str:
         """What evaluation depends on besides the data, as a stable digest: the definitions and the options. The

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from abm.jobs.columns import check_columns
 from abm.jobs.mirror import KINDS, Mirror, mirror_queries
 from abm.jobs.pipeline import RunReport, RunSetup, Scope, Shard, evaluate
 from abm.jobs.workflows import resume_workflows
@@ -248,6 +249,7 @@ def sync(
     open_run = store.open_run() if shards > 1 else None
     if open_run is not None:
         return _resume(client, store, open_run, now=now, enqueue=enqueue)
+    check_columns(client, store, setup)  # before a read names them (metadata reads only for new definitions)
     read = read_into_mirror(client, store, setup, full=full)
     seconds = {"read": round(time.perf_counter() - started, 3)}
     fingerprint = setup.fingerprint()
