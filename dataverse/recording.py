@@ -1,9 +1,11 @@
 """A recording transport: what a dry run sends through. Reads reach Dataverse; writes are recorded, not sent.
 
 `RecordingTransport(real)` implements the client's transport port (`dataverse.transport.TransportPort`). A GET goes
-to `real` (counted, retried, checked like any other read). Any other request is recorded in `writes` as the
-operation it is, and answered as Dataverse answers a success, so the client and everything above it carry on as if
-it had been written:
+to `real` (counted, retried, checked like any other read), except a GET of one row by the id the dry run itself
+created it with (a created email read back before SendEmail): that is answered as Dataverse answers for a new row,
+its columns as created and `statecode` 0 (a new row's default state, Open or Active), without a request. Any other
+request is recorded in `writes` as the operation it is, and answered as Dataverse answers a success, so the client
+and everything above it carry on as if it had been written:
 
 | request | recorded as | answer |
 |---|---|---|
@@ -96,6 +98,11 @@ def _key(segment: str) -> str | dict[str, Any]:
     return values
 
 
+def _options(query: str) -> list[tuple[str, str]]:
+    """A query string's options, decoded."""
+    return [(unquote(k), unquote(v)) for k, _, v in (part.partition("=") for part in query.split("&") if part)]
+
+
 def _answer(status: int, *, body: Any = None, headers: Mapping[str, str] | None = None) -> requests.Response:
     """A response as Dataverse sends it: `body` as JSON (bytes as they are), the given headers."""
     response = requests.Response()
@@ -120,6 +127,7 @@ class RecordingTransport:
         self.limiter = ConcurrencyLimiter(1)  # the client then sends (records) its chunks one after the other
         self._lock = threading.Lock()
         self._api_path = urlsplit(real.config.api_url).path
+        self._created: dict[tuple[str, str], dict[str, Any]] = {}  # (entity set, id) -> the row as created
 
     @property
     def config(self) -> TransportConfig:
@@ -147,6 +155,9 @@ class RecordingTransport:
     ) -> requests.Response | None:
         method = method.upper()
         if method == "GET":
+            own = self._created_row(path)
+            if own is not None:
+                return own
             return self.real.send(
                 method,
                 path,
@@ -163,6 +174,27 @@ class RecordingTransport:
         if path == "$batch":
             return self._batch(sent.get("content-type", ""), data or b"")
         return self._write(method, path, _plain(json) if json is not None else {}, sent)
+
+    def _created_row(self, path: str) -> requests.Response | None:
+        """The answer to a GET of a row this dry run created, by its id (None for any other read)."""
+        if path.startswith(("https://", "http://")):
+            path = urlsplit(path).path.removeprefix(self._api_path)
+        resource, _, query = path.partition("?")
+        found = _TARGET.match(resource)
+        if found is None or found["key"] is None or found["op"] is not None:
+            return None
+        key = _key(found["key"])
+        row = self._created.get((found["name"], key)) if isinstance(key, str) else None
+        if row is None:
+            return None
+        selected = next((v for k, v in _options(query) if k == "$select"), None)
+        full = {"statecode": 0, **row, TABLES[found["name"]].primary_key: key}
+        wanted = full if selected is None else {c: full.get(c) for c in selected.split(",")}
+        return _answer(200, body=wanted)
+
+    def _remember(self, entity_set: str, id: str, row: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._created[(entity_set, id.lower())] = dict(row)
 
     def _record(self, operation: str, target: str, **details: Any) -> None:
         with self._lock:
@@ -204,6 +236,7 @@ class RecordingTransport:
         primary_key = TABLES[entity_set].primary_key
         id = str(row.pop(primary_key, None) or uuid.uuid4())
         self._record("Create", entity_set, id=id, row=row)
+        self._remember(entity_set, id, row)
         return _answer(204, headers={"OData-EntityId": f"{self.config.api_url}{entity_set}({id})"})
 
     def _bulk(self, message: str, entity_set: str, targets: list[dict[str, Any]]) -> requests.Response:
@@ -225,6 +258,8 @@ class RecordingTransport:
             table = TABLES.get(entity_set)
             primary_key = table.primary_key if table else ""
             ids = [str(row.get(primary_key) or uuid.uuid4()) for row in rows]
+            for id, row in zip(ids, rows, strict=True):
+                self._remember(entity_set, id, {k: v for k, v in row.items() if k != primary_key})
             return _answer(200, body={"Ids": ids})
         return _answer(204)
 

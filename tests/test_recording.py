@@ -123,3 +123,20 @@ def test_the_composition_root_composes_a_dry_run_over_a_client_and_a_store(
     assert dry.writes == [{"operation": "Delete", "target": "leads", "id": str(LEAD)}]
     assert store.checkpoint("contact") is None and dry.store.checkpoint("contact") == "link"
     assert not mocked.calls and dry.client.stats is client.stats
+
+
+def test_a_row_the_dry_run_created_is_read_back_as_created_without_a_request(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    other = uuid.UUID("00000000-0000-0000-0000-0000000000bb")
+    mocked.get(f"{API}leads({other})", json={"leadid": str(other), "subject": "real"})
+    dry, _ = recording(client)
+    dry.create_multiple(LEADS, [{"leadid": str(LEAD), "subject": "new"}])
+    # A new row is in its default state (statecode 0), with the columns it was created with.
+    assert dry.get(LEADS, LEAD, select=["statecode", "subject", "leadid"]) == {
+        "statecode": 0,
+        "subject": "new",
+        "leadid": str(LEAD),
+    }
+    assert dry.get(LEADS, other)["subject"] == "real"  # any other row is Dataverse's
+    assert len(mocked.calls) == 1

@@ -7,6 +7,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -205,6 +206,23 @@ def test_a_dry_run_replay_lists_the_exact_writes_and_writes_nothing(synced: Any)
     assert not real.dry_run
     created = dataverse_state(client)["task"] - dataverse_before["task"]
     assert created == {row["activityid"] for row in task_rows}  # the dry run named the very rows written
+
+
+def test_a_dry_run_that_sends_emails_reads_back_only_what_dataverse_holds(synced: Any) -> None:
+    """With SendEmail on, a run reads a created email's state before sending it; in a dry run the email was only
+    recorded, and the read is answered from the recording (a new row is open), so the dry run lists SendEmail."""
+    emulator, client, store = synced
+    setup = replace(demo_setup(), send_emails=True)
+    contact = outsider_contact(client)
+    client.update(CONTACTS, uuid.UUID(contact), {"jobtitle": "CEO"})
+    before = dataverse_state(client)
+    run = fresh_client(emulator)
+    dry = replay(run, store, setup, {"table": "contact", "id": contact}, now=NOW, dry_run=build_dry_run(run, store))
+    assert dataverse_state(client) == before and run.stats.as_dict()["by_method"].keys() == {"GET"}
+    emails = [row["activityid"] for w in dry.writes if w["target"] == "emails" for row in w.get("rows", [])]
+    sends = [w["target"] for w in dry.writes if w["operation"] == "SendEmail"]
+    assert emails and sends == [f"emails({email})" for email in emails]
+    assert "emails" not in run.stats.as_dict()["by_table"]  # the email's state was never asked of Dataverse
 
 
 def test_a_window_replay_runs_each_record_of_the_events_received_in_it_once(synced: Any) -> None:
