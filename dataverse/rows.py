@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dataverse.client import DataverseClient
+from dataverse.errors import DataverseBadRequest, DataverseConnectionError, DataverseServerError
 from dataverse.mapping import InteractionColumns
 from dataverse.query import Query, in_
 from dataverse.tables import Table, fit, table
@@ -34,6 +35,7 @@ __all__ = [
     "interaction_row",
     "lead_row",
     "send_email",
+    "send_email_once",
 ]
 
 IDEMPOTENCY_KEY = "abm_idempotencykey"  # the product's column on every table it creates rows in
@@ -156,3 +158,30 @@ def email_is_open(client: DataverseClient, email_id: uuid.UUID) -> bool:
 def send_email(client: DataverseClient, email_id: uuid.UUID) -> None:
     """The SendEmail action on a created email (not idempotent: check `email_is_open` first)."""
     client.call_action("SendEmail", {"IssueSend": True, "TrackingToken": ""}, bound=(table("email"), email_id))
+
+
+SEND_ATTEMPTS = 4  # SendEmail attempts on one email, each after its state was read
+
+
+def send_email_once(client: DataverseClient, email_id: uuid.UUID) -> bool:
+    """Send an email unless it is no longer a draft; True when it was sent during this call.
+
+    SendEmail is not idempotent, so it is never retried blindly: its state is read before each attempt. An attempt
+    that fails (a server error, a connection lost before or after the request reached Dataverse, a refusal such as
+    an overlapping run's send winning) is judged by the email's state, not by the error: no longer open means it
+    was sent (by this attempt or another run's: either way, once); still open means it was not, and it is tried
+    again, up to `SEND_ATTEMPTS` times. Learn documents no error code for "already sent", hence the state."""
+    if not email_is_open(client, email_id):
+        return False
+    attempt = 1
+    while True:
+        try:
+            send_email(client, email_id)
+        except (DataverseServerError, DataverseConnectionError, DataverseBadRequest):
+            if not email_is_open(client, email_id):
+                return True
+            if attempt == SEND_ATTEMPTS:
+                raise
+            attempt += 1
+        else:
+            return True

@@ -26,7 +26,7 @@ from abm.jobs.outbox import BULK, WORKFLOW_BATCH, Outbox
 from abm.jobs.workflows import WorkflowRun, start_workflows, workflow_problem
 from abm.jobs.writes import create_idempotent
 from dataverse.client import DataverseClient
-from dataverse.rows import ActivityWrite, LeadWrite, activity_row, email_is_open, lead_row, send_email
+from dataverse.rows import ActivityWrite, LeadWrite, activity_row, lead_row, send_email_once
 from dataverse.tables import table
 from dataverse.workflows import read_workflows
 from journeys.due import next_change
@@ -121,8 +121,9 @@ def _workflow_run(effect: Effect) -> WorkflowRun:
 
 
 def _send_emails(client: DataverseClient, store: EffectLedger, effects: Sequence[Effect]) -> int:
-    """SendEmail for recorded emails not sent yet. SendEmail is not idempotent: the email's state is read first
-    (an email already sent is only recorded as such), so a rerun after a crash never sends twice."""
+    """SendEmail for recorded emails not sent yet. SendEmail is not idempotent: the email's state is read before each
+    attempt (`send_email_once`: an email already sent is only recorded as such), so neither a fault nor a rerun after
+    a crash sends twice."""
     keys = [f"{e.key}/send" for e in effects]
     done = store.effects_done(keys)
     sent = 0
@@ -130,9 +131,7 @@ def _send_emails(client: DataverseClient, store: EffectLedger, effects: Sequence
         if key in done:
             continue
         email_id = effect_id(effect.key)
-        if email_is_open(client, email_id):
-            send_email(client, email_id)
-            sent += 1
+        sent += send_email_once(client, email_id)
         store.record_effects([(key, str(email_id))])
     return sent
 

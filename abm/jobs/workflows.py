@@ -128,11 +128,12 @@ def start_workflows(
     client: DataverseClient,
     store: EffectLedger,
     runs: Sequence[WorkflowRun],
-    attempts: int = 3,
+    attempts: int = 5,
 ) -> tuple[dict[str, str], int]:
     """Start each run at most once, ExecuteWorkflow calls grouped in `$batch` requests of 100 (there is no bulk
     message for it): returns the system job id by run key for those started (now or before), and how many this
-    call started. A batch whose answer is lost is resolved by looking for the jobs before anything is sent again.
+    call started. A batch that fails (a server error, a connection reset, an answer lost) is resolved by looking for
+    the jobs before anything is sent again, up to `attempts` sends.
     A start Dataverse refuses (a 4xx other than 429: the row or the workflow is gone, a privilege is missing) is
     recorded as `REFUSED` and never sent again; claims are stamped by the store's clock."""
     moment = store.clock()
@@ -142,11 +143,12 @@ def start_workflows(
     for start in range(0, len(todo), 100):
         chunk = todo[start : start + 100]
         for attempt in range(attempts):
-            if attempt:
+            if attempt:  # the jobs found were started by this call's earlier attempt (its claim kept others off)
                 jobs = _find_jobs(client, chunk)
                 for run in chunk:
                     if run.key in jobs:
                         started[run.key] = jobs[run.key]
+                        newly += 1
                         store.record_intent(_intent(run, jobs[run.key], stamp))
                 chunk = [r for r in chunk if r.key not in jobs]
                 if not chunk:

@@ -18,7 +18,9 @@ end and the requests after it get 429 with `Retry-After` (whole seconds) until t
   (`1,200.00` beside a burst count of `5999` after one WhoAmI).
 - `--faults 429=0.1,503=0.03,reset=0.01,lost=0.01,seed=7`: before the request is applied, a throttle, a server
   error or a dropped connection; `lost` applies the request and then drops the connection before the answer (what
-  a real 502/504 can mean). Drawn from one seeded generator, so a run is reproducible.
+  a real 502/504 can mean). Drawn from one seeded generator, so a run is reproducible. Tests also aim faults
+  (`Faults.aimed`): the first N requests whose request line (`POST emails(<id>)/...SendEmail`) matches a pattern
+  get that fault, so every kind meets a given call.
 - `--latency-ms`: a delay per request, like a real org's round trip; it counts as execution time.
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -42,6 +45,7 @@ __all__ = [
     "FAULT_KINDS",
     "ROW_COST_MS",
     "TIME_HEADER",
+    "AimedFault",
     "Faults",
     "Guard",
     "GuardConfig",
@@ -59,11 +63,21 @@ TIME_HEADER = "x-ms-ratelimit-time-remaining-xrm-requests"
 
 
 @dataclass(frozen=True)
+class AimedFault:
+    """A fault for the first `times` requests whose request line (`METHOD path?query`) matches `pattern`."""
+
+    kind: str
+    pattern: str
+    times: int = 1
+
+
+@dataclass(frozen=True)
 class Faults:
-    """Probabilities per fault kind, and the seed of the generator that draws them."""
+    """Probabilities per fault kind, and the seed of the generator that draws them; aimed faults come first."""
 
     rates: dict[str, float] = field(default_factory=dict)
     seed: int = 1
+    aimed: tuple[AimedFault, ...] = ()
 
     @classmethod
     def parse(cls, spec: str | None) -> Faults:
@@ -163,9 +177,16 @@ class Guard:
         self._spent_ms = 0.0
         self._in_flight = 0
         self.faults_drawn: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self._aimed_left = [aim.times for aim in config.faults.aimed]  # per aimed fault, the requests it has left
+        self.aimed_hits: list[tuple[str, str]] = []  # (kind, request line) of each aimed fault dealt
         self.refused: Counter[str] = Counter()  # requests refused by a limit, by error code
 
-    def _draw(self) -> str | None:
+    def _draw(self, request: str) -> str | None:
+        for index, aim in enumerate(self.config.faults.aimed):
+            if self._aimed_left[index] and re.search(aim.pattern, request):
+                self._aimed_left[index] -= 1
+                self.aimed_hits.append((aim.kind, request))
+                return aim.kind
         roll = self._rng.random()
         for kind in FAULT_KINDS:
             rate = self.config.faults.rates.get(kind, 0.0)
@@ -211,8 +232,9 @@ class Guard:
         return _throttled("0x80072321", _time_message(limit, window), _seconds(freed_at - now))
 
     @contextmanager
-    def admit(self) -> Iterator[Verdict]:
-        """Count the request in, check the limits, draw a fault; the latency is spent while in flight."""
+    def admit(self, request: str = "") -> Iterator[Verdict]:
+        """Count the request in, check the limits, draw a fault (an aimed one first, by the request line); the
+        latency is spent while in flight."""
         with self._lock:
             self._in_flight += 1
             now = time.monotonic()
@@ -222,7 +244,7 @@ class Guard:
                 self._admitted.append(now)
             else:
                 self.refused[error.code] += 1
-            fault = None if error else self._draw()
+            fault = None if error else self._draw(request)
         try:
             if self.config.latency_ms:
                 time.sleep(self.config.latency_ms / 1000)

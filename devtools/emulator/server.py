@@ -261,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         guard = self.emulator.guard
-        with guard.admit() as verdict:
+        with guard.admit(f"{method} {self.path}") as verdict:
             if verdict.fault == "reset":
                 self._reset()
                 return

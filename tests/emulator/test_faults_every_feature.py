@@ -1,0 +1,99 @@
+"""Faults on every feature end where a fault-free run ends: journeys with SendEmail, the sales-ready hand-off
+workflow and the predictive-score mirror all on, two emulators holding the same tenant, one clean and one whose
+non-idempotent calls (SendEmail, the ExecuteWorkflow `$batch`es) each meet every fault kind (aimed, so that none is
+left to chance: a server error before the call, a reset connection, an answer lost after the call was applied),
+with seeded throttling and server errors on top. Dataverse ends in the same state: no email sent twice or left
+unsent, no workflow started twice, the same scores, flags and predictive rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from abm.jobs.sync import sync
+from dataverse.client import DataverseClient
+from dataverse.query import Query
+from dataverse.tables import table
+from devtools.demo import load_tenant
+from devtools.emulator.limits import AimedFault, Faults, GuardConfig
+from devtools.emulator.schema import TABLES
+from devtools.emulator.server import Emulator, EmulatorIdentity
+from devtools.emulator.store import Store
+from devtools.tenant import CALLER_USER_ID
+from statestore.sqlite import SqliteStateStore
+from tests.runtime_support import NOW, dataverse_state, demo_setup, fresh_client
+
+HANDOFF = "d0d0d0d0-0000-4000-8000-00000000000b"  # an on-demand workflow on lead
+SETUP = replace(demo_setup(), send_emails=True, handoff_workflow=HANDOFF, predictive_model="account-fit")
+KINDS = ("503", "reset", "lost")
+CALLS = {"SendEmail": r"^POST \S*emails\(\S*SendEmail", "ExecuteWorkflow": r"^POST \S*\$batch"}
+AIMED = tuple(AimedFault(kind, pattern) for pattern in CALLS.values() for kind in KINDS)
+
+
+@contextmanager
+def org(faults: Faults | None = None) -> Iterator[Emulator]:
+    store = Store()
+    load_tenant(store, "small", seed=1, now=NOW)
+    store.insert_many(
+        TABLES["workflow"],
+        [
+            {
+                "workflowid": HANDOFF,
+                "name": "Hand off sales-ready lead",
+                "primaryentity": "lead",
+                "category": 0,
+                "type": 1,
+                "ondemand": 1,
+                "statecode": 1,
+                "statuscode": 2,
+                "createdon": "2026-01-01T00:00:00Z",
+                "modifiedon": "2026-01-01T00:00:00Z",
+                "ownerid": CALLER_USER_ID,
+                "ownerid__type": "systemuser",
+            }
+        ],
+    )
+    guard = GuardConfig(faults=faults or Faults(), fault_retry_after=0)
+    try:
+        with Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator:
+            yield emulator
+    finally:
+        store.close()
+
+
+def state_of(client: DataverseClient) -> dict[str, Any]:
+    """What the engine wrote, with each email's state and the predictive rows."""
+    emails = Query(table("email").entity_set).select("activityid", "statecode")
+    predictive = Query(table("msdyn_predictivescore").entity_set).select("msdyn_entityid", "msdyn_score", "msdyn_grade")
+    return {
+        **dataverse_state(client),
+        "email_states": sorted((r["activityid"], r["statecode"]) for r in client.iter_rows(emails)),
+        "predictive": sorted(
+            (r["msdyn_entityid"], r["msdyn_score"], r["msdyn_grade"]) for r in client.iter_rows(predictive)
+        ),
+    }
+
+
+def test_aimed_and_random_faults_on_every_feature_end_as_a_clean_run() -> None:
+    with org() as clean:
+        report = sync(fresh_client(clean), SqliteStateStore(), SETUP, now=NOW)
+        expected = state_of(fresh_client(clean))
+    assert report.writes["emails"]["sent"] > 10 and report.writes["abm_leadscores"]["upserted"] > 0
+    assert report.writes["leads"]["updated"] > 0 and expected["predictive"]
+
+    faults = Faults({"429": 0.05, "503": 0.03}, seed=11, aimed=AIMED)
+    with org(faults) as faulty:
+        store = SqliteStateStore()
+        first = sync(fresh_client(faulty), store, SETUP, now=NOW)
+        assert first.writes == report.writes  # the run went on through every fault
+        dealt = {
+            (kind, call)
+            for kind, request in faulty.guard.aimed_hits
+            for call, aim in CALLS.items()
+            if re.match(aim, request)
+        }
+        assert dealt == {(kind, call) for kind in KINDS for call in CALLS}  # each call met each fault kind
+        assert state_of(fresh_client(faulty)) == expected
