@@ -13,13 +13,15 @@ from statestore.port import StateStore
 from statestore.sqlite import SqliteStateStore
 
 
+def fresh_store(kind: str, request: pytest.FixtureRequest) -> StateStore:
+    """An empty state store of either adapter ("sqlite" in memory, "azure" under a prefix of its own)."""
+    if kind == "sqlite":
+        return SqliteStateStore()
+    return AzureStateStore(request.getfixturevalue("azurite"), prefix=f"t{uuid.uuid4().hex[:16]}")
+
+
 @pytest.fixture(params=["sqlite", "azure"])
 def both_stores(request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    if request.param == "sqlite":
-        sqlite = SqliteStateStore()
-        yield sqlite
-        sqlite.close()
-    else:
-        azure = AzureStateStore(request.getfixturevalue("azurite"), prefix=f"t{uuid.uuid4().hex[:16]}")
-        yield azure
-        azure.close()
+    store = fresh_store(request.param, request)
+    yield store
+    store.close()

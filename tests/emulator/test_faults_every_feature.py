@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from abm.jobs.pipeline import RunReport
 from abm.jobs.sync import sync
 from dataverse.client import DataverseClient
 from dataverse.query import Query
@@ -25,6 +28,7 @@ from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
 from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import NOW, dataverse_state, demo_setup, fresh_client
+from tests.state_stores import fresh_store
 
 HANDOFF = "d0d0d0d0-0000-4000-8000-00000000000b"  # an on-demand workflow on lead
 SETUP = replace(demo_setup(), send_emails=True, handoff_workflow=HANDOFF, predictive_model="account-fit")
@@ -77,23 +81,31 @@ def state_of(client: DataverseClient) -> dict[str, Any]:
     }
 
 
-def test_aimed_and_random_faults_on_every_feature_end_as_a_clean_run() -> None:
+@pytest.fixture(scope="module")
+def clean_run() -> tuple[RunReport, dict[str, Any]]:
+    """The fault-free run's report and the state it leaves in Dataverse."""
     with org() as clean:
         report = sync(fresh_client(clean), SqliteStateStore(), SETUP, now=NOW)
-        expected = state_of(fresh_client(clean))
+        return report, state_of(fresh_client(clean))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "azure"])
+def test_aimed_and_random_faults_on_every_feature_end_as_a_clean_run(
+    kind: str, clean_run: tuple[RunReport, dict[str, Any]], request: pytest.FixtureRequest
+) -> None:
+    report, expected = clean_run
     assert report.writes["emails"]["sent"] > 10 and report.writes["abm_leadscores"]["upserted"] > 0
     assert report.writes["leads"]["updated"] > 0 and expected["predictive"]
-
     faults = Faults({"429": 0.05, "503": 0.03}, seed=11, aimed=AIMED)
     with org(faults) as faulty:
-        store = SqliteStateStore()
+        store = fresh_store(kind, request)
         first = sync(fresh_client(faulty), store, SETUP, now=NOW)
         assert first.writes == report.writes  # the run went on through every fault
         dealt = {
-            (kind, call)
-            for kind, request in faulty.guard.aimed_hits
+            (fault, call)
+            for fault, line in faulty.guard.aimed_hits
             for call, aim in CALLS.items()
-            if re.match(aim, request)
+            if re.match(aim, line)
         }
-        assert dealt == {(kind, call) for kind in KINDS for call in CALLS}  # each call met each fault kind
+        assert dealt == {(fault, call) for fault in KINDS for call in CALLS}  # each call met each fault kind
         assert state_of(fresh_client(faulty)) == expected

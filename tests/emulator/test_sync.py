@@ -19,7 +19,7 @@ from abm.jobs.workflows import CLAIM_LEASE
 from dataverse.client import DataverseClient
 from dataverse.query import Query, eq
 from dataverse.tables import table
-from statestore.port import MirrorRow, bucket_of
+from statestore.port import MirrorRow, StateStore, bucket_of
 from statestore.sqlite import SqliteStateStore
 from tests.runtime_support import (
     NOW,
@@ -31,6 +31,7 @@ from tests.runtime_support import (
     outsider_contact,
     tenant,
 )
+from tests.state_stores import fresh_store
 
 
 def checkpoints(store: SqliteStateStore) -> dict[str, str | None]:
@@ -128,11 +129,15 @@ def killed_after(client: DataverseClient, writes: int) -> DataverseClient:
     return client
 
 
-@pytest.mark.parametrize("when", ["first", "middle", "last"])
-def test_a_sync_killed_mid_run_and_run_again_ends_as_an_uninterrupted_one(when: str) -> None:
+@pytest.mark.parametrize(
+    ("when", "kind"), [("first", "sqlite"), ("middle", "sqlite"), ("last", "sqlite"), ("middle", "azure")]
+)
+def test_a_sync_killed_mid_run_and_run_again_ends_as_an_uninterrupted_one(
+    when: str, kind: str, request: pytest.FixtureRequest
+) -> None:
     setup = demo_setup()
     with tenant() as (emulator, client):
-        store = SqliteStateStore()
+        store: StateStore = SqliteStateStore()
         counting = fresh_client(emulator)
         sync(counting, store, setup, now=NOW)
         expected = dataverse_state(client)
@@ -141,7 +146,7 @@ def test_a_sync_killed_mid_run_and_run_again_ends_as_an_uninterrupted_one(when: 
     total = sum(n for method, n in by_method.items() if method != "GET")  # the run's write requests
     writes = {"first": 1, "middle": total // 2, "last": total - 1}[when]  # killed before that many + 1
     with tenant() as (emulator, client):
-        store = SqliteStateStore()
+        store = fresh_store(kind, request)
         with pytest.raises(Killed):
             sync(killed_after(fresh_client(emulator), writes), store, setup, now=NOW)
         assert store.checkpoint(COLUMNS) is None  # no delta link saved for writes that did not all happen
