@@ -6,7 +6,8 @@ Every HTTP request the service sends to the Web API goes through `Transport.send
   (kept across its retries, so support can find every attempt in Dataverse's logs);
 - uses a pooled `requests.Session` with separate connect and read timeouts (a 5,000-row page takes a while);
 - retries with tenacity: a 429 waits exactly `Retry-After`; 502/503/504 and connection failures back off
-  exponentially with jitter; the total sleep of one request is capped. A request that is not idempotent is retried
+  exponentially with jitter, a 500 too but only twice (it may be a row that always fails); the total sleep of one
+  request is capped. A request that is not idempotent is retried
   only when it certainly did not run (429, or a connection that was never established);
 - caps requests in flight at the configured maximum, lowered to the server's `x-ms-dop-hint`;
 - maps every error answer to a `DataverseError` subclass and counts every attempt by method and table;
@@ -50,6 +51,7 @@ __all__ = ["ConcurrencyLimiter", "RequestStats", "Transport", "TransportConfig",
 log = logging.getLogger("dataverse")
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+SERVER_ERROR_RETRIES = 2  # a 500 may be a passing fault or a row that always fails (a plugin): retried this often
 
 
 @dataclass(frozen=True)
@@ -305,9 +307,15 @@ class Transport:
         request_id = str(uuid.uuid4())
         request = _Request(method, url, table, request_id, json is not None, data, headers, passthrough)
 
+        internal_errors = 0
+
         def should_retry(exc: BaseException) -> bool:
+            nonlocal internal_errors
             if isinstance(exc, DataverseThrottled | _NotSent):
                 return True
+            if isinstance(exc, DataverseServerError) and exc.status == 500:
+                internal_errors += 1
+                return bool(idempotent) and internal_errors <= SERVER_ERROR_RETRIES
             if isinstance(exc, DataverseServerError):
                 return bool(idempotent) and exc.status in RETRYABLE_STATUSES
             return isinstance(exc, DataverseConnectionError) and bool(idempotent)

@@ -20,6 +20,7 @@ from dataverse.errors import (
 )
 from dataverse.query import Query, eq
 from dataverse.tables import table
+from dataverse.transport import SERVER_ERROR_RETRIES
 from tests.conftest import API, FakeSleep, make_client
 
 WHOAMI = {
@@ -118,10 +119,30 @@ def test_attempts_are_capped(mocked: responses.RequestsMock, sleeps: FakeSleep) 
     assert len(sleeps.calls) == 2
 
 
-def test_a_plain_500_is_not_retried(client: DataverseClient, mocked: responses.RequestsMock) -> None:
+def test_a_500_on_an_idempotent_request_is_retried_twice(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
     mocked.get(f"{API}WhoAmI", status=500, json={"error": {"code": "0x80040216", "message": "boom"}})
     with pytest.raises(DataverseServerError):
         client.who_am_i()
+    assert len(mocked.calls) == 1 + SERVER_ERROR_RETRIES  # a row that always fails is not retried for long
+
+
+def test_a_passing_500_on_an_idempotent_request_is_survived(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(f"{API}WhoAmI", status=500, json={"error": {"code": "0x80040216", "message": "boom"}})
+    mocked.get(f"{API}WhoAmI", json=WHOAMI)
+    assert client.who_am_i() is not None
+    assert len(mocked.calls) == 2
+
+
+def test_a_500_on_a_request_that_is_not_idempotent_is_not_retried(
+    client: DataverseClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(f"{API}tasks", status=500, json={"error": {"code": "0x80040216", "message": "boom"}})
+    with pytest.raises(DataverseServerError):
+        client.create(table("task"), {"subject": "x"})  # no id: a second create could duplicate it
     assert len(mocked.calls) == 1
 
 
