@@ -30,7 +30,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,9 +41,10 @@ from abm.jobs.pipeline import RunReport, RunSetup, Scope, Shard, evaluate
 from abm.jobs.workflows import resume_workflows
 from dataverse.client import DataverseClient
 from dataverse.errors import ChangeTrackingTokenExpired, DataverseError
-from dataverse.mapping import MappingConfig, read_annotations
+from dataverse.mapping import MappingConfig, read_annotations, row_id
 from dataverse.pages import Removed, Upserted
 from dataverse.query import Query
+from dataverse.tables import table
 from journeys.model import Journey
 from journeys.segments import Segment
 from scoring.model import ScoringModel
@@ -165,10 +166,14 @@ def forget(mirror: Mirror, kind: str, id: str) -> set[str]:
     return mirror.remove(kind, [id])
 
 
+def _queries(setup: RunSetup) -> dict[str, Query]:
+    return mirror_queries(setup.config, setup.models, setup.segments, setup.journeys)
+
+
 def read_into_mirror(client: DataverseClient, store: MirrorSync, setup: RunSetup, *, full: bool = False) -> Sync:
     """Bring the mirror up to date: a full read when needed (see the module docstring), else the changes."""
     mirror = Mirror(store, setup.config)
-    queries = mirror_queries(setup.config, setup.models, setup.segments, setup.journeys)
+    queries = _queries(setup)
     fingerprint = _fingerprint(queries)
     links = {kind: store.checkpoint(_delta(kind)) for kind in queries}
     if not full and store.checkpoint(COLUMNS) == fingerprint and all(links.values()):
@@ -212,21 +217,40 @@ def _read_changes(
 
 
 def refresher(
-    client: DataverseClient, mirror: Mirror, checkpoints: dict[str, str], kind: str
+    client: DataverseClient, mirror: Mirror, checkpoints: dict[str, str], kind: str, query: Query
 ) -> Callable[[], set[str]]:
     """A callback that reads one table's changes since the pending delta link into the mirror, moves the link on and
-    returns the partitions touched: how the leads a journey created in this run reach the scoring of this run."""
+    returns the partitions touched: how the leads a journey created in this run reach the scoring of this run. A
+    link that expired meanwhile (between the run's read and this one) costs a full read of that one table, whose
+    rows the mirror no longer finds in it are removed, rather than the run."""
 
     def refresh() -> set[str]:
         link = checkpoints.get(_delta(kind))
         if link is None:
             return set()
-        feed = client.read_changes(link, annotations=read_annotations(kind))
-        touched = _apply_feed(mirror, kind, feed, {})[1]
+        try:
+            feed = client.read_changes(link, annotations=read_annotations(kind))
+            touched = _apply_feed(mirror, kind, feed, {})[1]
+        except ChangeTrackingTokenExpired:
+            log.warning("the %s delta link expired during the run: reading that table again", kind)
+            feed = client.read_changes(query, annotations=read_annotations(kind))
+            before = {row.id for row in mirror.store.mirror(kind)}
+            seen: set[str] = set()
+            touched = _apply_feed(mirror, kind, _noting(feed, kind, seen), {})[1]
+            for gone in sorted(before - seen):
+                touched |= forget(mirror, kind, gone)
         checkpoints[_delta(kind)] = feed.delta_link or link
         return touched
 
     return refresh
+
+
+def _noting(feed: Iterable[Any], kind: str, seen: set[str]) -> Iterator[Any]:
+    """A full read's changes, noting the id of each row it holds."""
+    for change in feed:
+        if isinstance(change, Upserted):
+            seen.add(row_id(table(kind), change.row))
+        yield change
 
 
 def sync(
@@ -278,7 +302,7 @@ def sync(
         now=now,
         scope=due,
         server_segments=read.mode == "full",
-        refresh_leads=refresher(client, mirror, read.checkpoints, "lead"),
+        refresh_leads=refresher(client, mirror, read.checkpoints, "lead", _queries(setup)["lead"]),
     )
     store.save_checkpoints(read.checkpoints)
     evaluated = {} if due is None else {"evaluated": len(due)}

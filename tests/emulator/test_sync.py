@@ -100,6 +100,34 @@ def test_an_expired_delta_link_falls_back_to_a_full_read() -> None:
         assert store.checkpoint("delta:contact") != link
 
 
+def test_a_delta_link_expiring_mid_run_costs_a_full_read_of_that_table_not_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The journeys' new leads are read through the lead delta link the run's own read just took; should it have
+    expired meanwhile, the lead table is read again whole and the run goes on, ending as an uninterrupted one."""
+    setup = demo_setup()
+    with tenant() as (emulator, client):
+        sync(fresh_client(emulator), SqliteStateStore(), setup, now=NOW)
+        expected = dataverse_state(client)
+    real = sync_module.read_into_mirror
+
+    def expiring(*args: Any, **kwargs: Any) -> Any:
+        read = real(*args, **kwargs)
+        link = read.checkpoints["delta:lead"]
+        read.checkpoints["delta:lead"] = link.split("$deltatoken=")[0] + "$deltatoken=999999999"
+        return read
+
+    monkeypatch.setattr(sync_module, "read_into_mirror", expiring)
+    with tenant() as (emulator, client):
+        store = SqliteStateStore()
+        report = sync(fresh_client(emulator), store, setup, now=NOW)
+        assert report.writes["leads"]["created"] > 0  # the journeys made leads, and this run scored them
+        assert dataverse_state(client) == expected
+        assert "999999999" not in str(store.checkpoint("delta:lead"))
+        leads = {str(row["leadid"]) for row in client.iter_rows(Query(table("lead").entity_set).select("leadid"))}
+        assert {row.id for row in store.mirror("lead")} == leads
+
+
 def test_definitions_naming_other_columns_force_a_full_read() -> None:
     setup = demo_setup()
     with tenant() as (emulator, _):
