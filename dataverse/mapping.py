@@ -34,6 +34,7 @@ __all__ = [
     "evaluated",
     "interaction",
     "interaction_select",
+    "interactions",
     "lead",
     "lookup_id",
     "opportunity",
@@ -267,18 +268,37 @@ def interaction_select(config: MappingConfig, fields: Iterable[str] = ()) -> tup
 
 
 def interaction(row: Mapping[str, Any], primary_key: str, config: MappingConfig) -> Interaction:
-    """An interaction (a run maps hundreds of thousands: one pass over the row for its other columns)."""
+    """An interaction (see `interactions`)."""
+    return interactions([row], primary_key, config)[0]
+
+
+def interactions(rows: Iterable[Mapping[str, Any]], primary_key: str, config: MappingConfig) -> list[Interaction]:
+    """Interactions, in the rows' order. A run maps hundreds of thousands, read with one `$select`: which of a row's
+    columns are its other attributes (no annotation, lookup or mapped column) is worked out once per set of columns."""
     columns = config.interactions
-    mapped = (*columns.attributes.values(), columns.type, columns.occurred_on, primary_key)
-    attributes = {k: v for k, v in row.items() if "@" not in k and k not in mapped and not _is_lookup(k)}
-    attributes.update((name, row.get(column)) for name, column in columns.attributes.items())
-    return Interaction(
-        id=str(row[primary_key]).lower(),
-        contact_id=lookup_id(row.get(_lookup(columns.contact))),
-        type=str(row.get(columns.type) or ""),
-        occurred_on=when(row[columns.occurred_on]),
-        attributes=attributes,
-    )
+    mapped = frozenset((*columns.attributes.values(), columns.type, columns.occurred_on, primary_key))
+    named = tuple(columns.attributes.items())
+    contact = _lookup(columns.contact)
+    others: dict[tuple[str, ...], tuple[str, ...]] = {}  # a row's columns -> its other attributes
+    found = []
+    for row in rows:
+        keys = tuple(row)
+        plain = others.get(keys)
+        if plain is None:
+            plain = others[keys] = tuple(k for k in keys if "@" not in k and k not in mapped and not _is_lookup(k))
+        attributes = {k: row[k] for k in plain}
+        for name, column in named:
+            attributes[name] = row.get(column)
+        found.append(
+            Interaction(
+                id=str(row[primary_key]).lower(),
+                contact_id=lookup_id(row.get(contact)),
+                type=str(row.get(columns.type) or ""),
+                occurred_on=when(row[columns.occurred_on]),
+                attributes=attributes,
+            )
+        )
+    return found
 
 
 def _seconds(moment: datetime | None) -> datetime | None:

@@ -122,15 +122,15 @@ def parse_segment(data: Mapping[str, Any]) -> Segment:
 
 
 def _criteria_match(segment: Segment, contact: Contact, account: Account | None) -> bool:
+    """The contact and account criteria combined (the account's tested only when the contact's leave it open)."""
     account_row = account.attributes if account is not None else None
-    parts = []
-    if segment.contact is not None:
-        parts.append(segment.contact.matches(contact.attributes))
-    if segment.account is not None:
-        parts.append(segment.account.matches(account_row))
+    parts = [
+        (c, row) for c, row in ((segment.contact, contact.attributes), (segment.account, account_row)) if c is not None
+    ]
     if not parts:
         return True
-    return all(parts) if segment.combine == "all" else any(parts)
+    results = (criteria.matches(row) for criteria, row in parts)
+    return all(results) if segment.combine == "all" else any(results)
 
 
 def _picked(segment: Segment, contact: Contact, account: Account | None) -> bool:

@@ -29,36 +29,35 @@ __all__ = ["next_change"]
 _TICK = timedelta(microseconds=1)
 
 
-def _moment(condition: BehaviourCondition, interaction: Interaction, now: datetime) -> datetime | None:
-    """The first moment after `now` at which `interaction` starts or stops counting for `condition` (None: never)."""
-    if interaction.type != condition.interaction:
-        return None
-    occurred = interaction.occurred_on.astimezone(UTC)
-    moment = occurred if occurred > now else occurred + timedelta(days=condition.within_days) + _TICK
-    if moment <= now:  # long out of the window: the common case, decided before the (costlier) `where` tests
-        return None
-    return moment if all(test.matches(interaction.attributes) for test in condition.where) else None
-
-
 def _per_contact(
     behaviour: Iterable[BehaviourCondition], interactions: Iterable[Interaction], now: datetime
 ) -> dict[BehaviourCondition, dict[str, datetime]]:
-    """Per condition, per contact id: the earliest moment after `now` a count of that contact can change."""
-    by_type: dict[str, list[BehaviourCondition]] = {}
+    """Per condition, per contact id: the earliest moment after `now` a count of that contact can change. An
+    interaction of the condition's type starts counting at `occurred_on` (when that is after `now`) and stops a
+    `window` later; one that occurred at or before `spent` has done both by `now` (the common case, decided by one
+    comparison before the costlier `where` tests)."""
+    now = now.astimezone(UTC)
+    by_type: dict[str, list[tuple[BehaviourCondition, datetime, timedelta, dict[str, datetime]]]] = {}
     out: dict[BehaviourCondition, dict[str, datetime]] = {}
     for condition in behaviour:
         if condition not in out:
             out[condition] = {}
-            by_type.setdefault(condition.interaction, []).append(condition)
+            window = timedelta(days=condition.within_days) + _TICK
+            spent = min(now, now - window)
+            by_type.setdefault(condition.interaction, []).append((condition, spent, window, out[condition]))
     for interaction in interactions:
         contact_id = interaction.contact_id
         if not contact_id:
             continue
-        for condition in by_type.get(interaction.type, ()):
-            moment = _moment(condition, interaction, now)
-            if moment is not None:
-                known = out[condition].get(contact_id)
-                out[condition][contact_id] = moment if known is None else min(known, moment)
+        for condition, spent, window, moments in by_type.get(interaction.type, ()):
+            if interaction.occurred_on <= spent:
+                continue
+            if not all(test.matches(interaction.attributes) for test in condition.where):
+                continue
+            occurred = interaction.occurred_on.astimezone(UTC)
+            moment = occurred if occurred > now else occurred + window
+            known = moments.get(contact_id)
+            moments[contact_id] = moment if known is None else min(known, moment)
     return out
 
 

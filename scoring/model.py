@@ -74,7 +74,13 @@ class ModelError(ValueError):
         self.reason = reason
 
 
+_KINDS: Final[Mapping[type, str]] = {bool: "bool", int: "number", float: "number", Decimal: "number", str: "text"}
+
+
 def _kind(value: Any) -> str | None:
+    kind = _KINDS.get(type(value))  # the common case (every test of every record): one look-up
+    if kind is not None or value is None:
+        return kind
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float | Decimal):
@@ -89,6 +95,15 @@ def _fold(value: Any) -> Any:
 def _eq(actual: Any, expected: Any) -> bool:
     kind = _kind(actual)
     return kind is not None and kind == _kind(expected) and _fold(actual) == _fold(expected)
+
+
+def _in(actual: Any, items: Iterable[Any]) -> bool:
+    """`actual` equals one of the items (as `_eq`), its kind and folded form taken once."""
+    kind = _kind(actual)
+    if kind is None:
+        return False
+    folded = _fold(actual)
+    return any(kind == _kind(item) and folded == _fold(item) for item in items)
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -111,7 +126,7 @@ OPERATORS: Final[Mapping[str, Callable[[Any, Any], bool]]] = {
     "startswith": lambda actual, expected: (
         isinstance(actual, str) and actual.casefold().startswith(expected.casefold())
     ),
-    "in": lambda actual, expected: any(_eq(actual, item) for item in expected),
+    "in": _in,
     "is_null": lambda actual, _: actual is None,
     "is_not_null": lambda actual, _: actual is not None,
 }

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from statestore.port import (
@@ -36,6 +37,7 @@ __all__ = ["SqliteStateStore"]
 log = logging.getLogger("abm.state")
 
 _VERSION = 1  # PRAGMA user_version: 1 since the mirror keeps each row's bucket (0: before, or a new file)
+_DECODED = 1000  # mirror rows whose JSON is decoded in one call (bounded: a whole-tenant read yields as it goes)
 _SCHEMA = """
     CREATE TABLE IF NOT EXISTS progress (journey TEXT, contact_id TEXT, tile_id TEXT, entered_at TEXT,
         finished INTEGER, started_at TEXT, PRIMARY KEY (journey, contact_id));
@@ -67,6 +69,16 @@ _SCHEMA = """
     CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, kind TEXT, failed_at TEXT,
         payload BLOB, error TEXT, attempts INTEGER, record_id TEXT);
 """
+
+
+def _decoded(kind: str, rows: Sequence[tuple[str, str, str]]) -> Iterator[MirrorRow]:
+    """Mirror rows from (id, partition, data) rows, their JSON decoded `_DECODED` at a time as one array: a call of
+    `json.loads` per row costs three times as much, and a run decodes hundreds of thousands."""
+    for start in range(0, len(rows), _DECODED):
+        part = rows[start : start + _DECODED]
+        decoded = json.loads("[" + ",".join(data for _, _, data in part) + "]")
+        for (id, partition, _), data in zip(part, decoded, strict=True):
+            yield MirrorRow(kind, id, partition, data)
 
 
 class SqliteStateStore(SqliteAgenda, SqliteEventLog, SqliteTimeline):
@@ -307,20 +319,18 @@ class SqliteStateStore(SqliteAgenda, SqliteEventLog, SqliteTimeline):
                         f"SELECT id, partition, data FROM mirror WHERE kind = ? AND partition IN ({marks})",  # noqa: S608
                         (kind, *chunk),
                     ).fetchall()
-            rows.sort(key=lambda r: (r[1], r[0]))
-        for id, partition, data in rows:
-            yield MirrorRow(kind, id, partition, json.loads(data))
+            rows.sort(key=itemgetter(1, 0))  # by partition, then id
+        yield from _decoded(kind, rows)
 
     def mirror_rows(self, kind: str, ids: Iterable[str]) -> dict[str, MirrorRow]:
-        found: dict[str, MirrorRow] = {}
+        rows: list[tuple[str, str, str]] = []
         with self._lock:
             for chunk, marks in _chunks(sorted(set(ids))):
-                for id, partition, data in self.conn.execute(
+                rows += self.conn.execute(
                     f"SELECT id, partition, data FROM mirror WHERE kind = ? AND id IN ({marks})",  # noqa: S608
                     (kind, *chunk),
-                ):
-                    found[id] = MirrorRow(kind, id, partition, json.loads(data))
-        return found
+                ).fetchall()
+        return {row.id: row for row in _decoded(kind, rows)}
 
     def mirror_partitions(self, kinds: Collection[str], buckets: Collection[int] | None = None) -> list[str]:
         """The distinct partitions of these kinds' rows (in `buckets`), sorted: per kind, a walk of the covering

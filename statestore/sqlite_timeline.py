@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,29 @@ def _row(partition: str, event: Event) -> tuple[Any, ...]:
     )
 
 
+def _events(rows: Iterable[Sequence[Any]]) -> list[Event]:
+    """Events from rows of `_COLUMNS` (each equal to the event its row was written from)."""
+    return [
+        Event(_parse(at), kind, bool(milestone), source, account, contact, opportunity, content_type)
+        for at, kind, milestone, source, account, contact, opportunity, content_type in rows
+    ]
+
+
+def _stored(conn: sqlite3.Connection, names: Sequence[str]) -> tuple[dict[tuple[str, Event], int], list[int]]:
+    """The stored events of these partitions, each (partition, event) with its row's rowid, and the rowids of the
+    rows that repeat one of those."""
+    rows: list[tuple[Any, ...]] = []
+    for chunk, marks in chunks(names):
+        sql = f"SELECT rowid, partition, {_COLUMNS} FROM timeline WHERE partition IN ({marks})"  # noqa: S608
+        rows += conn.execute(sql, chunk).fetchall()
+    kept: dict[tuple[str, Event], int] = {}
+    duplicates: list[int] = []
+    for row, event in zip(rows, _events(row[2:] for row in rows), strict=True):
+        if kept.setdefault((row[1], event), row[0]) != row[0]:
+            duplicates.append(row[0])
+    return kept, duplicates
+
+
 def _where(query: TimelineQuery) -> tuple[str, list[Any]]:
     """The WHERE clause of a query and its parameters (each set as one JSON array, so any size is one parameter)."""
     clauses: list[str] = []
@@ -83,13 +106,15 @@ class SqliteTimeline:
         def _transaction(self, *, immediate: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
 
     def save_timeline(self, partitions: Mapping[str, Sequence[Event]]) -> None:
+        """Replace the partitions' events, writing only the difference: a tick evaluates partitions whose events are
+        mostly as stored, and each row written or deleted costs its five index entries."""
         names = sorted(partitions)
         with self._transaction() as conn:
-            for chunk, marks in chunks(names):
-                conn.execute(f"DELETE FROM timeline WHERE partition IN ({marks})", chunk)  # noqa: S608
+            kept, duplicates = _stored(conn, names)
+            added = [(name, e) for name in names for e in partitions[name] if kept.pop((name, e), None) is None]
+            conn.executemany("DELETE FROM timeline WHERE rowid = ?", ((r,) for r in [*kept.values(), *duplicates]))
             conn.executemany(
-                "INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_row(name, event) for name in names for event in partitions[name]),
+                "INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (_row(name, e) for name, e in added)
             )
 
     def timeline(self, query: TimelineQuery = TimelineQuery()) -> list[Event]:  # noqa: B008 (frozen, shared)
@@ -97,10 +122,7 @@ class SqliteTimeline:
         sql = f"SELECT {_COLUMNS} FROM timeline{where} ORDER BY at, rank, source, type"  # noqa: S608
         with self._lock:
             rows = self.conn.execute(sql, values).fetchall()
-        return [
-            Event(_parse(at), kind, bool(milestone), source, account, contact, opportunity, content_type)
-            for at, kind, milestone, source, account, contact, opportunity, content_type in rows
-        ]
+        return _events(rows)
 
     def timeline_types(self) -> set[str]:
         with self._lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from abm.jobs.mirror import CONSENT, SCORE, Snapshot, record_ref
 from dataverse import mapping
@@ -27,6 +28,8 @@ from scoring.records import Account, Contact, Interaction
 from statestore.port import MirrorRow, MirrorStore
 
 __all__ = ["Batch", "load_batch"]
+
+_TIME_ORDER = attrgetter("occurred_on", "id")  # the order interactions are evaluated in
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,8 @@ def load_batch(store: MirrorStore, config: MappingConfig, partitions: Sequence[s
     related_contacts = [mapping.contact(r.data, config, by_email) for r in related_rows]
     key = table("abm_interaction").primary_key
     interaction_rows = list(store.mirror("abm_interaction", wanted))
-    interactions = [mapping.interaction(r.data, key, config) for r in interaction_rows]
-    interactions.sort(key=lambda i: (i.occurred_on, i.id))
+    interactions = mapping.interactions((r.data for r in interaction_rows), key, config)
+    interactions.sort(key=_TIME_ORDER)
     partition_of |= {r.id: r.partition for r in (*rows["opportunity"], *interaction_rows)}
     lead_contacts = {lead.contact_id for lead in leads if lead.contact_id and lead.contact_id not in local_contacts}
     related_interactions = _interactions_of(store, config, lead_contacts, related) if lead_contacts else []
@@ -156,12 +159,9 @@ def _interactions_of(
     """The interactions of contacts outside the batch (a lead's contact in another account: they score the lead)."""
     key = table("abm_interaction").primary_key
     where = {r.partition for id in contacts if (r := related.contacts.get(id)) is not None}
-    found = [
-        i
-        for i in (mapping.interaction(r.data, key, config) for r in store.mirror("abm_interaction", where))
-        if i.contact_id in contacts
-    ]
-    found.sort(key=lambda i: (i.occurred_on, i.id))
+    rows = store.mirror("abm_interaction", where)
+    found = [i for i in mapping.interactions((r.data for r in rows), key, config) if i.contact_id in contacts]
+    found.sort(key=_TIME_ORDER)
     return found
 
 

@@ -358,7 +358,7 @@ def load_snapshot(store: MirrorStore, config: MappingConfig, partitions: Collect
     contacts = [mapping.contact(r.data, config, by_email) for r in rows("contact")]
     leads = [mapping.lead(r.data) for r in rows("lead")]
     key = table("abm_interaction").primary_key
-    interactions = [mapping.interaction(r.data, key, config) for r in rows("abm_interaction")]
+    interactions = mapping.interactions((r.data for r in rows("abm_interaction")), key, config)
     interactions.sort(key=lambda i: (i.occurred_on, i.id))
     opportunities = [mapping.opportunity(r.data) for r in rows("opportunity")]
     scores = {(s.lead_id, s.model): s for s in (score_record(r.data) for r in rows(SCORE))}
