@@ -27,7 +27,7 @@ from abm.settings import SETTINGS, Settings, environment, export, function_keys
 from abm.views.lead_scores import format_scores, lead_scores
 from abm_command import admin as cli_admin
 from abm_command import insights as cli_insights
-from abm_command.errors import run_command
+from abm_command.errors import PARTIAL_FAILURE, run_command
 from statestore.port import iso
 
 __all__ = ["main"]
@@ -271,6 +271,9 @@ def _sync(args: argparse.Namespace) -> int:
         result["writes"] = merge_writes(*(r.writes for r in shard_reports))
         result["requests"] = client.stats.as_dict()
         result["shards"] = [{**r.sync, "seconds": r.seconds} for r in shard_reports]
+        failed = [f for r in shard_reports for f in r.failures]
+        if failed:
+            result["failures"] = failed
     if dry:
         result["dry_run_writes"] = list(dry.writes)
     if args.json:
@@ -282,9 +285,11 @@ def _sync(args: argparse.Namespace) -> int:
         )
         for table, counts in result["writes"].items():
             print(f"  {table}: " + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+        for failure in result.get("failures", []):
+            print(f"  not written: {failure['items']:,} {failure['channel']} ({failure['error']}); due again next run")
         if args.dry_run:
             print(f"dry run: {len(result['dry_run_writes'])} write requests not sent")
-    return 0
+    return PARTIAL_FAILURE if result.get("failures") else 0
 
 
 def _deadletters(args: argparse.Namespace) -> int:

@@ -42,6 +42,8 @@ def scheduled_sync(timer: func.TimerRequest, shards: func.Out[list[str]]) -> Non
             enqueue=enqueue,
         )
     log.info("sync: %s; writes %s; requests %s", report.sync, report.writes, report.requests.get("total"))
+    if report.failures:
+        log.warning("sync went on past writes that failed (due again next run): %s", report.failures)
 
 
 @bp.function_name("sync_shard")
@@ -52,6 +54,10 @@ def sync_shard(message: func.QueueMessage) -> None:
     with without_row_values(f"shard {shard.shard} of run {shard.run_id}"):
         report = run_shard(runtime.client, runtime.store, runtime.setup, shard)
     log.info("shard %s/%s of run %s: writes %s", shard.shard, shard.shards, shard.run_id, report.writes)
+    if report.failures:
+        log.warning(
+            "shard %s of run %s went on past writes that failed: %s", shard.shard, shard.run_id, report.failures
+        )
 
 
 @bp.function_name("dead_letter_shard")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from abm.errors import InvalidInput, NotFound, Refused
+from abm.jobs.pipeline import RunReport
 from abm.settings import SettingsError
-from abm_command.errors import run_command
+from abm_command import main as cli_main
+from abm_command.errors import PARTIAL_FAILURE, run_command
 from abm_command.main import main
 from dataverse.errors import DataverseServerError
 from tests.loopback import USER_ID, loopback_dataverse, url_of
@@ -99,3 +102,25 @@ def test_a_bug_keeps_its_traceback() -> None:
 
     with pytest.raises(KeyError):
         run_command(command)
+
+
+def test_a_sync_that_went_on_past_failed_writes_exits_3_and_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failure = {"channel": "scores", "items": 12, "error": "DataverseServerError: status 500"}
+
+    def partial(*args: object, **kwargs: object) -> RunReport:
+        return RunReport(now=datetime(2026, 11, 23, tzinfo=UTC), tenant={}, requests={"total": 3}, failures=[failure])
+
+    monkeypatch.setattr(cli_main, "sync", partial)
+    settings = {
+        "DATAVERSE_URL": "https://org.invalid",
+        "DATAVERSE_AUTH": "none",
+        "ABM_SQLITE_PATH": str(tmp_path / "s"),
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert main(["sync", "--json"]) == PARTIAL_FAILURE == 3
+    assert json.loads(capsys.readouterr().out)["failures"] == [failure]
+    assert main(["sync"]) == 3
+    assert "not written: 12 scores (DataverseServerError: status 500); due again next run" in capsys.readouterr().out

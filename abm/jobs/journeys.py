@@ -220,6 +220,7 @@ class _Saves:
     progress: list[Progress] = field(default_factory=list)
     handled: set[tuple[str, str]] = field(default_factory=set)
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    account_of: dict[str, str | None] = field(default_factory=dict)  # the account of each contact that moved
 
 
 class JourneyBatches:
@@ -281,7 +282,10 @@ class JourneyBatches:
             )
             self.writer.queue(step.effects, by_contact, by_account)
             saves = self.saves[journey.name]
-            saves.progress.extend(p for c, p in step.state.progress.items() if state.progress.get(c) != p)
+            moved = [p for c, p in step.state.progress.items() if state.progress.get(c) != p]
+            saves.progress.extend(moved)
+            saves.account_of.update((p.contact_id, by_contact[p.contact_id].account_id) for p in moved
+                                    if p.contact_id in by_contact)  # fmt: skip
             saves.handled |= step.state.handled - state.handled
             _add_counts(saves.counts, _counts_by_account(step.counts, step.counts_by_account))
             for contact_id, moment in next_change(journey, step.state.progress.values(), interactions_by_contact,
@@ -289,12 +293,24 @@ class JourneyBatches:
                 due[contact_id] = min(moment, due.get(contact_id, moment))
         return due
 
-    def finish(self) -> JourneyRun:
-        """Save every journey's progress (call once the effects are written) and report the totals."""
+    def finish(self, failed: Sequence[Effect] = ()) -> JourneyRun:
+        """Save every journey's progress (call once the effects are written) and report the totals. The contacts an
+        effect that could not be written was for (every contact of its account, for a per-account tile) keep their
+        saved progress and the tile stays unhandled for the account, so the next run decides them again and writes
+        the effect then (exactly once: its key was not recorded)."""
         result = JourneyRun(created=self.writer.created)
         for journey in self.live:
             saves = self.saves[journey.name]
-            self.store.save_journey(journey.name, saves.progress, saves.handled, saves.counts)
+            mine = [e for e in failed if e.journey == journey.name]
+            contacts = {e.contact_id for e in mine if e.contact_id}
+            accounts = {e.account_id for e in mine if e.account_id and not e.contact_id}
+            progress = [
+                p
+                for p in saves.progress
+                if p.contact_id not in contacts and saves.account_of.get(p.contact_id) not in accounts
+            ]
+            handled = {(tile, account) for tile, account in saves.handled if account not in accounts}
+            self.store.save_journey(journey.name, progress, handled, saves.counts)
             totals = self.store.tile_counts(journey.name)
             result.journeys[journey.name] = {
                 "target": journey.target,

@@ -29,13 +29,15 @@ from abm.definitions import ColumnRef
 from abm.jobs.journeys import JourneyBatches
 from abm.jobs.loading import Batch, load_batch
 from abm.jobs.mirror import EVALUATED, Mirror
-from abm.jobs.outbox import Outbox
+from abm.jobs.outbox import Failure, Outbox
 from abm.jobs.scoring import ScoreWriter
 from abm.jobs.segments import evaluate_segments, segment_report
+from abm.jobs.workflows import WorkflowRun
 from dataverse.client import DataverseClient
 from dataverse.mapping import MappingConfig
-from dataverse.scores import SalesReadyFlag, flagged_lead
+from dataverse.scores import PredictiveWrite, SalesReadyFlag, ScoreWrite, flagged_lead
 from insights.timeline import Event, timeline
+from journeys.engine import Effect
 from journeys.model import Journey
 from journeys.segments import Member, Segment, members
 from scoring.due import next_change
@@ -117,9 +119,10 @@ class RunReport:
     sync: dict[str, Any] = field(default_factory=dict)
     report: str | None = None  # the HTML insights report written after the run (abm demo)
     seconds: dict[str, float] = field(default_factory=dict)  # how long its steps took (read, evaluate)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # writes that failed for good (the run went on)
 
     def as_dict(self) -> dict[str, Any]:
-        report = {
+        report: dict[str, Any] = {
             "now": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "tenant": self.tenant,
             "requests": self.requests,
@@ -134,6 +137,8 @@ class RunReport:
             report["report"] = self.report
         if self.seconds:
             report["seconds"] = self.seconds
+        if self.failures:
+            report["failures"] = self.failures
         return report
 
 
@@ -170,7 +175,7 @@ class _Evaluation:
     def __init__(self, client: DataverseClient, store: Evaluation, setup: RunSetup, now: datetime) -> None:
         self.store, self.setup, self.now = store, setup, now
         self.mirror = Mirror(store, setup.config)
-        self.outbox = Outbox()
+        self.outbox = Outbox(keep_going=True)  # one chunk that fails for good does not cost the rest of the run
         self.journeys = JourneyBatches(
             client, store, setup.journeys, self.outbox, now=now, send_emails=setup.send_emails
         )
@@ -187,13 +192,24 @@ class _Evaluation:
         self.scoring: dict[str, Any] = score_run(setup.models, (), (), (), (), now=now).summary()
         self.agenda: dict[str, AgendaEntry] = {}
         self.scored: set[str] = set()
+        self.partition_of: dict[str, str] = {}  # contacts and leads of this run's batches (where a failed write was)
+
+    def hold_back(self, failures: Sequence[Failure]) -> None:
+        """Keep the partitions of writes that failed due now, so the next run evaluates them and writes them then
+        (nothing of theirs was recorded as written)."""
+        records = {id for failure in failures for item in failure.items for id in _records_of(item)}
+        for partition in {self.partition_of.get(id, id) for id in records}:
+            earlier = self.agenda.get(partition)
+            self.agenda[partition] = AgendaEntry(partition, self.now, earlier.refs if earlier else frozenset())
 
     def batch(self, batch: Batch, found: Mapping[str, Sequence[Member]], *, journeys: bool = True) -> None:
         """Evaluate one batch (with `journeys=False`, score only the leads no batch of this run scored yet)."""
         due: dict[str, datetime] = {}
         if journeys:
             _add(self.tenant, batch.counts())
+            self.partition_of.update((c.id, batch.partition_of[c.id]) for c in batch.contacts)
             due = self.journeys.batch(found, batch.contacts, batch.accounts, batch.interactions)
+        self.partition_of.update((lead.id, batch.partition_of[lead.id]) for lead in batch.leads)
         leads = [lead for lead in batch.leads if lead.id not in self.scored]
         self.scored |= {lead.id for lead in leads}
         contacts = [*batch.contacts, *batch.related_contacts]
@@ -218,6 +234,28 @@ class _Evaluation:
                 due_at = min((m for m in (entry.due, earlier.due) if m is not None), default=None)
                 entry = AgendaEntry(partition, due_at, refs | earlier.refs)
             self.agenda[partition] = entry
+
+
+def _records_of(item: object) -> list[str]:
+    """The contacts, leads or accounts a queued write was for (an effect with its row, an email to send, a score,
+    a flag, a predictive copy, a workflow run)."""
+    if isinstance(item, tuple):
+        item = item[0]
+    if isinstance(item, Effect):
+        return [id for id in (item.contact_id, item.account_id) if id]
+    if isinstance(item, ScoreWrite):
+        return [item.score.lead_id]
+    if isinstance(item, SalesReadyFlag | PredictiveWrite):
+        return [item.lead_id]
+    if isinstance(item, WorkflowRun):
+        return [item.entity_id]
+    return []
+
+
+def _failed_effects(failures: Sequence[Failure]) -> list[Effect]:
+    """The journeys' effects among the writes that failed (created rows and emails to send)."""
+    effects = (item[0] if isinstance(item, tuple) else item for failure in failures for item in failure.items)
+    return [effect for effect in effects if isinstance(effect, Effect)]
 
 
 def _timeline(batch: Batch, flags: Sequence[SalesReadyFlag]) -> dict[str, list[Event]]:
@@ -302,13 +340,14 @@ def evaluate(
                     _add(segments.setdefault(name, {}), part)
             run.batch(batch, found)
     run.outbox.flush()
-    journey_run = run.journeys.finish()
+    journey_run = run.journeys.finish(_failed_effects(run.outbox.failures))
     if journey_run.created["lead"] and refresh_leads is not None:  # score the leads just created, in this run
         touched = sorted(refresh_leads())
         for chunk in _chunks(touched, BATCH):
             with _collector_paused():
                 run.batch(load_batch(store, setup.config, chunk), {}, journeys=False)
         run.outbox.flush()
+    run.hold_back(run.outbox.failures)
     store.save_agenda(run.agenda.values())
     return RunReport(
         now=now,
@@ -319,4 +358,5 @@ def evaluate(
         journeys=journey_run.journeys,
         scoring={"models": run.scoring},
         seconds={"evaluate": round(time.perf_counter() - started, 3)},
+        failures=[failure.as_dict() for failure in run.outbox.failures],
     )

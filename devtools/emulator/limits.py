@@ -196,6 +196,11 @@ class Guard:
             roll -= rate
         return None
 
+    def heal(self) -> None:
+        """Deal no more aimed faults (the org is well again)."""
+        with self._lock:
+            self._aimed_left = [0 for _ in self._aimed_left]
+
     def _slide(self, now: float) -> None:
         """Forget what has left the window."""
         horizon = now - self.config.limit_window

@@ -109,3 +109,31 @@ def test_aimed_and_random_faults_on_every_feature_end_as_a_clean_run(
         }
         assert dealt == {(fault, call) for fault in KINDS for call in CALLS}  # each call met each fault kind
         assert state_of(fresh_client(faulty)) == expected
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        ("scores", r"^POST \S*abm_leadscores/Microsoft\.Dynamics\.CRM\.UpsertMultiple"),
+        ("task", r"^POST \S*tasks/Microsoft\.Dynamics\.CRM\.CreateMultiple"),
+        ("send", r"^POST \S*emails\(\S*SendEmail"),
+    ],
+)
+def test_a_write_that_fails_for_good_costs_only_its_items_and_the_next_run_completes_them(
+    call: str, pattern: str, clean_run: tuple[RunReport, dict[str, Any]]
+) -> None:
+    """Every attempt at one kind of write fails (a server error past the retries): the run goes on, saves its delta
+    links, reports the failure under `failures`, and keeps the partitions of those writes due; once the org is well
+    again the next run writes them, and Dataverse ends as after the clean run, nothing twice."""
+    _, expected = clean_run
+    with org(Faults(aimed=(AimedFault("503", pattern, times=1_000_000),))) as faulty:
+        store = SqliteStateStore()
+        first = sync(fresh_client(faulty), store, SETUP, now=NOW)
+        assert first.failures and {f["channel"] for f in first.failures} == {call}
+        assert all(f["error"].startswith("DataverseServerError") for f in first.failures)
+        assert store.checkpoint("delta:contact")  # the run's read is kept: only the failed writes wait
+        assert state_of(fresh_client(faulty)) != expected
+        faulty.guard.heal()
+        second = sync(fresh_client(faulty), store, SETUP, now=NOW)
+        assert second.sync["mode"] == "incremental" and not second.failures
+        assert state_of(fresh_client(faulty)) == expected
