@@ -50,7 +50,7 @@ from statestore.azure_pages import (
     page_properties,
     page_text,
     quote,
-    row_data,
+    rows_data,
 )
 from statestore.azure_storage import (
     AzureStorage,
@@ -206,12 +206,10 @@ class BulkLoad:
                 id_json, part_json, payload = text.split("\t", 2)
                 if located.get(id_json) == part_json:
                     payloads[id_json] = payload
-        container = self._storage._container
+        data = rows_data(self._storage._container, list(payloads.values()))
         return {
-            json.loads(id_json): MirrorRow(
-                kind, json.loads(id_json), json.loads(located[id_json]), row_data(container, payload)
-            )
-            for id_json, payload in payloads.items()
+            (id := json.loads(id_json)): MirrorRow(kind, id, json.loads(located[id_json]), row)
+            for id_json, row in zip(payloads, data, strict=True)
         }
 
     # ---- sealing ----

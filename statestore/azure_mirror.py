@@ -41,16 +41,18 @@ from statestore.azure_bulk import BulkLoad
 from statestore.azure_generations import Generation, Generations
 from statestore.azure_mirror_reads import IdPage, MirrorReads, Where, blob_of
 from statestore.azure_pages import (
+    DECODED,
     ELSEWHERE,
     ROW_INLINE,
     IdLayout,
+    blob_text,
     dumps,
     group_of,
     id_payload,
     listing_key,
     page_properties,
     quote,
-    row_data,
+    rows_data,
 )
 from statestore.azure_storage import (
     MAX_TRIES,
@@ -151,7 +153,8 @@ class AzureMirror(MirrorReads):
         self._on_current(lambda generation: self._delete(generation, kind, wanted))
 
     def mirror(self, kind: str, partitions: Iterable[str] | None = None) -> Iterator[MirrorRow]:
-        """The rows of one kind, in the given partitions (all when None), in (partition, id) order."""
+        """The rows of one kind, in the given partitions (all when None), in (partition, id) order: read now,
+        decoded as they are taken (`_decoded`)."""
         self._settle_mirror()
         wanted = None if partitions is None else sorted(set(partitions))
         if wanted is None:
@@ -160,13 +163,29 @@ class AzureMirror(MirrorReads):
             found = self._on_current(lambda generation: self._batch_rows(generation, kind, wanted))
         else:
             return iter(())
-        return iter(
-            [
-                MirrorRow(kind, id, partition, row_data(self._container, rows[id]))
-                for partition, rows in sorted(found.items())
-                for id in sorted(rows)
-            ]
-        )
+        for rows in found.values():  # blobs read now, with the pages: only the decoding waits for the caller
+            for id, payload in rows.items():
+                if payload.startswith('"'):
+                    rows[id] = blob_text(self._container, payload)
+        return self._decoded(kind, found)
+
+    def _decoded(self, kind: str, found: dict[str, dict[str, str]]) -> Iterator[MirrorRow]:
+        """The rows read, in (partition, id) order, decoded DECODED at a time as they are taken, each payload
+        dropped once decoded: a caller mapping rows as they come holds its records and a chunk of rows, and one
+        keeping every row holds them once (as data), not also as text."""
+        chunk: list[tuple[str, str, str]] = []
+        for partition in sorted(found):
+            rows = found.pop(partition)
+            for id in sorted(rows):
+                chunk.append((partition, id, rows.pop(id)))
+                if len(chunk) == DECODED:
+                    yield from self._rows(kind, chunk)
+                    chunk = []
+        yield from self._rows(kind, chunk)
+
+    def _rows(self, kind: str, chunk: list[tuple[str, str, str]]) -> list[MirrorRow]:
+        data = rows_data(self._container, [payload for _, _, payload in chunk])
+        return [MirrorRow(kind, id, partition, row) for (partition, id, _), row in zip(chunk, data, strict=True)]
 
     def mirror_rows(self, kind: str, ids: Iterable[str]) -> dict[str, MirrorRow]:
         """The rows of one kind with these ids, by id, from their id pages."""
@@ -189,11 +208,10 @@ class AzureMirror(MirrorReads):
                 id: rows.get(partition, {}).get(id) if payload == ELSEWHERE else payload
                 for id, (partition, payload) in found.items()
             }
-            return {
-                id: MirrorRow(kind, id, found[id][0], row_data(self._container, payload))
-                for id, payload in payloads.items()
-                if payload is not None  # else moved or removed between the two reads
-            }
+            # None: moved or removed between the two reads
+            present = {id: payload for id, payload in payloads.items() if payload is not None}
+            data = rows_data(self._container, list(present.values()))
+            return {id: MirrorRow(kind, id, found[id][0], row) for id, row in zip(present, data, strict=True)}
 
         return self._on_current(read)
 

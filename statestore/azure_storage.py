@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.paging import ItemPaged
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
@@ -35,6 +36,7 @@ __all__ = [
     "compact_json",
     "delete_op",
     "digest",
+    "drained",
     "in_parallel",
     "key_after",
     "key_filters",
@@ -103,6 +105,19 @@ def in_parallel(work: Callable[[_T], list[_R]], items: Collection[_T]) -> list[_
         return [result for item in items for result in work(item)]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         return [result for results in pool.map(work, items) for result in results]
+
+
+def drained(query: ItemPaged[TableEntity]) -> list[TableEntity]:
+    """Every entity a query returns, its pages read in turn. The SDK's pager refers to itself (through its own
+    callbacks), so once dropped it waits for the cyclic garbage collector with what it kept: the last page's entities
+    and the service's parsed answer. While the collector is paused (`abm.jobs.pipeline` pauses it over a batch), the
+    queries of a batch's reads would hold about 14 MB at `ref` that way; the pager's attributes are dropped once it
+    is read, which breaks the cycle."""
+    pages = query.by_page()
+    try:
+        return [entity for page in pages for entity in page]
+    finally:
+        getattr(pages, "__dict__", {}).clear()
 
 
 def key_filters(pk: str, rks: Sequence[str], field: str = "RowKey") -> list[Filter]:
@@ -293,7 +308,7 @@ class AzureStorage:
         if len(rks) <= SCAN_ABOVE:
             return cls._find(table, pk, rks)
         wanted = set(rks)
-        everything = table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})
+        everything = drained(table.query_entities("PartitionKey eq @pk", parameters={"pk": pk}))
         return [entity for entity in everything if entity["RowKey"] in wanted]
 
     @classmethod
@@ -309,7 +324,7 @@ class AzureStorage:
         """The entities every query finds, the queries a few at a time."""
 
         def query(found: Filter) -> list[TableEntity]:
-            return list(table.query_entities(found[0], parameters=found[1], select=select))
+            return drained(table.query_entities(found[0], parameters=found[1], select=select))
 
         return in_parallel(query, filters)
 
