@@ -35,6 +35,24 @@ def demo_setup() -> RunSetup:
     return build_setup(Settings.from_env({}))
 
 
+def handoff_workflow(workflow_id: str, owner: str, stamp: str) -> dict[str, Any]:
+    """An activated on-demand classic workflow on lead, as a sales-ready hand-off needs one (a workflow row)."""
+    return {
+        "workflowid": workflow_id,
+        "name": "Hand off sales-ready lead",
+        "primaryentity": "lead",
+        "category": 0,
+        "type": 1,
+        "ondemand": 1,
+        "statecode": 1,
+        "statuscode": 2,
+        "createdon": stamp,
+        "modifiedon": stamp,
+        "ownerid": owner,
+        "ownerid__type": "systemuser",
+    }
+
+
 @contextmanager
 def tenant(
     size: str = "small", seed: int = 1, guard: GuardConfig | None = None

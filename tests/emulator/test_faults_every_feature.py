@@ -27,7 +27,7 @@ from devtools.emulator.server import Emulator, EmulatorIdentity
 from devtools.emulator.store import Store
 from devtools.tenant import CALLER_USER_ID
 from statestore.sqlite import SqliteStateStore
-from tests.runtime_support import NOW, dataverse_state, demo_setup, fresh_client
+from tests.runtime_support import NOW, dataverse_state, demo_setup, fresh_client, handoff_workflow
 from tests.state_stores import fresh_store
 
 HANDOFF = "d0d0d0d0-0000-4000-8000-00000000000b"  # an on-demand workflow on lead
@@ -41,25 +41,7 @@ AIMED = tuple(AimedFault(kind, pattern) for pattern in CALLS.values() for kind i
 def org(faults: Faults | None = None) -> Iterator[Emulator]:
     store = Store()
     load_tenant(store, "small", seed=1, now=NOW)
-    store.insert_many(
-        TABLES["workflow"],
-        [
-            {
-                "workflowid": HANDOFF,
-                "name": "Hand off sales-ready lead",
-                "primaryentity": "lead",
-                "category": 0,
-                "type": 1,
-                "ondemand": 1,
-                "statecode": 1,
-                "statuscode": 2,
-                "createdon": "2026-01-01T00:00:00Z",
-                "modifiedon": "2026-01-01T00:00:00Z",
-                "ownerid": CALLER_USER_ID,
-                "ownerid__type": "systemuser",
-            }
-        ],
-    )
+    store.insert_many(TABLES["workflow"], [handoff_workflow(HANDOFF, CALLER_USER_ID, "2026-01-01T00:00:00Z")])
     guard = GuardConfig(faults=faults or Faults(), fault_retry_after=0)
     try:
         with Emulator(store, EmulatorIdentity(CALLER_USER_ID), guard=guard) as emulator:

@@ -24,7 +24,7 @@ from scoring.records import Contact, Lead
 from statestore.port import Intent, iso
 from statestore.sqlite import SqliteStateStore
 from tests.emulator.conftest import CALLER, CONTOSO, FABRIKAM, LONER, MULLER, OBRIEN, STAMP, WORKFLOW, seed
-from tests.runtime_support import Clock
+from tests.runtime_support import Clock, handoff_workflow
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 HANDOFF = "d0d0d0d0-0000-4000-8000-00000000000a"  # an on-demand workflow on lead, like outbound's hand-off
@@ -62,22 +62,7 @@ def store() -> Iterator[Store]:
     store = Store()
     seed(store)
     owned = {"createdon": STAMP, "modifiedon": STAMP, "ownerid": CALLER, "ownerid__type": "systemuser"}
-    store.insert_many(
-        TABLES["workflow"],
-        [
-            {
-                **owned,
-                "workflowid": HANDOFF,
-                "name": "Hand off sales-ready lead",
-                "primaryentity": "lead",
-                "category": 0,
-                "type": 1,
-                "ondemand": 1,
-                "statecode": 1,
-                "statuscode": 2,
-            }
-        ],
-    )
+    store.insert_many(TABLES["workflow"], [handoff_workflow(HANDOFF, CALLER, STAMP)])
     store.insert_many(
         TABLES["lead"],
         [
