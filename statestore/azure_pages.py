@@ -171,14 +171,27 @@ def blob_text(container: ContainerClient, payload: str) -> str:
     return _blob(container, _DECODE(payload)[0]) if payload.startswith('"') else payload
 
 
+def _shared(rows: list[dict[str, Any]]) -> None:
+    """Each distinct text value of these rows held once: the rows of a chunk (a few accounts) repeat most of theirs
+    (their contacts' ids, an interaction's type, asset and campaign), and the records mapped from them keep them. At
+    `ref`, a batch's interactions hold 8 MB of text values instead of 26 (for 30 ms of work)."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        for name, value in row.items():
+            if type(value) is str:
+                row[name] = seen.setdefault(value, value)
+
+
 def rows_data(container: ContainerClient, payloads: Sequence[str]) -> list[dict[str, Any]]:
     """Rows' data from their payloads (the JSON object, or the name of the blob holding it), in order, decoded
     DECODED at a time as one JSON array. The decoder keeps one copy of each object key per call, so rows decoded
-    together share their column names: decoded one by one, each row holds its own (a batch's interactions take half
-    as much again), and a call per row also costs more."""
+    together share their column names (decoded one by one, each row holds its own: a batch's interactions take half
+    as much again, and a call per row also costs more); their text values are shared too (`_shared`)."""
     found: list[dict[str, Any]] = []
     for start in range(0, len(payloads), DECODED):
         values = _DECODE(f"[{','.join(payloads[start : start + DECODED])}]")[0]
-        found += (json.loads(_blob(container, value)) if isinstance(value, str) else value for value in values)
-    assert all(isinstance(data, dict) for data in found), "a mirror row's data is a JSON object"
+        chunk = [json.loads(_blob(container, value)) if isinstance(value, str) else value for value in values]
+        assert all(isinstance(data, dict) for data in chunk), "a mirror row's data is a JSON object"
+        _shared(chunk)
+        found += chunk
     return found

@@ -1,7 +1,7 @@
 """What the Azure mirror's reads hold in memory (`statestore.azure_mirror`, `statestore.azure_pages`): rows decoded
-together share their column names, `mirror` decodes rows as they are taken (the blobs of large rows read with the
-pages, at the call), and a read leaves no cyclic garbage behind (the SDK's pagers refer to themselves), which a run
-pausing the collector over a batch would hold until the batch ends."""
+together share their column names and text values, `mirror` decodes rows as they are taken (the blobs of large rows
+read with the pages, at the call), and a read leaves no cyclic garbage behind (the SDK's pagers refer to themselves),
+which a run pausing the collector over a batch would hold until the batch ends."""
 
 from __future__ import annotations
 
@@ -51,14 +51,16 @@ class _Blobs:
         return _Download(self.blobs[name])
 
 
-def test_rows_data_decodes_in_order_reads_blobs_and_shares_keys() -> None:
-    payloads = [dumps({"id": str(i), "n": i}) for i in range(DECODED + 5)]
+def test_rows_data_decodes_in_order_reads_blobs_and_shares_names_and_values() -> None:
+    payloads = [dumps({"id": str(i), "n": i, "type": "Opened"}) for i in range(DECODED + 5)]
     payloads[3] = dumps("mirrors/1/big")
-    found = rows_data(_Blobs({"mirrors/1/big": dumps({"id": "big", "n": -1})}), payloads)  # type: ignore[arg-type]
+    big = dumps({"id": "big", "n": -1, "type": "Opened"})
+    found = rows_data(_Blobs({"mirrors/1/big": big}), payloads)  # type: ignore[arg-type]
     assert [row["n"] for row in found] == [-1 if i == 3 else i for i in range(DECODED + 5)]
-    assert found[0] == {"id": "0", "n": 0}
+    assert found[0] == {"id": "0", "n": 0, "type": "Opened"}
     first, second = (next(iter(row)) for row in found[:2])
     assert first is second  # one copy of a column name per chunk, not one per row
+    assert found[0]["type"] is found[1]["type"] is found[3]["type"]  # and of a text value (a blob's row's too)
     assert rows_data(_Blobs({}), []) == []  # type: ignore[arg-type]
 
 
